@@ -1,0 +1,38 @@
+# Everything a fresh machine needs: `make demo` and `make test` create .venv themselves.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export NO_ALBUMENTATIONS_UPDATE := 1
+export HF_HUB_OFFLINE := 1
+export SPARK_LOCAL_IP := 127.0.0.1
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
+	$(BIN)/pip check
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/curate demo --output build/demo
+
+test: venv
+	$(BIN)/ruff check pipeline jobs schemas tests benchmarks
+	$(BIN)/python -m pytest tests
+
+lint: venv
+	$(BIN)/ruff check pipeline jobs schemas tests benchmarks
+	$(BIN)/ruff format --check pipeline jobs schemas tests benchmarks
+
+bench: venv
+	$(BIN)/python benchmarks/extract.py
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,52 @@
+"""``curate``: the command line over every stage. Each subcommand runs the same code as its
+Spark job in ``jobs/``, embedded in Spark local mode (``local[*]``) unless ``--master`` says
+otherwise."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from jobs import extract
+
+BUNDLED_WARCS = Path(__file__).resolve().parent.parent / "tests" / "data" / "warc"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    warcs = sorted(str(p) for p in BUNDLED_WARCS.glob("*.warc*"))
+    if not warcs:
+        print(f"error: no bundled WARC files in {BUNDLED_WARCS}", file=sys.stderr)
+        return 2
+    print(f"demo: extracting {len(warcs)} bundled Common Crawl WARC files from {BUNDLED_WARCS}")
+    return extract.main(["--input", *warcs, "--output", args.output, *(["--no-progress"] if args.no_progress else [])],
+                        default_master=args.master)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="curate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("extract", help="WARC files -> image-text pairs and interleaved documents",
+                       description=extract.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    extract.build_parser(p)
+
+    p = sub.add_parser("demo", help="run the pipeline on the bundled WARC files, offline",
+                       description="Runs extract on the WARC files bundled in tests/data/warc and "
+                                   "prints what it found.")  # fmt: skip
+    p.add_argument("--output", "-o", default="build/demo", help="output folder (default: build/demo)")
+    p.add_argument("--master", default="local[*]", help="Spark master URL (default: local[*])")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    if args.command == "extract":
+        return extract.main(argv[1:], default_master="local[*]")
+    if args.command == "demo":
+        return _demo(args)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
