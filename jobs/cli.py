@@ -17,22 +17,39 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"error: no bundled WARC files in {BUNDLED_WARCS}", file=sys.stderr)
         return 2
     print(f"demo: extracting {len(warcs)} bundled Common Crawl WARC files from {BUNDLED_WARCS}")
-    return extract.main(["--input", *warcs, "--output", args.output, *(["--no-progress"] if args.no_progress else [])],
-                        default_master=args.master)  # fmt: skip
+    return extract.main(
+        [
+            "--input",
+            *warcs,
+            "--output",
+            args.output,
+            *(["--no-progress"] if args.no_progress else []),
+        ],
+        default_master=args.master,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("extract", help="WARC files -> image-text pairs and interleaved documents",
-                       description=extract.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "extract",
+        help="WARC files -> image-text pairs and interleaved documents",
+        description=extract.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     extract.build_parser(p)
 
-    p = sub.add_parser("demo", help="run the pipeline on the bundled WARC files, offline",
-                       description="Runs extract on the WARC files bundled in tests/data/warc and "
-                                   "prints what it found.")  # fmt: skip
-    p.add_argument("--output", "-o", default="build/demo", help="output folder (default: build/demo)")
+    p = sub.add_parser(
+        "demo",
+        help="run the pipeline on the bundled WARC files, offline",
+        description="Runs extract on the WARC files bundled in tests/data/warc and "
+        "prints what it found.",
+    )
+    p.add_argument(
+        "--output", "-o", default="build/demo", help="output folder (default: build/demo)"
+    )
     p.add_argument("--master", default="local[*]", help="Spark master URL (default: local[*])")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser

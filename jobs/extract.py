@@ -23,29 +23,55 @@ from schemas.extract import SCHEMA_VERSION
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="extract", description=__doc__,
-                                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH",
-                        help="WARC/WARC.gz paths or URLs, globs ('crawl/*.warc.gz'), or listing "
-                             "files with one path a line (.paths, .paths.gz, .txt, .lst)")  # fmt: skip
-    parser.add_argument("--output", "-o", required=True,
-                        help="output folder or URL; gets pairs/, docs/, _stats/ and stats.json")  # fmt: skip
-    parser.add_argument("--prefix", default=None,
-                        help="joined to relative lines of listing files (for Common Crawl: its "
-                             "data URL); default: the listing's own folder")  # fmt: skip
-    parser.add_argument("--master", default=None,
-                        help="Spark master URL; default: whatever spark-submit set, else local[*]")  # fmt: skip
+    parser = parser or argparse.ArgumentParser(
+        prog="extract", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--input",
+        "-i",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="WARC/WARC.gz paths or URLs, globs ('crawl/*.warc.gz'), or listing "
+        "files with one path a line (.paths, .paths.gz, .txt, .lst)",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        help="output folder or URL; gets pairs/, docs/, _stats/ and stats.json",
+    )
+    parser.add_argument(
+        "--prefix",
+        default=None,
+        help="joined to relative lines of listing files (for Common Crawl: its "
+        "data URL); default: the listing's own folder",
+    )
+    parser.add_argument(
+        "--master",
+        default=None,
+        help="Spark master URL; default: whatever spark-submit set, else local[*]",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_config_flags(parser, ExtractConfig)
     return parser
 
 
-def run(inputs: list[str], output: str, config: ExtractConfig, master: str | None = None,
-        progress: bool = True) -> dict:  # fmt: skip
+def run(
+    inputs: list[str],
+    output: str,
+    config: ExtractConfig,
+    master: str | None = None,
+    progress: bool = True,
+) -> dict:
     """Extract every input into ``output``; return the merged stats (also in stats.json)."""
     for sub in ("pairs", "docs", "_stats"):
         storage.remove_stale_temporaries(storage.join(output, sub))
-    todo = [p for p in inputs if not storage.exists(storage.join(output, "_stats", f"{shard_name(p)}.json"))]
+    todo = [
+        p
+        for p in inputs
+        if not storage.exists(storage.join(output, "_stats", f"{shard_name(p)}.json"))
+    ]
     results = []
     if todo:
         spark = spark_util.session("curate-extract", master)
@@ -66,7 +92,9 @@ def run(inputs: list[str], output: str, config: ExtractConfig, master: str | Non
         resumed=len(inputs) - len(todo),
         config=dataclasses.asdict(config),
     )
-    storage.write_text_atomic(storage.join(output, "stats.json"), json.dumps(summary, indent=2) + "\n")
+    storage.write_text_atomic(
+        storage.join(output, "stats.json"), json.dumps(summary, indent=2) + "\n"
+    )
     return summary
 
 
@@ -80,15 +108,23 @@ def format_summary(stats: dict, output: str) -> str:
         f"  image-text pairs:    {stats.get('pairs', 0):>8}   -> pairs/ "
         f"(of {stats['images']['in']} image elements)",
     ]
-    for title, dropped in (("records dropped", stats["dropped"]), ("files failed", files["dropped"]),
-                           ("images not paired", stats["images"]["dropped"])):  # fmt: skip
+    for title, dropped in (
+        ("records dropped", stats["dropped"]),
+        ("files failed", files["dropped"]),
+        ("images not paired", stats["images"]["dropped"]),
+    ):
         if dropped:
             lines.append(f"  {title}:")
-            lines.extend(f"    {reason:<24} {n:>8}" for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1]))
+            lines.extend(
+                f"    {reason:<24} {n:>8}"
+                for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1])
+            )
     if stats.get("files_damaged"):
         lines.append(f"  damaged files (read up to the damage): {stats['files_damaged']}")
-    lines.append(f"  accounting: in {stats['in']} == kept {stats['kept']} + dropped "
-                 f"{sum(stats['dropped'].values())}  (stats.json)")  # fmt: skip
+    lines.append(
+        f"  accounting: in {stats['in']} == kept {stats['kept']} + dropped "
+        f"{sum(stats['dropped'].values())}  (stats.json)"
+    )
     return "\n".join(lines)
 
 
@@ -99,8 +135,13 @@ def main(argv: list[str] | None = None, default_master: str | None = None) -> in
     except storage.InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    stats = run(inputs, args.output, config_from_args(ExtractConfig, args),
-                args.master or default_master, progress=not args.no_progress)  # fmt: skip
+    stats = run(
+        inputs,
+        args.output,
+        config_from_args(ExtractConfig, args),
+        args.master or default_master,
+        progress=not args.no_progress,
+    )
     print(format_summary(stats, args.output))
     return 0
 

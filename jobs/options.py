@@ -11,12 +11,18 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls) -> None:
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
         if f.type in (bool, "bool"):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                               help=help_text)  # fmt: skip
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text
+            )
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(f.type), f.type)
-            group.add_argument(flag, type=kind, default=f.default, metavar="N" if kind is int else None,
-                               help=help_text)  # fmt: skip
+            group.add_argument(
+                flag,
+                type=kind,
+                default=f.default,
+                metavar="N" if kind is int else None,
+                help=help_text,
+            )
 
 
 def config_from_args(config_cls, args: argparse.Namespace):

@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 
 import fsspec
 import pyarrow as pa
-from fastwarc.warc import ArchiveIterator, WarcRecordType
+from fastwarc.warc import WarcRecordType
 
 from pipeline import storage
 from pipeline.page import extract_page
 from pipeline.payload import decode_content, decode_html, html_verdict
 from pipeline.stats import StageStats
+from pipeline.warc import WarcRecords
 from schemas.extract import (
     BAD_PAGE_URL,
     DOC_SCHEMA,
@@ -86,40 +87,34 @@ def extract_warc(warc_url: str, config: ExtractConfig, stats: StageStats):
         if fs.size(path) == 0:
             files.drop(FILE_EMPTY)
             return
-        stream = fs.open(path, "rb")
+        records = WarcRecords(fs, path)
+        seen, truncated = 0, False
+        for offset, record in records:
+            seen += 1
+            if record.record_type != WarcRecordType.response:
+                stats.extra["other_records"] += 1
+                continue
+            reason, page = _read_page(record, offset, warc_url, config, stats)
+            if reason == TRUNCATED_RECORD or (page is not None and page[2]):
+                truncated = True
+                records.damaged(offset)  # its Content-Length may have swallowed what follows
+            if reason:
+                stats.main.drop(reason)
+                continue
+            stats.main.keep()
+            yield page[:2]
     except OSError:
         files.drop(FILE_UNREADABLE)
         return
-    records = 0
-    damaged = False
-    try:
-        with stream:
-            iterator = ArchiveIterator(stream, parse_http=True, auto_decode="none", quirks_mode=True)
-            for record in iterator:
-                records += 1
-                if record.record_type != WarcRecordType.response:
-                    stats.extra["other_records"] += 1
-                    continue
-                reason, page = _read_page(record, warc_url, config, stats)
-                damaged |= reason == TRUNCATED_RECORD or (page is not None and page[2])
-                if reason:
-                    stats.main.drop(reason)
-                    continue
-                stats.main.keep()
-                yield page[:2]
-    except Exception:  # a stream that breaks mid-file: keep what was read, note the damage
-        if records == 0:
-            files.drop(FILE_UNREADABLE)
-            return
-        damaged = True
-    if records == 0:
+    if seen == 0:
         files.drop(FILE_NOT_WARC)
         return
     files.keep()
-    stats.extra["files_damaged"] += damaged
+    stats.extra["files_damaged"] += truncated or records.resyncs > 0
+    stats.extra["resyncs"] += records.resyncs
 
 
-def _read_page(record, warc_url: str, config: ExtractConfig, stats: StageStats):
+def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats: StageStats):
     """One response record -> ``(None, (pair_rows, doc_row, truncated))`` or ``(reason, None)``."""
     page_url = _page_url(record.headers.get("WARC-Target-URI"))
     if page_url is None:
@@ -137,7 +132,10 @@ def _read_page(record, warc_url: str, config: ExtractConfig, stats: StageStats):
     if not raw:
         return EMPTY_BODY, None
     body, reason = decode_content(
-        raw, http.get("Transfer-Encoding", ""), http.get("Content-Encoding", ""), config.max_page_bytes
+        raw,
+        http.get("Transfer-Encoding", ""),
+        http.get("Content-Encoding", ""),
+        config.max_page_bytes,
     )
     if reason:
         return reason, None
@@ -166,7 +164,7 @@ def _read_page(record, warc_url: str, config: ExtractConfig, stats: StageStats):
     provenance = {
         "warc_path": warc_url,
         "warc_record_id": record_id,
-        "warc_offset": record.stream_pos,
+        "warc_offset": offset,
     }
     for pair in page.pairs:
         pair.update(page_url=page_url, page_lang=page.lang, **provenance)

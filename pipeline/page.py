@@ -18,22 +18,20 @@ from pipeline.urls import base_url, image_url
 from schemas.extract import IMAGE_NO_ALT
 
 # Removed with everything inside them before the document is read.
-BOILERPLATE_TAGS = [
-    "script", "style", "noscript", "template", "nav", "header", "footer", "form", "aside",
-    "iframe", "svg", "math", "canvas", "button", "select", "input", "textarea", "label",
-    "object", "embed", "menu", "dialog", "video", "audio", "map",
-]  # fmt: skip
+BOILERPLATE_TAGS = (
+    "script style noscript template nav header footer form aside iframe svg math canvas button "
+    "select input textarea label object embed menu dialog video audio map"
+).split()
 # Unwrapped (tag removed, text kept) so that their text joins the surrounding block.
-INLINE_TAGS = [
-    "a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn",
-    "em", "font", "i", "ins", "kbd", "mark", "nobr", "q", "s", "samp", "small", "span",
-    "strike", "strong", "sub", "sup", "time", "tt", "u", "var", "wbr", "picture",
-]  # fmt: skip
+INLINE_TAGS = (
+    "a abbr acronym b bdi bdo big cite code data del dfn em font i ins kbd mark nobr q s samp "
+    "small span strike strong sub sup time tt u var wbr picture"
+).split()
 
 _INLINE_SELECTOR = ",".join(INLINE_TAGS)
 _BLOCK_SEP = "\ue002"  # between text nodes in text(): a private-use character, not whitespace
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"  # private-use characters around an image index
-_MARKER = re.compile(f"{_MARK_OPEN}(\\d+){_MARK_CLOSE}")
+_MARKER = re.compile(f"{_MARK_OPEN}img(\\d+){_MARK_CLOSE}")
 # C0 controls (bar whitespace, which split() collapses), DEL and U+FFFD (the parser turns NUL
 # and undecodable bytes into it), dropped from text.
 _STRIP_CONTROLS = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127, 0xFFFD])
@@ -128,7 +126,9 @@ def extract_page(html: str, page_url: str, max_alt_chars: int = 1000, max_url_le
             if info is None:
                 img.decompose()
                 continue
-            img.replace_with(f"{_BLOCK_SEP}{_MARK_OPEN}{len(doc_images)}{_MARK_CLOSE}{_BLOCK_SEP}")
+            img.replace_with(
+                f"{_BLOCK_SEP}{_MARK_OPEN}img{len(doc_images)}{_MARK_CLOSE}{_BLOCK_SEP}"
+            )
             doc_images.append(info)
         for inline in body.css(_INLINE_SELECTOR):  # one C-level query, faster than unwrap_tags
             inline.unwrap()
@@ -137,7 +137,7 @@ def extract_page(html: str, page_url: str, max_alt_chars: int = 1000, max_url_le
         if _CONTROLS.search(text):
             text = text.translate(_STRIP_CONTROLS)
         for block in text.split(_BLOCK_SEP):
-            if _MARK_OPEN in block:
+            if _MARK_OPEN in block and _MARKER.search(block):
                 pieces = _MARKER.split(block)  # text, index, text, index, ..., text
                 for i, piece in enumerate(pieces):
                     if i % 2:

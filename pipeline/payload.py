@@ -22,21 +22,29 @@ GENERIC_TYPES = frozenset(
 )
 
 # Leading bytes of common binary formats (images, archives, documents, media, executables).
-_MAGIC = (
-    b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"BM",
-    b"RIFF", b"\x00\x00\x01\x00", b"ID3", b"OggS", b"fLaC", b"\x7fELF", b"wOFF", b"wOF2",
-    b"\x28\xb5\x2f\xfd", b"7z\xbc\xaf", b"Rar!", b"\xd0\xcf\x11\xe0", b"MZ", b"II*\x00",
-    b"MM\x00*",
-)  # fmt: skip
+_MAGIC = tuple(
+    bytes.fromhex(h)
+    for h in (
+        "89504e47 ffd8ff 47494638 25504446 504b0304 1f8b 424d 52494646 00000100 494433 4f676753"
+        " 664c6143 7f454c46 774f4646 774f4632 28b52ffd 377abcaf 52617221 d0cf11e0 4d5a 49492a00"
+        " 4d4d002a"
+    ).split()
+)  # PNG JPEG GIF PDF ZIP gzip BMP RIFF ICO MP3 Ogg FLAC ELF WOFF WOFF2 zstd 7z RAR OLE MZ TIFF
 # WHATWG MIME sniffing: an HTML document starts (after whitespace) with one of these tags.
 _HTML_START = re.compile(
     rb"\s*(?:<!doctype\s+html|<html|<head|<body|<script|<iframe|<h1|<div|<font|<table|<a[\s>]"
     rb"|<style|<title|<b[\s>]|<br|<p[\s>]|<!--|<meta|<link)",
     re.IGNORECASE,
 )
-_CONTROL_BYTES = bytes(set(range(32)) - {9, 10, 12, 13, 27})
-_META_CHARSET = re.compile(rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.\-]{1,40})""", re.I)
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_CONTROL_BYTES = bytes(sorted(set(range(32)) - {9, 10, 12, 13, 27}))
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.\-]{1,40})""", re.I
+)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 # The labels that the HTML standard maps to windows-1252.
 _WINDOWS_1252 = frozenset({"latin-1", "iso8859-1", "ascii", "cp1252"})
 
@@ -99,9 +107,8 @@ def looks_binary(head: bytes) -> bool:
     if head.startswith(_MAGIC) or head[4:8] == b"ftyp":
         return True
     sample = head[:1024]
-    if b"\x00" in sample:
-        return True
-    return len(sample) > 0 and len(sample.translate(None, _CONTROL_BYTES)) < 0.9 * len(sample)
+    # A stray NUL happens in real HTML; binary data has many (WHATWG's "binary data bytes").
+    return len(sample) > 0 and len(sample.translate(None, _CONTROL_BYTES)) < 0.95 * len(sample)
 
 
 def looks_html(head: bytes) -> bool:
@@ -173,8 +180,12 @@ def decode_html(body: bytes, header_charset: str | None, max_replacement: float 
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(body[:65536]).best()
-    codec = _codec(best.encoding) if best is not None else None
+    matches = list(from_bytes(body[:65536]))
+    codec = _codec(matches[0].encoding) if matches else None
+    # Single-byte Latin codecs often tie; prefer windows-1252, the web's commonest legacy
+    # charset and the HTML standard's default, when it is about as clean as the winner.
+    if any(m.encoding == "cp1252" and m.chaos <= matches[0].chaos + 0.05 for m in matches):
+        codec = "cp1252"
     text = body.decode(codec or "cp1252", errors="replace")
     if text.count("\ufffd") > max_replacement * max(len(text), 1):
         return None, UNDECODABLE_TEXT, None

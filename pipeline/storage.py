@@ -16,7 +16,9 @@ class InputError(ValueError):
 
 
 def join(base: str, *parts: str) -> str:
-    return posixpath.join(base.rstrip("/"), *parts) if "://" in base else posixpath.join(base, *parts)
+    return (
+        posixpath.join(base.rstrip("/"), *parts) if "://" in base else posixpath.join(base, *parts)
+    )
 
 
 def _is_listing(path: str) -> bool:
@@ -36,7 +38,7 @@ def expand_inputs(specs: list[str], prefix: str | None = None) -> list[str]:
     for spec in specs:
         fs, path = fsspec.core.url_to_fs(spec)
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-        unstrip = (lambda p: p) if protocol == "file" else (lambda p: f"{protocol}://{p}")
+        unstrip = fs.unstrip_protocol if protocol != "file" else str
         if any(c in path for c in "*?["):
             matches = sorted(fs.glob(path))
             if not matches:

@@ -20,6 +20,7 @@ LAZY_SRC_ATTRS = (
 )
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HOST = re.compile(r"(?:[\w.~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(?::\d{0,5})?")
 _NEEDS_JOIN = re.compile(r"[\x00-\x20\x7f\\]|/\.\.?(?:/|$)")  # controls, spaces, "\\", dot segments
 
 
@@ -64,17 +65,17 @@ def resolve(base: str, ref: str, max_length: int = 2048) -> tuple[str | None, st
     ref = ref.strip()
     if not ref:
         return None, IMAGE_NO_URL
-    if len(ref) > max_length:
-        return None, IMAGE_BAD_URL
     head = ref[:11].lower()
     if head.startswith(("http://", "https://")) and not _NEEDS_JOIN.search(ref):
-        host = ref.split("/", 3)[2]  # absolute already: skip urljoin, the slow part
-        if host and "@" not in host and len(ref) <= max_length:
-            return ref, None
+        host = ref.split("/", 3)[2].split("?", 1)[0].split("#", 1)[0]
+        if _HOST.fullmatch(host) and len(ref) <= max_length:
+            return ref, None  # absolute already: skip urljoin and urlsplit, the slow part
     if ":" in head and not head.startswith(("http:", "https:")):
         scheme = head.split(":", 1)[0]
         if scheme.isalpha() or scheme.replace("+", "").replace("-", "").isalnum():
             return None, IMAGE_NON_HTTP_URL  # data:, javascript:, blob:, ftp:, about:, ...
+    if len(ref) > max_length:
+        return None, IMAGE_BAD_URL
     try:
         url = urljoin(base, ref)
         parts = urlsplit(url)

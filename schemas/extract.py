@@ -26,7 +26,9 @@ SCHEMA_VERSION = "extract/1"
 HTTP_NOT_200 = "http_status_not_200"  # HTTP status line missing or not 200 (redirects, 404, ...)
 NOT_HTML = "not_html"  # Content-Type and body sniffing both say this is not HTML
 BINARY_BODY = "binary_body"  # labelled as HTML but the body is binary (image, PDF, NULs, ...)
-PAGE_TOO_LARGE = "page_too_large"  # body above ExtractConfig.max_page_bytes (checked before reading)
+PAGE_TOO_LARGE = (
+    "page_too_large"  # body above ExtractConfig.max_page_bytes (checked before reading)
+)
 EMPTY_BODY = "empty_body"  # no payload after the HTTP headers
 TRUNCATED_RECORD = "truncated_record"  # fewer bytes than the WARC Content-Length declares
 CONTENT_ENCODING_ERROR = "content_encoding_error"  # gzip/deflate/br Content-Encoding did not decode
@@ -76,7 +78,9 @@ PAIR_SCHEMA = pa.schema(
         pa.field("page_url", pa.string(), nullable=False),
         pa.field("width", pa.int32()),  # the <img width> attribute, when it is a number
         pa.field("height", pa.int32()),
-        pa.field("position", pa.int32(), nullable=False),  # 0-based order among the page's image elements
+        pa.field(
+            "position", pa.int32(), nullable=False
+        ),  # 0-based order among the page's image elements
         pa.field("page_lang", pa.string()),  # <html lang>, lower-cased
         *_PROVENANCE,
     ],
