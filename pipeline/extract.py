@@ -151,6 +151,8 @@ def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats:
     text, codec, source = decode_html(body, record.http_charset)
     if text is None:
         return codec, None  # the reason
+    if codec == "utf-8" and source != "bom":
+        text = body  # valid UTF-8: lexbor parses the bytes as they are, without re-encoding
     try:
         page = extract_page(text, page_url, config.max_alt_chars, config.max_url_length)
     except Exception:
@@ -201,10 +203,8 @@ def extract_file_to(warc_url: str, output: str, config: ExtractConfig | None = N
             pair_rows.extend(pairs)
             doc_rows.append(doc)
             if len(doc_rows) >= config.rows_per_group:
-                _flush(pairs_out, PAIR_SCHEMA, pair_rows)
-                _flush(docs_out, DOC_SCHEMA, doc_rows)
-        _flush(pairs_out, PAIR_SCHEMA, pair_rows)
-        _flush(docs_out, DOC_SCHEMA, doc_rows)
+                _flush(pairs_out, docs_out, pair_rows, doc_rows)
+        _flush(pairs_out, docs_out, pair_rows, doc_rows)
     stats.extra["pairs"] += stats.tally("images").kept
     stats.extra["docs"] += stats.main.kept
     result = stats.to_dict(warc_path=warc_url, shard=name, schema_version=SCHEMA_VERSION)
@@ -212,7 +212,35 @@ def extract_file_to(warc_url: str, output: str, config: ExtractConfig | None = N
     return result
 
 
-def _flush(writer, schema: pa.Schema, rows: list) -> None:
-    if rows:
-        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-        rows.clear()
+def _flush(pairs_out, docs_out, pair_rows: list[dict], doc_rows: list[dict]) -> None:
+    if pair_rows:
+        pairs_out.write_table(pa.Table.from_pylist(pair_rows, schema=PAIR_SCHEMA))
+        pair_rows.clear()
+    if doc_rows:
+        docs_out.write_table(docs_table(doc_rows))
+        doc_rows.clear()
+
+
+def docs_table(doc_rows: list[dict]) -> pa.Table:
+    """Documents whose ``nodes`` are ``(type, text, url, alt)`` tuples, as a DOC_SCHEMA table.
+
+    The nested column is built from flat columns and offsets: a dict per node and
+    ``Table.from_pylist`` cost more than the HTML parse on node-heavy pages.
+    """
+    offsets, flat = [0], []
+    for doc in doc_rows:
+        flat.extend(doc["nodes"])
+        offsets.append(len(flat))
+    node_type = DOC_SCHEMA.field("nodes").type.value_type
+    node_columns = zip(*flat) if flat else ((), (), (), ())
+    nodes = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.StructArray.from_arrays(
+            [pa.array(col, pa.string()) for col in node_columns], fields=list(node_type)
+        ),
+    )
+    columns = [
+        nodes if f.name == "nodes" else pa.array([d[f.name] for d in doc_rows], f.type)
+        for f in DOC_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=DOC_SCHEMA)

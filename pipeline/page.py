@@ -68,14 +68,19 @@ class PageContent:
     title: str | None
     lang: str | None
     pairs: list[dict]  # url, caption, width, height, position, uid
-    nodes: list[dict]  # {"type": "text", "text": ...} or {"type": "image", "url":, "alt":}
+    nodes: list[tuple]  # (type, text, url, alt): ("text", text, None, None) or ("image", None, url, alt)
     image_drops: Counter = field(default_factory=Counter)
     images_seen: int = 0
 
 
-def extract_page(html: str, page_url: str, max_alt_chars: int = 1000, max_url_length: int = 2048):
-    """Parse one page. ``page_url`` must be absolute; it is the base for relative URLs."""
+def extract_page(
+    html: str | bytes, page_url: str, max_alt_chars: int = 1000, max_url_length: int = 2048
+):
+    """Parse one page (``str``, or UTF-8 ``bytes``). ``page_url`` must be absolute; it is the
+    base for relative URLs."""
     tree = LexborHTMLParser(html)
+    pictures = (b"<picture", b"<PICTURE") if isinstance(html, bytes) else ("<picture", "<PICTURE")
+    has_picture = pictures[0] in html or pictures[1] in html
     root = tree.root
     lang = None
     if root is not None and root.tag == "html":
@@ -92,9 +97,10 @@ def extract_page(html: str, page_url: str, max_alt_chars: int = 1000, max_url_le
     for position, img in enumerate(images):
         attrs = img.attributes
         extra = ()
-        parent = img.parent
-        if parent is not None and parent.tag == "picture":
-            extra = [s.attributes.get("srcset") or "" for s in parent.css("source")]
+        if has_picture:
+            parent = img.parent
+            if parent is not None and parent.tag == "picture":
+                extra = [s.attributes.get("srcset") or "" for s in parent.css("source")]
         url, reason = image_url(attrs, base, extra, max_url_length)
         if url is None:
             drops[reason] += 1
@@ -141,10 +147,9 @@ def extract_page(html: str, page_url: str, max_alt_chars: int = 1000, max_url_le
                 pieces = _MARKER.split(block)  # text, index, text, index, ..., text
                 for i, piece in enumerate(pieces):
                     if i % 2:
-                        url, alt = doc_images[int(piece)]
-                        nodes.append({"type": "image", "text": None, "url": url, "alt": alt})
+                        nodes.append(("image", None, *doc_images[int(piece)]))
                     elif piece := " ".join(piece.split()):
-                        nodes.append({"type": "text", "text": piece, "url": None, "alt": None})
+                        nodes.append(("text", piece, None, None))
             elif block := " ".join(block.split()):
-                nodes.append({"type": "text", "text": block, "url": None, "alt": None})
+                nodes.append(("text", block, None, None))
     return PageContent(title, lang, pairs, nodes, drops, len(images))

@@ -164,7 +164,8 @@ def decode_html(body: bytes, header_charset: str | None, max_replacement: float 
     """
     for bom, codec in _BOMS:
         if body.startswith(bom):
-            return body.decode(codec, errors="replace"), codec.replace("-", ""), "bom"
+            text = body.decode(codec, errors="replace").removeprefix("\ufeff")
+            return text, codec, "bom"
     for source, label in (("http_header", header_charset), ("meta", None)):
         if source == "meta":
             label = meta_charset(body)

@@ -76,6 +76,9 @@ def resolve(base: str, ref: str, max_length: int = 2048) -> tuple[str | None, st
             return None, IMAGE_NON_HTTP_URL  # data:, javascript:, blob:, ftp:, about:, ...
     if len(ref) > max_length:
         return None, IMAGE_BAD_URL
+    url = _join_simple(base, ref)
+    if url is not None:
+        return (url, None) if len(url) <= max_length else (None, IMAGE_BAD_URL)
     try:
         url = urljoin(base, ref)
         parts = urlsplit(url)
@@ -86,6 +89,26 @@ def resolve(base: str, ref: str, max_length: int = 2048) -> tuple[str | None, st
     if not parts.hostname or len(url) > max_length or _CONTROL.search(url):
         return None, IMAGE_BAD_URL
     return url, None
+
+
+def _join_simple(base: str, ref: str) -> str | None:
+    """Resolve the common relative forms without urljoin: ``//host/p``, ``/p`` and ``p``
+    (no dot segments, query-only or fragment-only refs). ``None`` means: use urljoin."""
+    if _NEEDS_JOIN.search(ref) or ref[0] in "?#." or ":" in ref.split("/", 1)[0]:
+        return None
+    scheme_end = base.find("://")
+    if scheme_end < 0:
+        return None
+    if ref.startswith("//"):
+        host = ref[2:].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+        return base[:scheme_end] + ":" + ref if _HOST.fullmatch(host) else None
+    path_start = base.find("/", scheme_end + 3)
+    if ref[0] == "/":
+        return (base if path_start < 0 else base[:path_start]) + ref
+    if path_start < 0:
+        return base + "/" + ref
+    directory = base.split("?", 1)[0].split("#", 1)[0]
+    return directory[: directory.rfind("/") + 1] + ref
 
 
 def base_url(page_url: str, base_href: str | None) -> str:

@@ -7,7 +7,7 @@ URL = "https://example.com/articles/cats.html"
 
 
 def texts(page):
-    return [n["text"] for n in page.nodes if n["type"] == "text"]
+    return [text for kind, text, _, _ in page.nodes if kind == "text"]
 
 
 def test_pairs_cover_src_srcset_lazy_and_picture():
@@ -78,7 +78,7 @@ def test_document_drops_boilerplate_and_keeps_order():
       <aside>Related links</aside><footer>Copyright 2024</footer>
     </body></html>"""
     page = extract_page(html, URL)
-    assert [(n["type"], n["text"] or n["url"]) for n in page.nodes] == [
+    assert [(kind, text or url) for kind, text, url, _ in page.nodes] == [
         ("text", "All about cats"),
         ("text", "Cats are small, furry animals."),
         ("text", "They purr."),
@@ -88,7 +88,8 @@ def test_document_drops_boilerplate_and_keeps_order():
         ("image", "https://example.com/articles/inline.jpg"),
         ("text", "after an inline image."),
     ]
-    assert page.nodes[3]["alt"] == "A cat" and page.nodes[6]["alt"] == ""
+    assert page.nodes[3] == ("image", None, "https://example.com/articles/cat.jpg", "A cat")
+    assert page.nodes[6][3] == ""  # an image without alt text is still a document node
     # the pairs still see the header logo: LAION keeps every <img> with alt text
     assert [p["caption"] for p in page.pairs] == ["Logo", "A cat"]
     assert {"script", "nav", "header", "footer", "form", "style", "aside"} <= set(BOILERPLATE_TAGS)
@@ -103,4 +104,4 @@ def test_private_use_characters_in_text_survive():
     """Icon fonts put glyphs in the private-use area, where the image markers also live."""
     page = extract_page("<p>icon \ue000 font \ue001 glyphs \ue0007\ue001</p><img src=a.jpg>", URL)
     assert texts(page) == ["icon \ue000 font \ue001 glyphs \ue0007\ue001"]
-    assert [n["type"] for n in page.nodes] == ["text", "image"]
+    assert [n[0] for n in page.nodes] == ["text", "image"]
