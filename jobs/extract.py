@@ -65,6 +65,7 @@ def run(
     progress: bool = True,
 ) -> dict:
     """Extract every input into ``output``; return the merged stats (also in stats.json)."""
+    output = storage.absolute(output)
     for sub in ("pairs", "docs", "_stats"):
         storage.remove_stale_temporaries(storage.join(output, sub))
     todo = [

@@ -232,7 +232,7 @@ def docs_table(doc_rows: list[dict]) -> pa.Table:
         flat.extend(doc["nodes"])
         offsets.append(len(flat))
     node_type = DOC_SCHEMA.field("nodes").type.value_type
-    node_columns = zip(*flat) if flat else ((), (), (), ())
+    node_columns = zip(*flat, strict=True) if flat else ((), (), (), ())
     nodes = pa.ListArray.from_arrays(
         pa.array(offsets, pa.int32()),
         pa.StructArray.from_arrays(

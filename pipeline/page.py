@@ -68,7 +68,7 @@ class PageContent:
     title: str | None
     lang: str | None
     pairs: list[dict]  # url, caption, width, height, position, uid
-    nodes: list[tuple]  # (type, text, url, alt): ("text", text, None, None) or ("image", None, url, alt)
+    nodes: list[tuple]  # ("text", text, None, None) or ("image", None, url, alt)
     image_drops: Counter = field(default_factory=Counter)
     images_seen: int = 0
 

@@ -68,6 +68,14 @@ def expand_inputs(specs: list[str], prefix: str | None = None) -> list[str]:
     return sorted(set(found))
 
 
+def absolute(url: str) -> str:
+    """A local path made absolute (executors do not share the driver's working directory);
+    URLs with a scheme other than file:// are returned as they are."""
+    if "://" in url and not url.startswith("file://"):
+        return url
+    return fsspec.core.url_to_fs(url)[1]
+
+
 def exists(url: str) -> bool:
     fs, path = fsspec.core.url_to_fs(url)
     return fs.exists(path)

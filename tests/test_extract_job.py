@@ -77,6 +77,15 @@ def test_killed_run_resumes_and_leaves_no_partial_file(spark, warcs, tmp_path):
     assert (out / "pairs" / f"{victim}.parquet").exists()
 
 
+def test_relative_output_is_made_absolute_for_the_executors(spark, warcs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stats = extract_job.run(
+        [str(warcs / "whirlwind.warc.gz")], "rel/out", ExtractConfig(), progress=False
+    )
+    assert stats["pairs"] == 7
+    assert len(list((tmp_path / "rel" / "out" / "pairs").glob("*.parquet"))) == 1
+
+
 def test_listing_file_with_relative_paths_and_prefix(tmp_path, warcs):
     listing = tmp_path / "warc.paths.gz"
     with gzip.open(listing, "wt") as f:
