@@ -82,55 +82,59 @@ def extract_warc(warc_url: str, config: ExtractConfig, stats: StageStats):
     """
     files = stats.tally("files")
     stats.tally("images")  # present (and zero) even when no page is kept
+    seen, damaged, resyncs = 0, False, 0
     try:
         fs, path = fsspec.core.url_to_fs(warc_url)
         if fs.size(path) == 0:
             files.drop(FILE_EMPTY)
             return
         records = WarcRecords(fs, path)
-        seen, truncated = 0, False
         for offset, record in records:
             seen += 1
             if record.record_type != WarcRecordType.response:
                 stats.extra["other_records"] += 1
                 continue
-            reason, page = _read_page(record, offset, warc_url, config, stats)
-            if reason == TRUNCATED_RECORD or (page is not None and page[2]):
-                truncated = True
+            reason, page, truncated = _read_page(record, offset, warc_url, config, stats)
+            if truncated:
+                damaged = True
                 records.damaged(offset)  # its Content-Length may have swallowed what follows
             if reason:
                 stats.main.drop(reason)
                 continue
             stats.main.keep()
-            yield page[:2]
-    except OSError:
-        files.drop(FILE_UNREADABLE)
-        return
+            yield page
+        resyncs = records.resyncs
+    except OSError:  # the filesystem failed: before any record, or part-way through
+        if seen == 0:
+            files.drop(FILE_UNREADABLE)
+            return
+        damaged = True
     if seen == 0:
         files.drop(FILE_NOT_WARC)
         return
     files.keep()
-    stats.extra["files_damaged"] += truncated or records.resyncs > 0
-    stats.extra["resyncs"] += records.resyncs
+    stats.extra["files_damaged"] += damaged or resyncs > 0
+    stats.extra["resyncs"] += resyncs
 
 
 def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats: StageStats):
-    """One response record -> ``(None, (pair_rows, doc_row, truncated))`` or ``(reason, None)``."""
+    """One response record -> ``(reason, (pair_rows, doc_row), truncated)``; the reason is
+    ``None`` for a kept page, and the page ``None`` for a dropped one."""
     page_url = _page_url(record.headers.get("WARC-Target-URI"))
     if page_url is None:
-        return BAD_PAGE_URL, None
+        return BAD_PAGE_URL, None, False
     http = record.http_headers
     if http is None or http.status_code != 200:
-        return HTTP_NOT_200, None
+        return HTTP_NOT_200, None, False
     declared = record.content_length
     if declared > config.max_page_bytes:
-        return PAGE_TOO_LARGE, None
+        return PAGE_TOO_LARGE, None, False
     raw = record.reader.read()
     truncated = len(raw) < declared
     if truncated and not config.keep_truncated:
-        return TRUNCATED_RECORD, None
+        return TRUNCATED_RECORD, None, True
     if not raw:
-        return EMPTY_BODY, None
+        return EMPTY_BODY, None, truncated
     body, reason = decode_content(
         raw,
         http.get("Transfer-Encoding", ""),
@@ -138,25 +142,25 @@ def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats:
         config.max_page_bytes,
     )
     if reason:
-        return reason, None
+        return reason, None, truncated
     if len(body) > config.max_page_bytes:
-        return PAGE_TOO_LARGE, None
+        return PAGE_TOO_LARGE, None, truncated
     if not body:
-        return EMPTY_BODY, None
+        return EMPTY_BODY, None, truncated
     reason = html_verdict(
         http.get("Content-Type", ""), record.headers.get("WARC-Identified-Payload-Type", ""), body
     )
     if reason:
-        return reason, None
+        return reason, None, truncated
     text, codec, source = decode_html(body, record.http_charset)
     if text is None:
-        return codec, None  # the reason
+        return codec, None, truncated  # the reason
     if codec == "utf-8" and source != "bom":
         text = body  # valid UTF-8: lexbor parses the bytes as they are, without re-encoding
     try:
         page = extract_page(text, page_url, config.max_alt_chars, config.max_url_length)
     except Exception:
-        return PARSE_ERROR, None
+        return PARSE_ERROR, None, truncated
     stats.counter("charset_source")[source] += 1
     images = stats.tally("images")
     images.kept += len(page.pairs)
@@ -181,7 +185,7 @@ def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats:
     }
     if truncated:
         stats.extra["truncated_kept"] += 1
-    return None, (page.pairs, doc, truncated)
+    return None, (page.pairs, doc), truncated
 
 
 def extract_file_to(warc_url: str, output: str, config: ExtractConfig | None = None) -> dict:
