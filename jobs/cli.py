@@ -17,16 +17,28 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"error: no bundled WARC files in {BUNDLED_WARCS}", file=sys.stderr)
         return 2
     print(f"demo: extracting {len(warcs)} bundled Common Crawl WARC files from {BUNDLED_WARCS}")
-    return extract.main(
-        [
-            "--input",
-            *warcs,
-            "--output",
-            args.output,
-            *(["--no-progress"] if args.no_progress else []),
-        ],
-        default_master=args.master,
-    )
+    flags = ["--no-progress"] if args.no_progress else []
+    code = extract.main(["--input", *warcs, "--output", args.output, *flags], args.master)
+    if code == 0:
+        print(_samples(Path(args.output)))
+    return code
+
+
+def _samples(output: Path, n: int = 5) -> str:
+    """A few extracted pairs and the start of one document, to see what the job produced."""
+    import pyarrow.parquet as pq
+
+    pairs = pq.read_table(output / "pairs", columns=["caption", "url"]).to_pylist()
+    docs = pq.read_table(output / "docs", columns=["page_url", "nodes"]).to_pylist()
+    lines = [f"\nsample pairs ({len(pairs)} in {output / 'pairs'}):"]
+    step = max(1, len(pairs) // n)
+    lines += [f"  {p['caption'][:50]!r:54} {p['url'][:70]}" for p in pairs[::step][:n]]
+    doc = max(docs, key=lambda d: sum(node["type"] == "image" for node in d["nodes"]))
+    lines.append(f"sample document ({doc['page_url']}, first nodes of {len(doc['nodes'])}):")
+    for node in doc["nodes"][:8]:
+        shown = node["text"] if node["type"] == "text" else f"<image {node['url']}>"
+        lines.append(f"  [{node['type']}] {shown[:90]}")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:

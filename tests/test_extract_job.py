@@ -152,3 +152,13 @@ def test_curate_extract_console_script(tmp_path, warcs):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "image-text pairs:           7" in result.stdout
     assert json.loads((tmp_path / "o" / "stats.json").read_text())["pairs"] == 7
+
+
+def test_demo_prints_summary_and_samples(spark, tmp_path, capsys):
+    from jobs.cli import main
+
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "image-text pairs:         294" in out
+    assert "accounting: in 44 == kept 43 + dropped 1" in out
+    assert "sample pairs (294 in" in out and "[image] <image https://" in out
