@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from jobs import extract
+from jobs import filter as filter_job
 
 BUNDLED_WARCS = Path(__file__).resolve().parent.parent / "tests" / "data" / "warc"
 
@@ -54,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     extract.build_parser(p)
 
     p = sub.add_parser(
+        "filter",
+        help="pairs -> candidates: caption, URL and language rules of a recipe, exact dedup",
+        description=filter_job.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    filter_job.build_parser(p)
+
+    p = sub.add_parser(
         "demo",
         help="run the pipeline on the bundled WARC files, offline",
         description="Runs extract on the WARC files bundled in tests/data/warc and "
@@ -72,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "extract":
         return extract.main(argv[1:], default_master="local[*]")
+    if args.command == "filter":
+        return filter_job.main(argv[1:], default_master="local[*]")
     if args.command == "demo":
         return _demo(args)
     raise AssertionError(args.command)

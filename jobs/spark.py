@@ -10,9 +10,12 @@ import threading
 from contextlib import contextmanager
 
 
-def session(app_name: str, master: str | None = None, conf: dict | None = None):
+def session(app_name: str, master: str | None = None, conf: dict | None = None,
+            console_progress: bool = False):  # fmt: skip
     """Return the active SparkSession, or build one. ``master=None`` keeps what ``spark-submit``
-    (or ``spark.master`` in the environment) chose; ``curate`` passes ``local[*]``."""
+    (or ``spark.master`` in the environment) chose; ``curate`` passes ``local[*]``.
+    ``console_progress`` turns on Spark's own stage progress bar (for SQL jobs, whose task
+    counts are not known in advance)."""
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
@@ -28,7 +31,9 @@ def session(app_name: str, master: str | None = None, conf: dict | None = None):
         if master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             builder = builder.config("spark.driver.host", "127.0.0.1")
-    builder = builder.config("spark.ui.showConsoleProgress", "false")
+            # 200 shuffle partitions is a cluster default; on one machine it is pure overhead.
+            builder = builder.config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 2)))
+    builder = builder.config("spark.ui.showConsoleProgress", str(console_progress).lower())
     builder = builder.config("spark.ui.enabled", "false")
     builder = builder.config("spark.python.worker.reuse", "true")
     for key, value in (conf or {}).items():
