@@ -30,7 +30,7 @@ FILENAME_PATTERN = (
     r"|[0-9a-f]{16,}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"  # hashes
 )
 URL_PATTERN = r"(?i)^(?:https?://|www\.)\S+$"
-DIGITS_PATTERN = r"^[\d\s.,:;/\\#+\-_()]+$"
+DIGITS_PATTERN = r"^[\s.,:;/\\#+\-_()]*\d[\d\s.,:;/\\#+\-_()]*$"  # at least one digit
 PUNCTUATION_PATTERN = r"^[\p{P}\p{S}\s]+$"
 GENERIC_CAPTIONS = (
     "image", "images", "img", "photo", "photos", "photograph", "picture", "pictures", "pic",

@@ -26,9 +26,14 @@ class ImageExtension(Filter):
     allow_missing: bool = field(default=True, metadata={"help": "let URLs without one pass"})
 
     def judge(self, table):
-        ext = pc.struct_field(pc.extract_regex(table.column("url"), _EXTENSION), "ext")
-        ok = pc.is_in(pc.utf8_lower(ext), value_set=pa.array([e.lower() for e in self.allowed]))
-        bad = pc.invert(ok) if self.allow_missing else pc.invert(ok.fill_null(False))
+        found = pc.extract_regex(table.column("url"), _EXTENSION)
+        # A URL without an extension gives a null struct whose field reads "": make it null.
+        ext = pc.if_else(pc.is_valid(found), pc.struct_field(found, "ext"), None)
+        value_set = pa.array([e.lower() for e in self.allowed])
+        allowed = pc.is_in(pc.utf8_lower(ext), value_set=value_set)
+        bad = pc.invert(allowed)  # is_in says false, not null, for a missing extension
+        if self.allow_missing:
+            bad = pc.and_(bad, pc.is_valid(ext))
         return Verdict(first_reason(table.num_rows, (URL_EXTENSION, bad)))
 
 

@@ -1,0 +1,30 @@
+"""Build small pair tables (the extract stage's schema) for filter tests."""
+
+import pyarrow as pa
+
+from pipeline.page import pair_uid
+from schemas.extract import PAIR_SCHEMA
+
+
+def pairs_table(*captions: str | None, urls=None, widths=None, heights=None, **extra) -> pa.Table:
+    n = len(captions)
+    urls = urls or [f"https://example.com/img/{i}.jpg" for i in range(n)]
+    rows = []
+    for i, caption in enumerate(captions):
+        row = {
+            "uid": pair_uid(caption or "", urls[i]),
+            "url": urls[i],
+            "caption": caption,
+            "page_url": "https://example.com/page.html",
+            "width": (widths or [None] * n)[i],
+            "height": (heights or [None] * n)[i],
+            "position": i,
+            "page_lang": "en",
+            "warc_path": "file.warc.gz",
+            "warc_record_id": "<urn:uuid:1>",
+            "warc_offset": 0,
+        }
+        row.update({k: v[i] for k, v in extra.items()})
+        rows.append(row)
+    schema = pa.schema([f.with_nullable(True) for f in PAIR_SCHEMA])  # tests may pass nulls
+    return pa.Table.from_pylist(rows, schema=schema)
