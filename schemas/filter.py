@@ -36,6 +36,15 @@ DECLARED_TOO_SMALL = "declared_size_too_small"  # width/height attributes below 
 # --- language ---------------------------------------------------------------------------------
 LANGUAGE_NOT_WANTED = "language_not_wanted"
 LANGUAGE_UNCERTAIN = "language_uncertain"  # top language's confidence below the minimum
+# --- Conceptual Captions text rules ----------------------------------------------------------
+LOWERCASE_START = "lowercase_start"  # the first word is lower-case
+TOO_MANY_CAPITALS = "too_many_capitals"  # more capitalised words than the maximum share
+TOKEN_REPETITION = "token_repetition"  # one word is too large a share of the caption
+LOW_UNIQUE_RATIO = "low_unique_ratio"  # too few distinct words
+OUT_OF_VOCABULARY = "out_of_vocabulary"  # words outside the English vocabulary
+PROFANITY = "profanity"  # a word of the profanity list
+POS_STRUCTURE = "pos_structure"  # lacks the determiner/noun/preposition (or noun/verb) structure
+NOUN_RATIO = "noun_ratio"  # nouns are too large a share of the words
 # --- exact deduplication (after all rules) ----------------------------------------------------
 DUPLICATE_UID = "duplicate_uid"  # same md5(caption + url) as an earlier kept row
 DUPLICATE_URL = "duplicate_url"  # the URL already has max_per_url earlier kept rows
