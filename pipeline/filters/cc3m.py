@@ -25,12 +25,16 @@ from schemas.filter import (
 )
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")  # letters, with an inner apostrophe
+STOCK_AGENCIES = (
+    "shutterstock", "getty images", "istock(?:photo)?", "alamy", "dreamstime", "123rf",
+    "depositphotos", "adobe stock",
+)  # fmt: skip
 # Stock-photo and credit boilerplate, cropped out of captions (case ignored).
 BOILERPLATE = (
     r"click (?:here )?to (?:enlarge|zoom|view)",
     r"(?:royalty[- ]free )?stock (?:photo|photography|image|picture|vector|illustration)s?",
     r"royalty[- ]free",
-    r"[|\-–—:]\s*(?:shutterstock|getty images|istock(?:photo)?|alamy|dreamstime|123rf|depositphotos|adobe stock)\b.*$",
+    r"[|\-–—:]\s*(?:" + "|".join(STOCK_AGENCIES) + r")\b.*$",
     r"(?:©|\(c\)|copyright)\s.*$",
     r"\b(?:photo|image|picture|credit)s?\s*(?:by|via|credit|courtesy(?: of)?)\s*:?\s.*$",
     r"\bhigh[- ]res(?:olution)?\b",
