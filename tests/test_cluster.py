@@ -216,24 +216,11 @@ def _local_expectation(inputs: list[Path], out: Path) -> dict:
     return totals
 
 
-def test_extract_job_on_standalone_cluster(spark_cluster, standalone_cluster, tmp_path):
-    cluster = standalone_cluster
-    inputs = _inputs()
-    out = tmp_path / "out"
-    expected = _local_expectation(inputs, tmp_path / "local")
-
-    cmd = [
-        str(cluster.home / "bin" / "spark-submit"),
-        "--master",
-        spark_cluster,
-        str(JOB),
-        "--input",
-        *map(str, inputs),
-        "--output",
-        str(out),
-        "--no-progress",
-    ]
-    log = tmp_path / "spark-submit.log"
+def _submit(cluster, tmp_path: Path, job: Path, *args: str) -> Path:
+    """``spark-submit --master spark://... JOB ARGS``, as a data engineer runs it; returns the
+    path of its log."""
+    cmd = [str(cluster.home / "bin" / "spark-submit"), "--master", cluster.url, str(job), *args]
+    log = tmp_path / f"spark-submit-{job.stem}.log"
     with open(log, "wb") as f:
         try:
             proc = subprocess.run(
@@ -252,6 +239,18 @@ def test_extract_job_on_standalone_cluster(spark_cluster, standalone_cluster, tm
     assert proc.returncode == 0, (
         f"spark-submit exited with {proc.returncode}\n--- spark-submit log ---\n{_tail(log, 80)}\n"
         + cluster.logs()
+    )
+    return log
+
+
+def test_extract_job_on_standalone_cluster(spark_cluster, standalone_cluster, tmp_path):
+    cluster = standalone_cluster
+    inputs = _inputs()
+    out = tmp_path / "out"
+    expected = _local_expectation(inputs, tmp_path / "local")
+
+    log = _submit(
+        cluster, tmp_path, JOB, "--input", *map(str, inputs), "--output", str(out), "--no-progress"
     )
 
     stats_file = out / "stats.json"
@@ -286,3 +285,22 @@ def test_extract_job_on_standalone_cluster(spark_cluster, standalone_cluster, tm
     assert set(app_dirs) & set(completed), (
         f"master lists completed apps {completed}, worker ran {app_dirs}\n{cluster.logs()}"
     )
+
+
+def test_filter_job_on_standalone_cluster(standalone_cluster, spark, tmp_path):
+    """The cc3m recipe (fastText and spaCy on the executors) gives what local mode gives."""
+    from jobs import filter as filter_job
+    from pipeline.extract import extract_file_to
+    from pipeline.recipe import load_recipe
+
+    extracted = tmp_path / "extracted"
+    for path in _inputs():
+        extract_file_to(str(path), str(extracted))
+    out = tmp_path / "cluster"
+    _submit(standalone_cluster, tmp_path, REPO / "jobs" / "filter.py", "--input", str(extracted),
+            "--recipe", "cc3m", "--output", str(out), "--dropped")  # fmt: skip
+    on_cluster = json.loads((out / "stats.json").read_text())
+    local = filter_job.run(str(extracted), load_recipe("cc3m"), str(tmp_path / "local"))
+    assert on_cluster["in"] == on_cluster["kept"] + sum(on_cluster["dropped"].values())
+    assert (on_cluster["kept"], on_cluster["dropped"]) == (local["kept"], local["dropped"])
+    assert on_cluster["in"] > 0 and 0 < on_cluster["kept"] < on_cluster["in"]
