@@ -19,10 +19,27 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     print(f"demo: extracting {len(warcs)} bundled Common Crawl WARC files from {BUNDLED_WARCS}")
     flags = ["--no-progress"] if args.no_progress else []
-    code = extract.main(["--input", *warcs, "--output", args.output, *flags], args.master)
-    if code == 0:
-        print(_samples(Path(args.output)))
-    return code
+    out = Path(args.output)
+    code = extract.main(["--input", *warcs, "--output", str(out / "extract"), *flags], args.master)
+    if code != 0:
+        return code
+    print(_samples(out / "extract"))
+    for recipe in args.recipes:
+        print(f"\ndemo: filtering the pairs with the {recipe} recipe")
+        code = filter_job.main(
+            [
+                "--input",
+                str(out / "extract"),
+                "--recipe",
+                recipe,
+                "--output",
+                str(out / f"filter-{recipe}"),
+            ],
+            args.master,
+        )
+        if code != 0:
+            return code
+    return 0
 
 
 def _samples(output: Path, n: int = 5) -> str:
@@ -65,8 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="run the pipeline on the bundled WARC files, offline",
-        description="Runs extract on the WARC files bundled in tests/data/warc and "
-        "prints what it found.",
+        description="Runs extract on the WARC files bundled in tests/data/warc, then filter with "
+        "each recipe, and prints what every stage kept and dropped.",
+    )
+    p.add_argument(
+        "--recipes",
+        nargs="*",
+        default=["laion", "datacomp-basic", "cc3m"],
+        help="filter recipes to run (default: laion datacomp-basic cc3m)",
     )
     p.add_argument(
         "--output", "-o", default="build/demo", help="output folder (default: build/demo)"

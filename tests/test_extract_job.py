@@ -157,8 +157,21 @@ def test_curate_extract_console_script(tmp_path, warcs):
 def test_demo_prints_summary_and_samples(spark, tmp_path, capsys):
     from jobs.cli import main
 
-    assert main(["demo", "--output", str(tmp_path / "demo"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--output",
+                str(tmp_path / "demo"),
+                "--no-progress",
+                "--recipes",
+                "datacomp-basic",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "image-text pairs:         294" in out
     assert "accounting: in 44 == kept 43 + dropped 1" in out
     assert "sample pairs (294 in" in out and "[image] <image https://" in out
+    assert "filter (datacomp-basic/1): 294 pairs in -> 56 candidates" in out
