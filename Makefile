@@ -33,6 +33,7 @@ lint: venv
 
 bench: venv
 	$(BIN)/python benchmarks/extract.py
+	$(BIN)/python benchmarks/filter.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -160,3 +160,13 @@ def test_language_keeps_any_when_keep_is_null():
 def test_missing_language_model_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="language-id model not found"):
         Language(model=str(tmp_path / "nope.bin")).setup()
+
+
+def test_language_can_look_at_a_prefix_only():
+    caption = (
+        "A black dog running on the beach at sunset "
+        + "Ceci est une très longue phrase en français " * 20
+    )
+    whole = Language().judge(pairs_table(caption)).columns["language"].to_pylist()
+    prefix = Language(max_chars=40).judge(pairs_table(caption)).columns["language"].to_pylist()
+    assert (whole, prefix) == (["fr"], ["en"])

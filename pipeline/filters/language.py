@@ -46,6 +46,11 @@ class Language(Filter):
     model: str | None = field(
         default=None, metadata={"help": "a fastText .bin/.ftz path; default: bundled lid.176"}
     )
+    max_chars: int | None = field(
+        default=None,
+        metadata={"help": "identify from the first this many characters (fastText's cost grows "
+                  "with length); null: the whole caption"},
+    )  # fmt: skip
 
     def setup(self):
         self._model = load_fasttext(self.model)
@@ -55,8 +60,10 @@ class Language(Filter):
             self.setup()
         predict = self._model.f.predict  # the C++ call, without the wrapper's per-call checks
         languages, scores = [], np.empty(table.num_rows, dtype=np.float32)
+        limit = self.max_chars
         for i, caption in enumerate(table.column("caption").to_pylist()):
-            top = predict((caption or "").replace("\n", " ") + "\n", 1, 0.0, "replace")
+            caption = (caption or "")[:limit] if limit else caption or ""
+            top = predict(caption.replace("\n", " ") + "\n", 1, 0.0, "replace")
             if top:
                 scores[i] = top[0][0]
                 languages.append(top[0][1][9:])  # "__label__en" -> "en"
