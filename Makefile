@@ -9,16 +9,23 @@ export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv wordnet demo test lint bench clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(MAKE) --no-print-directory wordnet
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
 	$(BIN)/pip check
 	touch $(STAMP)
+
+# WordNet 3.0 for the hypernymise rule comes from Debian's wordnet-base (needs root and apt).
+wordnet:
+	@test -f /usr/share/wordnet/data.noun || { \
+	  (apt-get update -qq && apt-get install -y -qq wordnet-base) >/dev/null 2>&1 \
+	  || echo "warning: could not install wordnet-base; the hypernymise rule and its tests need it"; }
 
 demo: venv
 	$(BIN)/curate demo --output build/demo

@@ -45,6 +45,7 @@ OUT_OF_VOCABULARY = "out_of_vocabulary"  # words outside the English vocabulary
 PROFANITY = "profanity"  # a word of the profanity list
 POS_STRUCTURE = "pos_structure"  # lacks the determiner/noun/preposition (or noun/verb) structure
 NOUN_RATIO = "noun_ratio"  # nouns are too large a share of the words
+RARE_ENTITY_TYPE = "rare_entity_type"  # names an entity of a type the recipe drops
 # --- exact deduplication (after all rules) ----------------------------------------------------
 DUPLICATE_UID = "duplicate_uid"  # same md5(caption + url) as an earlier kept row
 DUPLICATE_URL = "duplicate_url"  # the URL already has max_per_url earlier kept rows

