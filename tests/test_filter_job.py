@@ -26,7 +26,7 @@ def extracted(spark, warcs, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("recipe", ["laion", "datacomp-basic"])
+@pytest.mark.parametrize("recipe", ["laion", "datacomp-basic", "cc3m"])
 def test_recipes_on_extracted_pairs(extracted, tmp_path, recipe):
     stats = filter_job.run(
         str(extracted), load_recipe(recipe), str(tmp_path / "c"), write_dropped=True
@@ -43,6 +43,8 @@ def test_recipes_on_extracted_pairs(extracted, tmp_path, recipe):
     assert by_reason == stats["dropped"]
     assert len(set(kept.column("uid").to_pylist())) == kept.num_rows  # no duplicate uid survives
     assert set(kept.column("recipe").to_pylist()) == {f"{recipe}/1"}
+    expected_kept = {"laion": 96, "datacomp-basic": 56, "cc3m": 7}[recipe]  # README's funnel
+    assert stats["kept"] == expected_kept
 
 
 def _spread(tmp_path, tables):
