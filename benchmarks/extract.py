@@ -37,8 +37,6 @@ import hashlib
 import io
 import itertools
 import json
-import os
-import platform
 import pstats
 import shutil
 import sys
@@ -48,15 +46,24 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common import (
+    SOURCES,
+    SPARK_CORES,
+    WORK,
+    cpu_cell,
+    fastest,
+    fresh_dir,
+    load_line,
+    spark_master,
+    start_spark,
+    target_lines,
+    write_json,
+)
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from pipeline.extract import ExtractConfig, extract_file_to
 from pipeline.payload import decode_html
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ROOT / "tests" / "data" / "warc"
-WORK = ROOT / "benchmarks" / "_work"
-SPARK_CORES = 2
 MIN_PARTS = 4
 # Drop these from the copied HTTP headers; Content-Length is written afresh.
 DROPPED_HTTP_HEADERS = {b"transfer-encoding", b"content-encoding", b"content-length"}
@@ -260,19 +267,6 @@ def _corpus_intact(folder: Path, manifest: dict, key: dict) -> bool:
 # --- measurements ------------------------------------------------------------------------------
 
 
-def fresh_dir(name: str) -> str:
-    """An empty output folder (extract skips files whose done marker exists)."""
-    path = WORK / name
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return str(path)
-
-
-def fastest(measure, repeat: int) -> Row:
-    """Run ``measure`` ``repeat`` times; keep the fastest row."""
-    return min((measure() for _ in range(repeat)), key=lambda row: row.seconds)
-
-
 def measure_extract(parts: list[str]) -> Row:
     """(a) ``extract_file_to`` over every part, one after the other, in this process."""
     output = fresh_dir("out-extract")
@@ -369,20 +363,6 @@ def profile_extract(path: str, top: int = 20) -> str:
 # --- Spark -------------------------------------------------------------------------------------
 
 
-def spark_master() -> str:
-    return f"local[{SPARK_CORES}]"
-
-
-def start_spark():
-    """Start Spark before any clock runs: start-up is not part of the measure."""
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    from jobs import spark as spark_util
-
-    return spark_util.session("bench", spark_master())
-
-
 def warm_up() -> None:
     """One untimed run of (a) and (b) on a 1 MiB corpus. First-call costs (lazy imports,
     Python workers, Spark's first job: about a second here) are start-up, not throughput."""
@@ -420,31 +400,19 @@ def format_table(rows: list[Row], checks: list[dict]) -> str:
         "-" * 90,
     ]
     for row in rows:
-        cpu = "-" if row.cpu_seconds is None else f"{row.cpu_seconds:.2f}"
         lines.append(
-            f"({row.name}) {row.label:<38} {row.pages:>7} {row.seconds:>8.2f} {cpu:>7} "
+            f"({row.name}) {row.label:<38} {row.pages:>7} {row.seconds:>8.2f} "
+            f"{cpu_cell(row.cpu_seconds):>7} "
             f"{row.pages_per_s:>9,.0f} {row.per_core:>12,.0f}"
         )
-    lines += ["", f"{'target':<42} {'measured':>10} {'goal':>8}  status", "-" * 72]
-    for check in checks:
-        value = check["format"].format(check["value"])
-        goal = check["format"].format(check["goal"])
-        status = "met" if check["met"] else "NOT MET"
-        lines.append(f"{check['target']:<42} {value:>10} {goal:>8}  {status}")
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines.append(f"\n{os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)")
+    lines += target_lines(checks, width=42, value_width=10, rule=72)
+    lines += ["", load_line()]
     return "\n".join(lines)
 
 
-def write_json(path: str, args, manifest: dict, rows: list[Row], checks: list[dict]) -> None:
-    result = {
-        "settings": vars(args),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average": os.getloadavg(),
-        },
+def results(manifest: dict, rows: list[Row], checks: list[dict]) -> dict:
+    """What ``--json`` writes after the settings and the machine."""
+    return {
         "corpus": manifest,
         "rows": [
             {**asdict(row), "pages_per_s": row.pages_per_s, "pages_per_s_per_core": row.per_core}
@@ -452,7 +420,6 @@ def write_json(path: str, args, manifest: dict, rows: list[Row], checks: list[di
         ],
         "targets": [{k: v for k, v in check.items() if k != "format"} for check in checks],
     }
-    Path(path).write_text(json.dumps(result, indent=2) + "\n")
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -510,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         print("\ncProfile of (a) on", parts[0], "\n" + profile_extract(parts[0]))
     if args.json:
-        write_json(args.json, args, manifest, rows, checks)
+        write_json(args.json, args, results(manifest, rows, checks))
     return 0
 
 

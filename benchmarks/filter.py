@@ -39,9 +39,6 @@ datacomp-basic, >= 1,000 for cc3m (when the recipe exists). ``--profile`` adds w
 """
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -54,16 +51,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from common import (
+    ROOT,
+    SOURCES,
+    SPARK_CORES,
+    WORK,
+    cpu_cell,
+    fastest,
+    fresh_dir,
+    load_line,
+    spark_master,
+    start_spark,
+    target_lines,
+    write_json,
+)
 
 from pipeline.extract import ExtractConfig, extract_file_to
 from pipeline.filters.apply import annotate_batches
 from pipeline.recipe import Recipe, bundled_recipes, load_recipe
 from schemas.extract import PAIR_SCHEMA
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ROOT / "tests" / "data" / "warc"
-WORK = ROOT / "benchmarks" / "_work"
-SPARK_CORES = 2
 SPARK_RECIPES = ("laion", "datacomp-basic")
 BASELINE_RECIPE = "datacomp-basic"
 # Captions per second per core that each recipe's rules must reach in row (a).
@@ -135,24 +142,12 @@ def write_parts(table: pa.Table, name: str, parts: int) -> str:
     return folder
 
 
-def fresh_dir(name: str) -> str:
-    path = WORK / name
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return str(path)
-
-
 def batches_of(table: pa.Table, rows: int, batch_rows: int) -> list[pa.RecordBatch]:
     """The first ``rows`` rows of ``table`` as RecordBatches of ``batch_rows``."""
     return table.slice(0, rows).to_batches(max_chunksize=batch_rows)
 
 
 # --- (a) the rules, in this process ------------------------------------------------------------
-
-
-def fastest(measure, repeat: int) -> Row:
-    """Run ``measure`` ``repeat`` times; keep the fastest row."""
-    return min((measure() for _ in range(repeat)), key=lambda row: row.seconds)
 
 
 def annotate_all(recipe: Recipe, batches: list[pa.RecordBatch]) -> list[pa.Array]:
@@ -234,20 +229,6 @@ def _timed(judge, tally: list):
 # --- (b) the Spark job -------------------------------------------------------------------------
 
 
-def spark_master() -> str:
-    return f"local[{SPARK_CORES}]"
-
-
-def start_spark():
-    """Start Spark before any clock runs: start-up is not part of the measure."""
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    from jobs import spark as spark_util
-
-    return spark_util.session("bench", spark_master())
-
-
 def measure_spark(input_dir: str, name: str) -> Row:
     """(b) ``jobs.filter.run`` on ``input_dir`` in ``local[2]``."""
     from jobs.filter import run
@@ -320,20 +301,13 @@ def format_table(rows: list[Row], checks: list[dict]) -> str:
     head = f"{'row':<48} {'rows':>9} {'seconds':>8} {'cpu s':>7} {'captions/s':>11} {'per core':>9}"
     lines = [head, "-" * len(head)]
     for row in rows:
-        cpu = "-" if row.cpu_seconds is None else f"{row.cpu_seconds:.2f}"
         lines.append(
-            f"({row.name}) {row.label:<44} {row.rows:>9,} {row.seconds:>8.2f} {cpu:>7} "
+            f"({row.name}) {row.label:<44} {row.rows:>9,} {row.seconds:>8.2f} "
+            f"{cpu_cell(row.cpu_seconds):>7} "
             f"{row.per_s:>11,.0f} {row.per_core:>9,.0f}"
         )
-    lines += ["", f"{'target':<48} {'measured':>9} {'goal':>8}  status", "-" * 76]
-    for check in checks:
-        status = "met" if check["met"] else "NOT MET"
-        lines.append(
-            f"{check['target']:<48} {check['value']:>9,.0f} {check['goal']:>8,.0f}  {status}"
-        )
-    lines += ["", *notes(rows)]
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines.append(f"{os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)")
+    lines += target_lines(checks, width=48, value_width=9, rule=76)
+    lines += ["", *notes(rows), load_line()]
     return "\n".join(lines)
 
 
@@ -360,15 +334,9 @@ def format_profile(profiles: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: str, args, source: dict, rows: list[Row], checks: list[dict], profiles):
-    result = {
-        "settings": vars(args),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average": os.getloadavg(),
-        },
+def results(source: dict, rows: list[Row], checks: list[dict], profiles) -> dict:
+    """What ``--json`` writes after the settings and the machine."""
+    return {
         "source": source,
         "rows": [
             {**asdict(row), "captions_per_s": row.per_s, "captions_per_s_per_core": row.per_core}
@@ -377,7 +345,6 @@ def write_json(path: str, args, source: dict, rows: list[Row], checks: list[dict
         "targets": checks,
         "profile_us_per_caption": profiles,
     }
-    Path(path).write_text(json.dumps(result, indent=2) + "\n")
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -454,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         profiles = {name: profile_rules(name, table, args) for name in source["recipes"]}
         print("\n" + format_profile(profiles))
     if args.json:
-        write_json(args.json, args, source, rows, checks, profiles)
+        write_json(args.json, args, results(source, rows, checks, profiles))
     return 0
 
 
