@@ -1,0 +1,1 @@
+"""The download stage: a safety pre-filter on untrusted URLs, then img2dataset."""
