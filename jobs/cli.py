@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs import extract
+from jobs import download, extract
 from jobs import filter as filter_job
 
 BUNDLED_WARCS = Path(__file__).resolve().parent.parent / "tests" / "data" / "warc"
@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     filter_job.build_parser(p)
 
     p = sub.add_parser(
+        "download",
+        help="candidates -> WebDataset shards with img2dataset, unsafe URLs dropped first",
+        description=download.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    download.build_parser(p)
+
+    p = sub.add_parser(
         "demo",
         help="run the pipeline on the bundled WARC files, offline",
         description="Runs extract on the WARC files bundled in tests/data/warc, then filter with "
@@ -106,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         return extract.main(argv[1:], default_master="local[*]")
     if args.command == "filter":
         return filter_job.main(argv[1:], default_master="local[*]")
+    if args.command == "download":
+        return download.main(argv[1:])
     if args.command == "demo":
         return _demo(args)
     raise AssertionError(args.command)

@@ -5,22 +5,42 @@ import argparse
 import dataclasses
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config_cls) -> None:
+def _default(f: dataclasses.Field):
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls, prefix: str = "") -> None:
     group = parser.add_argument_group(f"{config_cls.__name__} options")
     for f in dataclasses.fields(config_cls):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
-        if f.type in (bool, "bool"):
-            group.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text
-            )
-        else:
-            kind = {"int": int, "float": float, "str": str}.get(str(f.type), f.type)
+        flag = "--" + prefix + f.name.replace("_", "-")
+        default = _default(f)
+        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        if f.type is bool:
             group.add_argument(
                 flag,
-                type=kind,
-                default=f.default,
-                metavar="N" if kind is int else None,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=help_text,
+            )
+        elif getattr(f.type, "__origin__", None) is list:
+            (item,) = f.type.__args__
+            group.add_argument(
+                flag,
+                dest=f.name,
+                type=item,
+                nargs="*",
+                default=default,
+                metavar="X",
+                help=help_text,
+            )
+        else:
+            group.add_argument(
+                flag,
+                dest=f.name,
+                type=f.type,
+                default=default,
+                metavar="N" if f.type in (int, float) else None,
                 help=help_text,
             )
 

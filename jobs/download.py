@@ -1,0 +1,97 @@
+"""Download the candidates' images into WebDataset shards, with img2dataset.
+
+    curate download --input OUT/candidates --output OUT/shards
+    curate download --input OUT/candidates --output OUT/shards --distributor pyspark
+
+Reads the filter stage's ``pairs/`` (or any parquet with ``url`` and ``caption``). Unsafe URLs
+are dropped before any request (private and reserved addresses, internal names, credentials,
+odd ports and schemes; see the README's security section). img2dataset then writes
+``NNNNN.tar`` (``key.jpg``, ``key.txt``, ``key.json``), ``NNNNN.parquet`` and
+``NNNNN_stats.json`` per shard, carrying our columns (uid, page_url, provenance, language, ...)
+into every sample's json and the parquet. It runs in img2dataset's ``incremental`` mode: a rerun
+fetches only the shards without ``_stats.json``. ``OUT/shards/stats.json`` accounts for every
+candidate: kept (downloaded) or dropped with a reason.
+"""
+
+import argparse
+import sys
+
+import pyarrow.parquet as pq
+
+from jobs import spark as spark_util
+from jobs.options import add_config_flags, config_from_args
+from pipeline import storage
+from pipeline.download.safety import SafetyConfig
+from pipeline.download.stage import DownloadConfig, download_stage
+
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(
+        prog="download", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--input",
+        "-i",
+        required=True,
+        help="the filter stage's output folder (or its pairs/), or a parquet file",
+    )
+    parser.add_argument("--output", "-o", required=True, help="the shard folder")
+    parser.add_argument(
+        "--allow-private-network",
+        nargs="*",
+        metavar="CIDR",
+        default=None,
+        help="for tests and the demo only: also fetch from these private networks "
+        f"(no value: loopback, {' '.join(LOOPBACK)}); other private, "
+        "link-local and reserved addresses stay blocked",
+    )
+    parser.add_argument(
+        "--allowed-ports",
+        nargs="*",
+        type=int,
+        default=[80, 443, 8080, 8443],
+        metavar="PORT",
+        help="explicit ports public hosts may use (default: 80 443 8080 8443)",
+    )
+    add_config_flags(parser, DownloadConfig)
+    return parser  # fmt: skip
+
+
+def read_candidates(url: str):
+    path = storage.absolute(url)
+    inner = storage.join(path, "pairs")
+    return pq.read_table(inner if storage.exists(inner) else path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not storage.exists(args.input):
+        print(f"error: input not found: {args.input}", file=sys.stderr)
+        return 2
+    allow = args.allow_private_network  # None: flag absent; []: flag alone, meaning loopback
+    networks = [] if allow is None else allow or LOOPBACK
+    safety = SafetyConfig(allowed_ports=args.allowed_ports, allow_networks=networks)
+    config = config_from_args(DownloadConfig, args)
+    if config.distributor == "pyspark":
+        spark_util.session("curate-download", "local[*]")  # img2dataset uses the active session
+    candidates = read_candidates(args.input)
+    stats = download_stage(candidates, args.output, config, safety)
+    print(format_summary(stats, args.output))
+    return 0
+
+
+def format_summary(stats: dict, output: str) -> str:
+    lines = [f"download: {stats['in']} candidates -> {stats['kept']} images in "
+             f"{stats.get('shards', 0)} shards -> {output}"]  # fmt: skip
+    lines += [
+        f"  {r:<28} {n:>8}" for r, n in sorted(stats["dropped"].items(), key=lambda kv: -kv[1])
+    ]
+    lines.append(f"  accounting: in {stats['in']} == kept {stats['kept']} + dropped "
+                 f"{sum(stats['dropped'].values())}")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
