@@ -81,6 +81,13 @@ def exists(url: str) -> bool:
     return fs.exists(path)
 
 
+def remove(url: str) -> None:
+    """Delete a file if it exists."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.exists(path):
+        fs.rm(path)
+
+
 def read_text(url: str) -> str:
     with fsspec.open(url, "rt") as f:
         return f.read()

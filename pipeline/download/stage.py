@@ -202,6 +202,9 @@ def download_stage(
     """The whole stage; returns (and writes) ``stats.json``."""
     output = storage.absolute(output)
     storage.makedirs(output)
+    # img2dataset's incremental mode reads every *.json in the folder as a shard's stats, so the
+    # previous run's stats.json (rewritten at the end anyway) must not be there while it runs.
+    storage.remove(storage.join(output, "stats.json"))
     prefilter, url_list, carry = prepare_url_list(candidates, UrlSafety(safety), output)
     run_img2dataset(url_list, output, carry, config)
     stats = shard_stats(output)

@@ -1,0 +1,141 @@
+"""The download stage against a real HTTP server on 127.0.0.1: img2dataset shards, the
+accounting identity, the safety pre-filter, and resume."""
+
+import functools
+import io
+import json
+import tarfile
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from pipeline.download.safety import SafetyConfig
+from pipeline.download.stage import DownloadConfig, download_reason, download_stage
+from tests.pairs import pairs_table
+
+LOOPBACK = SafetyConfig(allow_networks=["127.0.0.0/8"])
+SMALL = DownloadConfig(image_size=64, processes=1, threads=4, samples_per_shard=4, timeout=3)
+
+
+@pytest.fixture(scope="module")
+def image_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("www")
+    colours = ["red", "green", "blue", "yellow", "purple", "orange"]
+    for i, colour in enumerate(colours):
+        Image.new("RGB", (120 + i, 90), colour).save(root / f"{colour}.jpg", quality=90)
+    (root / "not-an-image.jpg").write_text("<html>this is a web page</html>")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", colours
+    server.shutdown()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def candidates(base, colours):
+    urls = [f"{base}/{c}.jpg" for c in colours] + [
+        f"{base}/missing.jpg",
+        f"{base}/not-an-image.jpg",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost/x.jpg",
+    ]
+    captions = [f"a {c} rectangle" for c in colours] + ["gone", "html", "metadata", "local"]
+    return pairs_table(*captions, urls=urls)
+
+
+def test_download_writes_img2dataset_shards_and_accounts_for_everything(image_server, tmp_path):
+    base, colours = image_server
+    out = tmp_path / "shards"
+    stats = download_stage(candidates(base, colours), str(out), SMALL, LOOPBACK)
+    assert stats["in"] == 10 == stats["kept"] + sum(stats["dropped"].values())
+    assert stats["kept"] == 6
+    assert stats["dropped"] == {
+        "http_404": 1,
+        "decode_error": 1,
+        "private_address": 1,
+        "internal_hostname": 1,
+    }
+    assert json.loads((out / "stats.json").read_text()) == stats
+    tars = sorted(out.glob("*.tar"))
+    assert len(tars) == stats["shards"] == 2  # 8 safe URLs, 4 per shard
+    assert all(
+        (out / f"{t.stem}_stats.json").exists() and (out / f"{t.stem}.parquet").exists()
+        for t in tars
+    )
+    sidecar = pq.read_table(out / "00000.parquet")
+    assert {
+        "key",
+        "url",
+        "caption",
+        "status",
+        "error_message",
+        "sha256",
+        "uid",
+        "page_url",
+        "warc_path",
+        "declared_width",
+    } <= set(sidecar.schema.names)
+    with tarfile.open(tars[0]) as tar:
+        names = tar.getnames()
+        sample_json = json.load(tar.extractfile([n for n in names if n.endswith(".json")][0]))
+        jpg = tar.extractfile([n for n in names if n.endswith(".jpg")][0]).read()
+    assert sample_json["uid"] and sample_json["page_url"] == "https://example.com/page.html"
+    assert Image.open(io.BytesIO(jpg)).size == (64, 64)  # border resize to image_size
+    unsafe = pq.read_table(out / "_input" / "unsafe.parquet")
+    assert unsafe.column("drop_reason").to_pylist() == ["private_address", "internal_hostname"]
+
+
+def test_rerun_fetches_only_missing_shards(image_server, tmp_path):
+    base, colours = image_server
+    out = tmp_path / "shards"
+    first = download_stage(candidates(base, colours), str(out), SMALL, LOOPBACK)
+    # A kill during shard 00001: its stats file never got written and its tar is half there.
+    (out / "00001_stats.json").unlink()
+    tar = out / "00001.tar"
+    tar.write_bytes(tar.read_bytes()[:700])
+    before = (out / "00000.tar").stat().st_mtime_ns
+    second = download_stage(candidates(base, colours), str(out), SMALL, LOOPBACK)
+    assert (second["kept"], second["dropped"]) == (first["kept"], first["dropped"])
+    assert (out / "00000.tar").stat().st_mtime_ns == before  # done shard untouched
+    with tarfile.open(out / "00001.tar") as t:  # the redone shard is whole
+        keys = [n.rsplit(".", 1)[0] for n in t.getnames() if n.endswith(".jpg")]
+    assert len(keys) == len(set(keys)) and len(keys) >= 1
+
+
+def test_without_allow_list_loopback_is_never_fetched(image_server, tmp_path):
+    base, colours = image_server
+    stats = download_stage(candidates(base, colours), str(tmp_path / "s"), SMALL, SafetyConfig())
+    assert stats["kept"] == 0 and stats["dropped"]["private_address"] == 9
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "reason"),
+    [
+        ("failed_to_download", "HTTP Error 404: Not Found", "http_404"),
+        ("failed_to_download", "<urlopen error timed out>", "timeout"),
+        ("failed_to_download", "The read operation timed out", "timeout"),
+        (
+            "failed_to_download",
+            "Use of image disallowed by X-Robots-Tag directive",
+            "robots_opt_out",
+        ),
+        ("failed_to_resize", "Image decoding error", "decode_error"),
+        ("failed_to_resize", "image too small", "too_small"),
+        ("failed_to_resize", "image area too large", "too_large"),
+        ("failed_to_resize", "something new", "resize_error"),
+        (
+            "failed_to_download",
+            "<urlopen error [Errno 111] Connection refused>",
+            "connection_refused",
+        ),
+    ],
+)
+def test_img2dataset_errors_map_to_reasons(status, error, reason):
+    assert download_reason(status, error) == reason
