@@ -139,3 +139,36 @@ def test_without_allow_list_loopback_is_never_fetched(image_server, tmp_path):
 )
 def test_img2dataset_errors_map_to_reasons(status, error, reason):
     assert download_reason(status, error) == reason
+
+
+def test_shards_read_back_with_webdataset_and_a_torch_dataloader(image_server, tmp_path):
+    import torch
+    import webdataset as wds
+
+    base, colours = image_server
+    out = tmp_path / "shards"
+    download_stage(candidates(base, colours), str(out), SMALL, LOOPBACK)
+    urls = [str(p) for p in sorted(out.glob("*.tar"))]
+    dataset = (
+        wds.WebDataset(urls, shardshuffle=False)
+        .decode("torchrgb")
+        .to_tuple("jpg", "txt", "json")
+        .map_tuple(lambda image: image, lambda text: text, lambda meta: meta["uid"])
+    )
+    loader = torch.utils.data.DataLoader(dataset, batch_size=3, num_workers=2)
+    images, captions, uids = [], [], []
+    for batch_images, batch_captions, batch_uids in loader:
+        images.append(batch_images)
+        captions += batch_captions
+        uids += batch_uids
+    assert torch.cat(images).shape == (6, 3, 64, 64)
+    assert sorted(captions) == sorted(f"a {c} rectangle" for c in colours)
+    assert len(set(uids)) == 6
+
+
+@pytest.mark.spark
+def test_pyspark_distributor_uses_the_active_session(spark, image_server, tmp_path):
+    base, colours = image_server
+    config = DownloadConfig(**{**SMALL.__dict__, "distributor": "pyspark"})
+    stats = download_stage(candidates(base, colours), str(tmp_path / "s"), config, LOOPBACK)
+    assert (stats["in"], stats["kept"], stats["shards"]) == (10, 6, 2)
