@@ -4,8 +4,10 @@ accounting identity, the safety pre-filter, and resume."""
 import functools
 import io
 import json
+import struct
 import tarfile
 import threading
+import zlib
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pyarrow.parquet as pq
@@ -27,11 +29,27 @@ def image_server(tmp_path_factory):
     for i, colour in enumerate(colours):
         Image.new("RGB", (120 + i, 90), colour).save(root / f"{colour}.jpg", quality=90)
     (root / "not-an-image.jpg").write_text("<html>this is a web page</html>")
+    (root / "bomb.png").write_bytes(png_bomb(40_000, 40_000))
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", colours
     server.shutdown()
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A few hundred bytes of PNG whose header declares width x height pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    rows = zlib.compress(b"\0" * (1 + 3 * width) * 4)  # the first rows only
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -43,10 +61,11 @@ def candidates(base, colours):
     urls = [f"{base}/{c}.jpg" for c in colours] + [
         f"{base}/missing.jpg",
         f"{base}/not-an-image.jpg",
+        f"{base}/bomb.png",
         "http://169.254.169.254/latest/meta-data/",
         "http://localhost/x.jpg",
     ]
-    captions = [f"a {c} rectangle" for c in colours] + ["gone", "html", "metadata", "local"]
+    captions = [f"a {c} rectangle" for c in colours] + ["gone", "html", "bomb", "metadata", "local"]
     return pairs_table(*captions, urls=urls)
 
 
@@ -54,17 +73,19 @@ def test_download_writes_img2dataset_shards_and_accounts_for_everything(image_se
     base, colours = image_server
     out = tmp_path / "shards"
     stats = download_stage(candidates(base, colours), str(out), SMALL, LOOPBACK)
-    assert stats["in"] == 10 == stats["kept"] + sum(stats["dropped"].values())
+    assert stats["in"] == 11 == stats["kept"] + sum(stats["dropped"].values())
     assert stats["kept"] == 6
+    # The bomb (40,000 x 40,000 declared) is refused by the decoder's pixel cap, unallocated.
     assert stats["dropped"] == {
         "http_404": 1,
         "decode_error": 1,
+        "too_large": 1,
         "private_address": 1,
         "internal_hostname": 1,
     }
     assert json.loads((out / "stats.json").read_text()) == stats
     tars = sorted(out.glob("*.tar"))
-    assert len(tars) == stats["shards"] == 2  # 8 safe URLs, 4 per shard
+    assert len(tars) == stats["shards"] == 3  # 9 safe URLs, 4 per shard
     assert all(
         (out / f"{t.stem}_stats.json").exists() and (out / f"{t.stem}.parquet").exists()
         for t in tars
@@ -112,7 +133,7 @@ def test_rerun_fetches_only_missing_shards(image_server, tmp_path):
 def test_without_allow_list_loopback_is_never_fetched(image_server, tmp_path):
     base, colours = image_server
     stats = download_stage(candidates(base, colours), str(tmp_path / "s"), SMALL, SafetyConfig())
-    assert stats["kept"] == 0 and stats["dropped"]["private_address"] == 9
+    assert stats["kept"] == 0 and stats["dropped"]["private_address"] == 10
 
 
 @pytest.mark.parametrize(
@@ -130,6 +151,11 @@ def test_without_allow_list_loopback_is_never_fetched(image_server, tmp_path):
         ("failed_to_resize", "image too small", "too_small"),
         ("failed_to_resize", "image area too large", "too_large"),
         ("failed_to_resize", "something new", "resize_error"),
+        (
+            "failed_to_resize",
+            "error: (-215:Assertion failed) pixels <= CV_IO_MAX_IMAGE_PIXELS",
+            "too_large",
+        ),
         (
             "failed_to_download",
             "<urlopen error [Errno 111] Connection refused>",
@@ -171,4 +197,4 @@ def test_pyspark_distributor_uses_the_active_session(spark, image_server, tmp_pa
     base, colours = image_server
     config = DownloadConfig(**{**SMALL.__dict__, "distributor": "pyspark"})
     stats = download_stage(candidates(base, colours), str(tmp_path / "s"), config, LOOPBACK)
-    assert (stats["in"], stats["kept"], stats["shards"]) == (10, 6, 2)
+    assert (stats["in"], stats["kept"], stats["shards"]) == (11, 6, 3)

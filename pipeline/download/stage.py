@@ -87,6 +87,7 @@ def download_reason(status: str, error: str | None) -> str:
         ("timeout", "timeout"),
         ("image too small", "too_small"),
         ("image area too large", "too_large"),
+        ("cv_io_max_image_pixels", "too_large"),  # OpenCV refused a decompression bomb
         ("aspect ratio too large", "aspect_ratio"),
         ("decoding error", "decode_error"),
         ("cannot identify image", "decode_error"),
