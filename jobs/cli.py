@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs import download, extract
+from jobs import download, extract, miniweb
 from jobs import filter as filter_job
 
 BUNDLED_WARCS = Path(__file__).resolve().parent.parent / "tests" / "data" / "warc"
@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     download.build_parser(p)
 
     p = sub.add_parser(
+        "miniweb",
+        help="build (and serve on 127.0.0.1) a synthetic crawl with known truth, for tests and demos",
+        description=miniweb.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    miniweb.build_parser(p)
+
+    p = sub.add_parser(
         "demo",
         help="run the pipeline on the bundled WARC files, offline",
         description="Runs extract on the WARC files bundled in tests/data/warc, then filter with "
@@ -116,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return filter_job.main(argv[1:], default_master="local[*]")
     if args.command == "download":
         return download.main(argv[1:])
+    if args.command == "miniweb":
+        return miniweb.main(argv[1:])
     if args.command == "demo":
         return _demo(args)
     raise AssertionError(args.command)

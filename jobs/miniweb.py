@@ -1,0 +1,88 @@
+"""Build the mini web, a deterministic synthetic crawl with ground truth, and optionally serve it.
+
+    curate miniweb --output build/miniweb                     # build for port 8765
+    curate miniweb --output build/miniweb --port 0 --serve    # a free port, then serve it
+
+Writes OUT/site/ (pages and images), OUT/crawl.warc.gz (the pages as WARC records, for
+`curate extract`), OUT/manifest.jsonl (the truth about every image reference) and
+OUT/miniweb.json. The crawl's URLs carry the port, so serve on the port it was built for.
+"""
+
+import argparse
+import sys
+import threading
+
+from pipeline.miniweb import DEFAULT_PORT, DEFAULT_SLOW_SECONDS, WARC_FILE, build, free_port, serve
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(
+        prog="miniweb", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--output", "-o", required=True, help="folder to build into")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port of http://127.0.0.1:PORT in the crawl's URLs; 0 picks a free one "
+        f"(default: {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--n-shapes", type=int, default=200, metavar="N", help="drawn shape scenes (default: 200)"
+    )
+    parser.add_argument(
+        "--serve", action="store_true", help="after building, serve on 127.0.0.1 until Ctrl-C"
+    )
+    parser.add_argument(
+        "--slow-seconds",
+        type=float,
+        default=DEFAULT_SLOW_SECONDS,
+        metavar="S",
+        help="how long slow URLs sleep before answering (default: %(default)s)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request when serving")
+    return parser
+
+
+def format_summary(manifest, output: str) -> str:
+    counts = manifest.counts()
+    lines = [
+        f"miniweb: {len(manifest.samples)} image references on {len(manifest.pages)} pages "
+        f"(seed {manifest.seed}) -> {output}",
+        f"  crawl: {output}/{WARC_FILE}   truth: {output}/manifest.jsonl",
+    ]
+    for title, key in (("by kind", "kind"), ("expected download", "expected_download")):
+        counter = counts[key]
+        lines.append(f"  {title}:")
+        lines += [f"    {name:<18} {n:>5}" for name, n in counter.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    port = args.port or free_port()
+    try:
+        manifest = build(args.output, seed=args.seed, port=port, n_shapes=args.n_shapes)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_summary(manifest, args.output))
+    if not args.serve:
+        return 0
+    try:
+        server = serve(args.output, port=port, slow_seconds=args.slow_seconds, verbose=args.verbose)
+    except OSError as e:
+        print(f"error: cannot serve on 127.0.0.1:{port}: {e} (try --port 0)", file=sys.stderr)
+        return 2
+    with server:
+        print(f"serving {server.url}/ (index: {server.url}/index.html); Ctrl-C to stop", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("\nstopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
