@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "miniweb",
-        help="build (and serve on 127.0.0.1) a synthetic crawl with known truth, for tests and demos",
+        help="build (and serve on 127.0.0.1) a synthetic crawl with known truth",
         description=miniweb.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
