@@ -43,7 +43,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         nargs="*",
         metavar="CIDR",
         default=None,
-        help="for tests and the demo only: also fetch from these private networks "
+        help="for tests and the demo only: also fetch from these private networks or "
+        "ADDRESS:PORT pairs (127.0.0.1:8765) "
         f"(no value: loopback, {' '.join(LOOPBACK)}); other private, "
         "link-local and reserved addresses stay blocked",
     )

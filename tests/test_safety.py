@@ -94,3 +94,12 @@ def test_allowing_loopback_for_tests_allows_only_loopback():
     assert safety.reason("http://169.254.169.254/latest/meta-data/") == PRIVATE_ADDRESS
     assert safety.reason("http://10.0.0.7/a.jpg") == PRIVATE_ADDRESS
     assert safety.reason("http://localhost:8799/a.jpg") == INTERNAL_HOSTNAME
+
+
+def test_allowing_one_loopback_address_and_port():
+    safety = UrlSafety(SafetyConfig(allow_networks=["127.0.0.1:8765", "[::1]:8765"]))
+    assert safety.reason("http://127.0.0.1:8765/img/a.jpg") is None
+    assert safety.reason("http://[::1]:8765/img/a.jpg") is None
+    assert safety.reason("http://127.0.0.1:8766/img/a.jpg") == PRIVATE_ADDRESS
+    assert safety.reason("http://2130706433/x.jpg") == PRIVATE_ADDRESS  # loopback, but port 80
+    assert safety.reason("http://127.0.0.2:8765/x.jpg") == PRIVATE_ADDRESS

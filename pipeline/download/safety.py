@@ -35,8 +35,20 @@ class SafetyConfig:
     )
     allow_networks: list[str] = field(
         default_factory=list,
-        metadata={"help": "private networks to allow anyway, any port (tests: 127.0.0.0/8)"},
-    )
+        metadata={"help": "private networks to allow anyway, for tests and demos: a network "
+                  "(127.0.0.0/8, any port) or one address and port (127.0.0.1:8765, [::1]:8765)"},
+    )  # fmt: skip
+
+
+def _allowance(entry: str) -> tuple:
+    """``(network, port or None)`` from ``127.0.0.0/8``, ``127.0.0.1:8765`` or ``[::1]:8765``."""
+    if entry.startswith("["):
+        address, _, port = entry[1:].partition("]:")
+        return ipaddress.ip_network(address.rstrip("]")), int(port) if port else None
+    if entry.count(":") == 1:
+        address, port = entry.split(":")
+        return ipaddress.ip_network(address), int(port)
+    return ipaddress.ip_network(entry, strict=False), None
 
 
 def _ip_literal(host: str):
@@ -67,9 +79,7 @@ class UrlSafety:
     def __init__(self, config: SafetyConfig | None = None):
         self.config = config or SafetyConfig()
         self.allowed_ports = frozenset(self.config.allowed_ports)
-        self.allow_networks = [
-            ipaddress.ip_network(n, strict=False) for n in self.config.allow_networks
-        ]
+        self.allowances = [_allowance(entry) for entry in self.config.allow_networks]
 
     def reason(self, url: str | None) -> str | None:
         try:
@@ -86,8 +96,10 @@ class UrlSafety:
             return UNPARSABLE_URL
         ip = _ip_literal(host.split("%", 1)[0])  # drop an IPv6 zone id
         if ip is not None:
-            if any(ip in network for network in self.allow_networks):
-                return None  # explicitly allowed (tests and the demo on loopback): any port
+            effective_port = port or (443 if parts.scheme.lower() == "https" else 80)
+            for network, allowed_port in self.allowances:
+                if ip in network and allowed_port in (None, effective_port):
+                    return None  # explicitly allowed, for tests and the demo on loopback
             if not _is_public(ip):
                 return PRIVATE_ADDRESS
         elif host == "localhost" or host.endswith(INTERNAL_SUFFIXES) or "." not in host:

@@ -1,0 +1,122 @@
+"""The whole road on the mini web, served on loopback: extract -> filter -> download. Every
+image reference in the manifest lands where the manifest says: in a shard, or dropped with the
+expected reason."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from jobs import extract as extract_job
+from jobs import filter as filter_job
+from pipeline import miniweb
+from pipeline.download.safety import SafetyConfig
+from pipeline.download.stage import DownloadConfig, download_reason, download_stage
+from pipeline.extract import ExtractConfig
+from pipeline.recipe import load_recipe, parse_recipe
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+# The manifest's expected outcome -> the download stage's reason (None: downloaded).
+EXPECTED_REASON = {
+    "success": None,
+    "redirect_success": None,
+    "http_404": "http_404",
+    "timeout": "timeout",
+    "robots_noai": "robots_opt_out",
+    "not_an_image": "decode_error",
+    "decode_error": "decode_error",
+    "too_large": "too_large",
+    "private_address": ("private_address", "internal_hostname"),  # localhost is a name
+}
+KEEP_ALL = {"name": "keep-all", "version": 1, "source": "test", "filters": [],
+            "dedup": {"uid": False, "max_per_url": None}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def road(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("road")
+    port = miniweb.free_port()
+    manifest = miniweb.build(root / "web", seed=0, port=port, n_shapes=40)
+    config = DownloadConfig(image_size=64, processes=2, threads=16, samples_per_shard=50, timeout=2)
+    with miniweb.serve(root / "web", port=port, slow_seconds=6) as server:
+        extract_job.run(
+            [str(root / "web" / miniweb.WARC_FILE)],
+            str(root / "extract"),
+            ExtractConfig(),
+            progress=False,
+        )
+        filter_job.run(str(root / "extract"), parse_recipe(KEEP_ALL), str(root / "candidates"))
+        candidates = pq.read_table(root / "candidates" / "pairs")
+        stats = download_stage(
+            candidates,
+            str(root / "shards"),
+            config,
+            SafetyConfig(allow_networks=[f"127.0.0.1:{port}"]),
+        )
+        requested = list(server.requests)
+    return root, manifest, stats, requested
+
+
+def outcomes(shards) -> dict[str, str | None]:
+    """url -> None (downloaded) or the drop reason, from the shard sidecars and the pre-filter."""
+    result = {}
+    for sidecar in sorted(shards.glob("0*.parquet")):
+        for row in pq.read_table(sidecar, columns=["url", "status", "error_message"]).to_pylist():
+            ok = row["status"] == "success"
+            result[row["url"]] = (
+                None if ok else download_reason(row["status"], row["error_message"])
+            )
+    for row in pq.read_table(
+        shards / "_input" / "unsafe.parquet", columns=["url", "drop_reason"]
+    ).to_pylist():
+        result[row["url"]] = row["drop_reason"]
+    return result
+
+
+def test_every_sample_lands_where_the_manifest_says(road):
+    root, manifest, stats, _ = road
+    got = outcomes(root / "shards")
+    checked = 0
+    for sample in manifest.samples:
+        if not sample.alt.strip():
+            assert sample.image_url not in got  # no alt text: not a pair, never downloaded
+            continue
+        expected = EXPECTED_REASON[sample.expected_download]
+        allowed = expected if isinstance(expected, tuple) else (expected,)
+        assert got[sample.image_url] in allowed, (sample.id, sample.kind, sample.expected_download)
+        checked += 1
+    assert checked == len(got) == stats["in"]
+    assert stats["in"] == stats["kept"] + sum(stats["dropped"].values())
+
+
+def test_private_addresses_are_never_requested(road):
+    _, manifest, _, requested = road
+    private = [s for s in manifest.samples if s.expected_download == "private_address"]
+    assert private and not any("meta-data" in path for path in requested)
+
+
+def test_shards_carry_provenance_back_to_the_warc(road):
+    root, _, stats, _ = road
+    sidecars = [pq.read_table(p) for p in sorted((root / "shards").glob("0*.parquet"))]
+    rows = [r for t in sidecars for r in t.to_pylist() if r["status"] == "success"]
+    assert len(rows) == stats["kept"]
+    assert all(
+        r["warc_path"].endswith(miniweb.WARC_FILE) and r["warc_record_id"] and r["uid"]
+        for r in rows
+    )
+    assert all(r["recipe"] == "keep-all/1" for r in rows)
+
+
+def test_a_bundled_recipe_on_the_mini_web(road, tmp_path):
+    root, *_ = road
+    stats = filter_job.run(
+        str(root / "extract"), load_recipe("datacomp-basic"), str(tmp_path / "c")
+    )
+    assert stats["in"] == stats["kept"] + sum(stats["dropped"].values())
+    assert (
+        stats["dropped"].get("language_not_wanted", 0) >= 4
+    )  # the French, German, Spanish captions
+    assert 0 < stats["kept"] < stats["in"]
+    saved = json.loads((root / "shards" / "stats.json").read_text())
+    assert saved["in"] == saved["kept"] + sum(saved["dropped"].values())
