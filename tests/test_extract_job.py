@@ -154,24 +154,26 @@ def test_curate_extract_console_script(tmp_path, warcs):
     assert json.loads((tmp_path / "o" / "stats.json").read_text())["pairs"] == 7
 
 
-def test_demo_prints_summary_and_samples(spark, tmp_path, capsys):
+def test_demo_runs_the_whole_road_offline(spark, tmp_path, capsys):
+    """Bundled WARCs through a recipe, then the mini web on loopback down to shards."""
     from jobs.cli import main
 
-    assert (
-        main(
-            [
-                "demo",
-                "--output",
-                str(tmp_path / "demo"),
-                "--no-progress",
-                "--recipes",
-                "datacomp-basic",
-            ]
-        )
-        == 0
-    )
+    argv = [
+        "demo",
+        "--output",
+        str(tmp_path / "demo"),
+        "--no-progress",
+        "--recipes",
+        "datacomp-basic",
+    ]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "image-text pairs:         294" in out
     assert "accounting: in 44 == kept 43 + dropped 1" in out
     assert "sample pairs (294 in" in out and "[image] <image https://" in out
     assert "filter (datacomp-basic/1): 294 pairs in -> 56 candidates" in out
+    assert "download: 275 candidates -> " in out
+    shards = tmp_path / "demo" / "miniweb" / "shards"
+    stats = json.loads((shards / "stats.json").read_text())
+    assert stats["in"] == 275 == stats["kept"] + sum(stats["dropped"].values())
+    assert stats["kept"] >= 250 and len(list(shards.glob("*.tar"))) == 3
