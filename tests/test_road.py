@@ -3,6 +3,13 @@ image reference in the manifest lands where the manifest says: in a shard, or dr
 expected reason."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -120,3 +127,39 @@ def test_a_bundled_recipe_on_the_mini_web(road, tmp_path):
     assert 0 < stats["kept"] < stats["in"]
     saved = json.loads((root / "shards" / "stats.json").read_text())
     assert saved["in"] == saved["kept"] + sum(saved["dropped"].values())
+
+
+def test_killed_download_resumes_to_complete_shards_without_duplicates(road, tmp_path):
+    """SIGKILL the real `curate download` (and its img2dataset workers) once a shard is done,
+    then run it again: every shard is whole, no sample twice, and the stats add up."""
+    root, manifest, stats, _ = road
+    port = manifest.samples[0].image_url.split(":")[2].split("/")[0]
+    out = tmp_path / "shards"
+    argv = [str(Path(sys.executable).parent / "curate"), "download", "--input", str(root / "candidates"),
+            "--output", str(out), "--allow-private-network", f"127.0.0.1:{port}", "--timeout", "5",
+            "--processes", "1", "--threads", "4", "--samples-per-shard", "25", "--image-size", "64"]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while (
+        not list(out.glob("*_stats.json")) and proc.poll() is None and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    finished_before_kill = len(list(out.glob("*_stats.json")))
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the download ended before it could be killed"
+    assert 1 <= finished_before_kill < 11
+    rerun = download_stage(pq.read_table(root / "candidates" / "pairs"), str(out),
+                           DownloadConfig(image_size=64, processes=1, threads=8, samples_per_shard=25, timeout=2),
+                           SafetyConfig(allow_networks=[f"127.0.0.1:{port}"]))  # fmt: skip
+    assert rerun["in"] == stats["in"] == rerun["kept"] + sum(rerun["dropped"].values())
+    keys, images = [], 0
+    for tar_path in sorted(out.glob("*.tar")):
+        with tarfile.open(tar_path) as tar:  # raises on a truncated tar
+            names = tar.getnames()
+        keys += [n.rsplit(".", 1)[0] for n in names if n.endswith(".json")]
+        images += sum(n.endswith(".jpg") for n in names)
+    assert len(keys) == len(set(keys))  # no sample twice
+    assert images == rerun["kept"]
