@@ -19,10 +19,11 @@ import sys
 import pyarrow.parquet as pq
 
 from jobs import spark as spark_util
-from jobs.options import add_config_flags, config_from_args
+from jobs.options import add_config_flags, config_from_layers
 from pipeline import storage
 from pipeline.download.safety import SafetyConfig
 from pipeline.download.stage import DownloadConfig, download_stage
+from pipeline.recipe import RecipeError, bundled_recipes, load_recipe
 
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
@@ -56,7 +57,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         metavar="PORT",
         help="explicit ports public hosts may use (default: 80 443 8080 8443)",
     )
-    add_config_flags(parser, DownloadConfig)
+    parser.add_argument(
+        "--recipe",
+        default=None,
+        help="recipe whose download section sets image size and resize mode (flags given here "
+        "win); default: the recipe named in the candidates' recipe column, if bundled",
+    )
+    add_config_flags(parser, DownloadConfig, layered=True)
     return parser  # fmt: skip
 
 
@@ -64,6 +71,14 @@ def read_candidates(url: str):
     path = storage.absolute(url)
     inner = storage.join(path, "pairs")
     return pq.read_table(inner if storage.exists(inner) else path)
+
+
+def recipe_download_settings(name: str | None, candidates) -> dict:
+    """The download section of ``name``, or of the bundled recipe the candidates came from."""
+    if name is None and "recipe" in candidates.schema.names and candidates.num_rows:
+        named = candidates.column("recipe")[0].as_py().split("/", 1)[0]
+        name = named if named in bundled_recipes() else None
+    return load_recipe(name).download if name else {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,10 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     allow = args.allow_private_network  # None: flag absent; []: flag alone, meaning loopback
     networks = [] if allow is None else allow or LOOPBACK
     safety = SafetyConfig(allowed_ports=args.allowed_ports, allow_networks=networks)
-    config = config_from_args(DownloadConfig, args)
+    candidates = read_candidates(args.input)
+    try:
+        recipe_settings = recipe_download_settings(args.recipe, candidates)
+    except RecipeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    config = config_from_layers(DownloadConfig, recipe_settings, args=args)
     if config.distributor == "pyspark":
         spark_util.session("curate-download", "local[*]")  # img2dataset uses the active session
-    candidates = read_candidates(args.input)
     stats = download_stage(candidates, args.output, config, safety)
     print(format_summary(stats, args.output))
     return 0

@@ -9,12 +9,17 @@ def _default(f: dataclasses.Field):
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config_cls, prefix: str = "") -> None:
+def add_config_flags(
+    parser: argparse.ArgumentParser, config_cls, prefix: str = "", layered: bool = False
+) -> None:
+    """``layered``: flags the user did not give are left out of the namespace, so they can be
+    laid over other settings (a recipe's) with :func:`config_from_layers`."""
     group = parser.add_argument_group(f"{config_cls.__name__} options")
     for f in dataclasses.fields(config_cls):
         flag = "--" + prefix + f.name.replace("_", "-")
-        default = _default(f)
-        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        shown = _default(f)
+        default = argparse.SUPPRESS if layered else shown
+        help_text = f"{f.metadata.get('help', '')} (default: {shown})"
         if f.type is bool:
             group.add_argument(
                 flag,
@@ -47,3 +52,13 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls, prefix: str = 
 
 def config_from_args(config_cls, args: argparse.Namespace):
     return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
+
+
+def config_from_layers(config_cls, *layers: dict, args: argparse.Namespace):
+    """Defaults, then each layer (e.g. a recipe's section), then the flags the user gave."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    settings = {}
+    for layer in layers:
+        settings.update(layer)
+    settings.update({k: v for k, v in vars(args).items() if k in names})
+    return config_cls(**settings)

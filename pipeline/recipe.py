@@ -23,7 +23,7 @@ from pipeline.filters import REGISTRY, Filter
 from pipeline.filters.text import CaptionValid
 
 BUNDLED = Path(__file__).resolve().parent.parent / "recipes"
-SECTIONS = {"name", "version", "source", "description", "filters", "dedup"}
+SECTIONS = {"name", "version", "source", "description", "filters", "dedup", "download"}
 
 
 class RecipeError(ValueError):
@@ -44,6 +44,7 @@ class Recipe:
     filters: list[Filter]
     dedup: Dedup = field(default_factory=Dedup)
     description: str = ""
+    download: dict = field(default_factory=dict)  # DownloadConfig fields: image_size, resize_mode
 
     @property
     def ident(self) -> str:
@@ -94,7 +95,15 @@ def parse_recipe(data, where: str = "recipe") -> Recipe:
         description=str(data.get("description", "")),
         filters=filters,
         dedup=_make(Dedup, data.get("dedup") or {}, f"{where}: dedup"),
+        download=_download_options(data.get("download") or {}, f"{where}: download"),
     )
+
+
+def _download_options(params, where: str) -> dict:
+    from pipeline.download.stage import DownloadConfig
+
+    _make(DownloadConfig, params, where)  # validates names and types now, before any work
+    return dict(params)
 
 
 def _make_filter(entry, where: str) -> Filter:

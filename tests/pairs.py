@@ -27,4 +27,8 @@ def pairs_table(*captions: str | None, urls=None, widths=None, heights=None, **e
         row.update({k: v[i] for k, v in extra.items()})
         rows.append(row)
     schema = pa.schema([f.with_nullable(True) for f in PAIR_SCHEMA])  # tests may pass nulls
-    return pa.Table.from_pylist(rows, schema=schema)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    for name, values in extra.items():  # columns beyond the pair schema (recipe, language, ...)
+        if name not in schema.names:
+            table = table.append_column(name, pa.array(values))
+    return table

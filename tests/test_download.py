@@ -198,3 +198,25 @@ def test_pyspark_distributor_uses_the_active_session(spark, image_server, tmp_pa
     config = DownloadConfig(**{**SMALL.__dict__, "distributor": "pyspark"})
     stats = download_stage(candidates(base, colours), str(tmp_path / "s"), config, LOOPBACK)
     assert (stats["in"], stats["kept"], stats["shards"]) == (11, 6, 3)
+
+
+def test_resize_settings_come_from_the_recipe_and_flags_win():
+    from jobs.download import build_parser, recipe_download_settings
+    from jobs.options import config_from_layers
+
+    laion = pairs_table("a cat", recipe=["laion/1"])
+    settings = recipe_download_settings(None, laion)  # the candidates name their recipe
+    assert settings == {
+        "image_size": 384,
+        "resize_mode": "keep_ratio",
+        "resize_only_if_bigger": True,
+    }
+    args = build_parser().parse_args(["-i", "x", "-o", "y", "--image-size", "128"])
+    config = config_from_layers(DownloadConfig, settings, args=args)
+    assert (config.image_size, config.resize_mode, config.samples_per_shard) == (
+        128,
+        "keep_ratio",
+        10000,
+    )
+    assert recipe_download_settings("cc3m", laion)["min_image_size"] == 400
+    assert recipe_download_settings(None, pairs_table("a cat", recipe=["mine/2"])) == {}

@@ -50,6 +50,9 @@ class DownloadConfig:
         default="border",
         metadata={"help": "img2dataset resize mode: no, border, keep_ratio, center_crop"},
     )
+    resize_only_if_bigger: bool = field(
+        default=False, metadata={"help": "leave images smaller than image_size as they are"}
+    )
     processes: int = field(default=0, metadata={"help": "download processes; 0: one per core"})
     threads: int = field(default=0, metadata={"help": "threads per process; 0: 64 per core"})
     samples_per_shard: int = field(default=10000, metadata={"help": "images per output shard"})
@@ -157,6 +160,7 @@ def run_img2dataset(url_list: str, output: str, carry: list[str], config: Downlo
         incremental_mode="incremental",
         image_size=config.image_size,
         resize_mode=config.resize_mode,
+        resize_only_if_bigger=config.resize_only_if_bigger,
         processes_count=processes,
         thread_count=threads,
         number_sample_per_shard=config.samples_per_shard,
