@@ -4,71 +4,41 @@ otherwise."""
 
 import argparse
 import sys
+from functools import partial
 
 from jobs import demo, download, extract, miniweb
 from jobs import filter as filter_job
+
+# name, module (with build_parser and main), one-line help, main as the command runs it
+COMMANDS = [
+    ("extract", extract, "WARC files -> image-text pairs and interleaved documents",
+     partial(extract.main, default_master="local[*]")),
+    ("filter", filter_job, "pairs -> candidates: a recipe's caption, URL and language rules, dedup",
+     partial(filter_job.main, default_master="local[*]")),
+    ("download", download, "candidates -> WebDataset shards via img2dataset, unsafe URLs dropped",
+     download.main),
+    ("miniweb", miniweb, "build (and serve on 127.0.0.1) a synthetic crawl with known truth",
+     miniweb.main),
+    ("demo", demo, "the pipeline on bundled data, offline: real WARCs, then the mini web to shards",
+     demo.main),
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser(
-        "extract",
-        help="WARC files -> image-text pairs and interleaved documents",
-        description=extract.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    extract.build_parser(p)
-
-    p = sub.add_parser(
-        "filter",
-        help="pairs -> candidates: caption, URL and language rules of a recipe, exact dedup",
-        description=filter_job.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    filter_job.build_parser(p)
-
-    p = sub.add_parser(
-        "download",
-        help="candidates -> WebDataset shards with img2dataset, unsafe URLs dropped first",
-        description=download.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    download.build_parser(p)
-
-    p = sub.add_parser(
-        "miniweb",
-        help="build (and serve on 127.0.0.1) a synthetic crawl with known truth",
-        description=miniweb.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    miniweb.build_parser(p)
-
-    p = sub.add_parser(
-        "demo",
-        help="the pipeline on bundled data, offline: real WARCs, then the mini web to shards",
-        description=demo.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    demo.build_parser(p)
+    for name, module, help_text, _ in COMMANDS:
+        p = sub.add_parser(name, help=help_text, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        module.build_parser(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    if args.command == "extract":
-        return extract.main(argv[1:], default_master="local[*]")
-    if args.command == "filter":
-        return filter_job.main(argv[1:], default_master="local[*]")
-    if args.command == "download":
-        return download.main(argv[1:])
-    if args.command == "miniweb":
-        return miniweb.main(argv[1:])
-    if args.command == "demo":
-        return demo.main(argv[1:])
-    raise AssertionError(args.command)
+    args = build_parser().parse_args(argv)  # validates, and answers --help
+    run = {name: run for name, _, _, run in COMMANDS}[args.command]
+    return run(argv[1:])
 
 
 if __name__ == "__main__":
