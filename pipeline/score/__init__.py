@@ -1,0 +1,1 @@
+"""The scoring stage: CLIP similarity and embeddings, and the safety and quality scorers."""
