@@ -6,7 +6,7 @@ import argparse
 import sys
 from functools import partial
 
-from jobs import demo, download, extract, miniweb
+from jobs import demo, download, extract, miniweb, score
 from jobs import filter as filter_job
 
 # name, module (with build_parser and main), one-line help, main as the command runs it
@@ -17,6 +17,8 @@ COMMANDS = [
      partial(filter_job.main, default_master="local[*]")),
     ("download", download, "candidates -> WebDataset shards via img2dataset, unsafe URLs dropped",
      download.main),
+    ("score", score, "shards -> CLIP scores and embeddings, faces, pHash",
+     score.main),
     ("miniweb", miniweb, "build (and serve on 127.0.0.1) a synthetic crawl with known truth",
      miniweb.main),
     ("demo", demo, "the pipeline on bundled data, offline: real WARCs, then the mini web to shards",

@@ -3,6 +3,15 @@ with its help text, so library code receives a dataclass and never an argparse n
 
 import argparse
 import dataclasses
+import types
+
+
+def _value_type(annotation):
+    """``str | None`` -> ``str``: the type a flag's text converts to."""
+    args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
 
 
 def _default(f: dataclasses.Field):
@@ -40,12 +49,13 @@ def add_config_flags(
                 help=help_text,
             )
         else:
+            kind = _value_type(f.type)
             group.add_argument(
                 flag,
                 dest=f.name,
-                type=f.type,
+                type=kind,
                 default=default,
-                metavar="N" if f.type in (int, float) else None,
+                metavar="N" if kind in (int, float) else None,
                 help=help_text,
             )
 
