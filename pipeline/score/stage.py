@@ -23,6 +23,7 @@ from pipeline import storage
 from pipeline.score.clip import ClipScorer
 from pipeline.score.faces import HaarFaces
 from pipeline.score.images import DECODED, decode
+from pipeline.score.nsfw import MODEL_NAME, OpenNsfw
 from pipeline.stats import StageStats
 
 STAGE = "score"
@@ -39,14 +40,15 @@ class ScoreConfig:
     batch_size: int = field(default=256, metadata={"help": "images per CLIP batch"})
     workers: int = field(default=2, metadata={"help": "DataLoader decode processes"})
     faces: bool = field(default=True, metadata={"help": "run the Haar face detector"})
+    nsfw: bool = field(default=True, metadata={"help": "run the open_nsfw NSFW classifier"})
 
 
 class ShardSamples(torch.utils.data.IterableDataset):
     """The samples of one shard, decoded and preprocessed in worker processes (the shard is
     split between workers sample by sample)."""
 
-    def __init__(self, shard: str, preprocess, faces: bool):
-        self.shard, self.preprocess, self.faces = shard, preprocess, faces
+    def __init__(self, shard: str, preprocess, faces: bool, nsfw: bool):
+        self.shard, self.preprocess, self.faces, self.nsfw = shard, preprocess, faces, nsfw
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -68,6 +70,9 @@ class ShardSamples(torch.utils.data.IterableDataset):
                 "facts": facts,
                 "face_boxes": boxes,
                 "pixels": self.preprocess(image) if image is not None else None,
+                "nsfw_input": OpenNsfw.prepare(image)
+                if (self.nsfw and image is not None)
+                else None,
             }
 
 
@@ -95,30 +100,43 @@ def tar_samples(shard: str):
 
 def collate(items: list[dict]) -> dict:
     ok = [i for i in items if i["pixels"] is not None]
+    nsfw = [i["nsfw_input"] for i in ok if i["nsfw_input"] is not None]
     return {
         "items": items,
-        "pixels": torch.stack([i["pixels"] for i in ok]) if ok else None,
         "ok": ok,
+        "pixels": torch.stack([i["pixels"] for i in ok]) if ok else None,
+        "nsfw_input": np.stack(nsfw) if nsfw and len(nsfw) == len(ok) else None,
     }
 
 
-def score_shard(shard: str, output: str, clip: ClipScorer, config: ScoreConfig) -> dict:
+def score_shard(shard: str, output: str, clip: ClipScorer, config: ScoreConfig, nsfw=None) -> dict:
     name = shard.rsplit("/", 1)[-1].removesuffix(".tar")
+    samples = ShardSamples(shard, clip.preprocess, config.faces, nsfw is not None)
     loader = torch.utils.data.DataLoader(
-        ShardSamples(shard, clip.preprocess, config.faces), batch_size=config.batch_size,
-        num_workers=config.workers, collate_fn=collate, pin_memory=clip.device.startswith("cuda"),
-    )  # fmt: skip
+        samples,
+        batch_size=config.batch_size,
+        num_workers=config.workers,
+        collate_fn=collate,
+        pin_memory=clip.device.startswith("cuda"),
+    )
     rows, image_emb, text_emb, embedded = [], [], [], []
     for batch in loader:
         scores = {}
         if batch["pixels"] is not None:
             scores = clip.score_batch(batch["pixels"], [i["caption"] for i in batch["ok"]])
+            if batch["nsfw_input"] is not None:
+                scores["nsfw_p"] = nsfw.score_batch(batch["nsfw_input"])
             image_emb.append(scores["image_emb"].astype(np.float16))
             text_emb.append(scores["text_emb"].astype(np.float16))
         similarity = iter(scores.get(clip.column, []))
+        nsfw_p = iter(scores.get("nsfw_p", []))
         for item in batch["items"]:
-            sim = float(next(similarity)) if item["pixels"] is not None else None
-            rows.append(_row(item, clip.column, sim))
+            scored = item["pixels"] is not None
+            row = _row(item, clip.column, float(next(similarity)) if scored else None)
+            if nsfw is not None:
+                row["nsfw_p"] = float(next(nsfw_p)) if scored else None
+                row["nsfw_model"] = MODEL_NAME
+            rows.append(row)
             if item["pixels"] is not None:
                 meta = item["meta"]
                 embedded.append({"index": item["index"], "key": item["key"], "uid": meta.get("uid"),
@@ -197,12 +215,13 @@ def score_shards(
         else ("cuda" if torch.cuda.is_available() else "cpu")
     )
     clip = ClipScorer(config.model, config.pretrained, device)  # fails here if weights are missing
+    nsfw = OpenNsfw() if config.nsfw else None
     merged = StageStats(STAGE)
     for shard in tqdm(shards, desc="score", unit="shard", disable=not progress):
         name = shard.rsplit("/", 1)[-1].removesuffix(".tar")
         marker = storage.join(output, "_done", f"{name}.json")
         done = json.loads(storage.read_text(marker)) if storage.exists(marker) else None
-        merged.merge(StageStats.from_dict(done or score_shard(shard, output, clip, config)))
+        merged.merge(StageStats.from_dict(done or score_shard(shard, output, clip, config, nsfw)))
     result = merged.to_dict(model=config.model, pretrained=config.pretrained, column=clip.column,
                             version=SCORES_VERSION, shards=len(shards))  # fmt: skip
     storage.write_text_atomic(
