@@ -63,19 +63,41 @@ class ClipScorer:
             ) from e
         self.net = model.eval()
         self.preprocess = preprocess
+        self.prepare, self._normalize = _split_preprocess(preprocess)
         self.tokenizer = open_clip.get_tokenizer(name)
         self.column = column_name(self.model)
+        self.dim = int(self.encode_texts(["a photo"]).shape[-1])  # the embedding width
+
+    def _images_to_device(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        if images.dtype == torch.uint8:  # from ``prepare``: scale and normalise on the device
+            mean, std = (torch.tensor(v, device=self.device).view(1, -1, 1, 1)
+                         for v in self._normalize)  # fmt: skip
+            images = (images.float() / 255 - mean) / std
+        return images
 
     @torch.inference_mode()
-    def score_batch(self, images: torch.Tensor, texts: list[str]) -> dict:
-        """``images``: (B, 3, H, W), already preprocessed; ``texts``: B captions. Returns the
-        cosine similarity per pair and the L2-normalised embeddings, both as numpy."""
-        images = images.to(self.device, non_blocking=True)
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """L2-normalised text embeddings (float32, on the device)."""
         tokens = self.tokenizer(texts).to(self.device)
-        autocast = torch.autocast(
-            "cuda", dtype=torch.float16, enabled=self.device.startswith("cuda")
-        )
-        with autocast:
+        with self._autocast():
+            emb = self.net.encode_text(tokens)
+        return torch.nn.functional.normalize(emb.float(), dim=-1)
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.float16, enabled=self.device.startswith("cuda"))
+
+    @torch.inference_mode()
+    def score_batch(self, images: torch.Tensor, texts: list[str] | torch.Tensor) -> dict:
+        """``images``: (B, 3, H, W), either uint8 from :attr:`prepare` (scaled and normalised
+        here, on the device: a quarter of the bytes through the DataLoader) or float from
+        :attr:`preprocess`; ``texts``: B captions, or their tokens from :attr:`tokenizer`
+        (tokenised in the DataLoader workers). Returns the cosine similarity per pair and the
+        L2-normalised embeddings, all as numpy."""
+        images = self._images_to_device(images)
+        tokens = texts if isinstance(texts, torch.Tensor) else self.tokenizer(texts)
+        tokens = tokens.to(self.device, non_blocking=True)
+        with self._autocast():
             image_emb = self.net.encode_image(images)  # (B, D)
             text_emb = self.net.encode_text(tokens)  # (B, D)
         image_emb = torch.nn.functional.normalize(image_emb.float(), dim=-1)
@@ -86,3 +108,20 @@ class ClipScorer:
             "image_emb": image_emb.cpu().numpy(),
             "text_emb": text_emb.cpu().numpy(),
         }
+
+
+def _split_preprocess(preprocess):
+    """open_clip's transform is resize, crop, RGB, to-tensor, normalise. Returns ``prepare``
+    (the PIL steps, then a uint8 CHW tensor; runs in DataLoader workers) and the normalisation's
+    ``(mean, std)``, which :meth:`ClipScorer.score_batch` applies on the device."""
+    from torchvision import transforms as T
+
+    steps = list(preprocess.transforms)
+    names = [type(step).__name__ for step in steps]
+    tensor_at = next(i for i, n in enumerate(names) if n.endswith("ToTensor"))
+    (normalize,) = steps[tensor_at + 1 :]
+    assert isinstance(normalize, T.Normalize), f"unexpected open_clip transform: {names}"
+    return T.Compose([*steps[:tensor_at], T.PILToTensor()]), (
+        tuple(normalize.mean),
+        tuple(normalize.std),
+    )

@@ -10,10 +10,7 @@ import io
 import imagehash
 from PIL import Image, ImageOps
 
-DECODED = "ok"
-EMPTY_FILE = "empty_file"
-DECODE_ERROR = "decode_error"
-TOO_LARGE = "too_large"
+from schemas.score import DECODE_ERROR, DECODED, EMPTY_FILE, TOO_LARGE  # noqa: F401 (re-exported)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -26,9 +23,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode(data: bytes) -> tuple[Image.Image | None, dict]:
+def decode(data: bytes, phash: bool = True) -> tuple[Image.Image | None, dict]:
     """``(rgb image or None, facts)``: facts has status, format, bytes, width, height,
-    aspect_ratio, frames and phash (hex) when decoded."""
+    aspect_ratio, frames and (with ``phash``) the perceptual hash in hex, when decoded."""
     facts = {"status": DECODED, "bytes": len(data or b""), "format": None, "width": None,
              "height": None, "aspect_ratio": None, "frames": None, "phash": None}  # fmt: skip
     if not data:
@@ -48,5 +45,5 @@ def decode(data: bytes) -> tuple[Image.Image | None, dict]:
         return None, facts
     facts.update(width=image.width, height=image.height,
                  aspect_ratio=round(image.width / image.height, 4),
-                 phash=str(imagehash.phash(image)))  # fmt: skip
+                 phash=str(imagehash.phash(image)) if phash else None)  # fmt: skip
     return image, facts

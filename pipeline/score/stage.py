@@ -5,15 +5,19 @@ with its status), and clip-retrieval's layout for the embedded samples: ``img_em
 and ``text_emb/NNNNN.npy`` (float16, L2-normalised) with ``metadata/NNNNN.parquet`` in the same
 order. ``_done/NNNNN.json`` is written last; a rerun skips shards that have it.
 
-Images are decoded, converted, hashed, face-detected and preprocessed in DataLoader worker
-processes; the main process only batches tensors through CLIP (pinned memory, inference mode,
-fp16 autocast on CUDA).
+A shard takes two passes. The first decodes, hashes, face-detects and preprocesses every image
+in DataLoader worker processes, while the main process only moves uint8 batches to the device
+(pinned memory) and runs CLIP, the embedding heads and the NSFW network on whole batches. The
+second, only with ``watermark=ocr``, runs OCR in the workers on the images that earned it (all
+decoded images, or those at or above ``watermark_min_clip``): OCR costs about a second per image
+on a CPU core, a hundred times CLIP's share.
 """
 
 import io
 import json
+import multiprocessing
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -21,13 +25,15 @@ import torch
 
 from pipeline import storage
 from pipeline.score.clip import ClipScorer
-from pipeline.score.faces import HaarFaces
+from pipeline.score.heads import embedding_scorer
 from pipeline.score.images import DECODED, decode
-from pipeline.score.nsfw import MODEL_NAME, OpenNsfw
 from pipeline.stats import StageStats
+from schemas.score import METADATA_SCHEMA, scores_schema
+from schemas.score import SCHEMA_VERSION as SCORES_VERSION
 
 STAGE = "score"
-SCORES_VERSION = "score/1"
+OPEN_NSFW = "open-nsfw"
+OCR = "ocr"
 
 
 @dataclass
@@ -36,125 +42,231 @@ class ScoreConfig:
     pretrained: str | None = field(
         default="laion2b_s34b_b79k", metadata={"help": "open_clip tag, local weights file, or none"}
     )
-    device: str = field(default="auto", metadata={"help": "cuda, cpu, or auto (cuda if present)"})
+    device: str = field(default="auto", metadata={"help": "cuda, cuda:N, cpu, or auto (cuda if present)"})  # fmt: skip
     batch_size: int = field(default=256, metadata={"help": "images per CLIP batch"})
-    workers: int = field(default=2, metadata={"help": "DataLoader decode processes"})
-    faces: bool = field(default=True, metadata={"help": "run the Haar face detector"})
-    nsfw: bool = field(default=True, metadata={"help": "run the open_nsfw NSFW classifier"})
+    workers: int = field(default=2, metadata={"help": "DataLoader decode processes per device"})
+    processes: int = field(
+        default=0,
+        metadata={"help": "scoring processes, each with its own device and shards; 0: one per GPU"},
+    )
+    faces: str = field(default="haar", metadata={"help": "face detector: haar, mtcnn or none"})
+    nsfw: str = field(
+        default=OPEN_NSFW,
+        metadata={"help": "open-nsfw (packaged ONNX), head:FILE (CLIP head), zero-shot or none"},
+    )
+    watermark: str = field(
+        default=OCR,
+        metadata={"help": "ocr (stock marks, packaged OCR), head:FILE, zero-shot or none"},
+    )
+    watermark_min_clip: float | None = field(
+        default=None,
+        metadata={"help": "run OCR only on images with CLIP similarity >= this (OCR is slow)"},
+    )
+    phash: bool = field(default=True, metadata={"help": "compute the perceptual hash"})
 
 
-class ShardSamples(torch.utils.data.IterableDataset):
-    """The samples of one shard, decoded and preprocessed in worker processes (the shard is
-    split between workers sample by sample)."""
-
-    def __init__(self, shard: str, preprocess, faces: bool, nsfw: bool):
-        self.shard, self.preprocess, self.faces, self.nsfw = shard, preprocess, faces, nsfw
-
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        detector = HaarFaces() if self.faces else None
-        for index, sample in enumerate(tar_samples(self.shard)):
-            if index % workers != worker:
-                continue
-            image, facts = decode(
-                sample.get("jpg") or sample.get("png") or sample.get("webp") or b""
-            )
-            meta = json.loads(sample.get("json", b"{}") or b"{}")
-            boxes = detector.detect(image) if (detector and image is not None) else []
-            yield {
-                "index": index,
-                "key": sample["__key__"],
-                "caption": (sample.get("txt") or b"").decode("utf-8", "replace"),
-                "meta": meta,
-                "facts": facts,
-                "face_boxes": boxes,
-                "pixels": self.preprocess(image) if image is not None else None,
-                "nsfw_input": OpenNsfw.prepare(image)
-                if (self.nsfw and image is not None)
-                else None,
-            }
-
-
-def tar_samples(shard: str):
-    """The samples of a WebDataset tar, in order: ``{"__key__": ..., "jpg": bytes, ...}``
-    (files of one sample are adjacent and share the name before the first dot)."""
+def tar_samples(shard: str, wanted=None):
+    """The samples of a WebDataset tar, in order, as ``(index, {"__key__": ..., "jpg": bytes,
+    ...})`` (the files of one sample are adjacent and share the name before the first dot).
+    With ``wanted(index)``, other samples are skipped without reading their bytes, so each of
+    several workers only reads its own share of a shard."""
     import tarfile
 
     import fsspec
 
-    sample: dict = {}
-    with fsspec.open(shard, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
+    index, key, sample = -1, None, {}
+    with fsspec.open(shard, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
         for member in tar:
             if not member.isfile():
                 continue
-            key, _, ext = member.name.rpartition("/")[2].partition(".")
-            if sample and key != sample["__key__"]:
-                yield sample
-                sample = {}
-            sample["__key__"] = key
-            sample[ext] = tar.extractfile(member).read()
+            name, _, ext = member.name.rpartition("/")[2].partition(".")
+            if name != key:
+                if sample:
+                    yield index, sample
+                index, key, sample = index + 1, name, {}
+            if wanted is None or wanted(index):
+                sample["__key__"] = key
+                sample[ext] = tar.extractfile(member).read()
     if sample:
-        yield sample
+        yield index, sample
+
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
+
+
+def image_bytes(sample: dict) -> bytes:
+    return next((sample[ext] for ext in IMAGE_EXTENSIONS if sample.get(ext)), b"")
+
+
+class ShardSamples(torch.utils.data.IterableDataset):
+    """The samples of one shard (those in ``indices``, if given), each turned into a dict by
+    ``work(index, sample)`` in the worker processes; the shard is split between workers sample by
+    sample. ``work`` is built once per worker, so detectors load once per process."""
+
+    def __init__(self, shard: str, work_factory, indices: set[int] | None = None):
+        self.shard, self.work_factory, self.indices = shard, work_factory, indices
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        work = self.work_factory()
+
+        def wanted(index: int) -> bool:
+            return index % workers == worker and (self.indices is None or index in self.indices)
+
+        for index, sample in tar_samples(self.shard, wanted):
+            yield work(index, sample)
+
+
+@dataclass
+class FirstPass:
+    """Per worker: decode, facts, faces, CLIP's uint8 pixels and tokens, open_nsfw's input."""
+
+    prepare: object  # ClipScorer.prepare
+    tokenize: object  # ClipScorer.tokenizer
+    faces: str
+    nsfw: bool
+    phash: bool
+
+    def __call__(self):
+        from pipeline.score.faces import face_detector
+
+        detector = face_detector(self.faces) if self.faces != "none" else None
+        if self.nsfw:
+            from pipeline.score.nsfw import OpenNsfw
+
+        def work(index: int, sample: dict) -> dict:
+            image, facts = decode(image_bytes(sample), phash=self.phash)
+            ok = image is not None
+            caption = (sample.get("txt") or b"").decode("utf-8", "replace")
+            return {
+                "index": index,
+                "key": sample["__key__"],
+                "caption": caption,
+                "tokens": self.tokenize([caption])[0] if ok else None,
+                "meta": json.loads(sample.get("json") or b"{}"),
+                "facts": facts,
+                "face_boxes": detector.detect(image) if (detector and ok) else [],
+                "pixels": self.prepare(image) if ok else None,
+                "nsfw_input": OpenNsfw.prepare(image) if (self.nsfw and ok) else None,
+            }
+
+        return work
+
+
+@dataclass
+class OcrPass:
+    """Per worker: OCR for stock-photo watermarks."""
+
+    def __call__(self):
+        from pipeline.score.watermark import OcrWatermark
+
+        ocr = OcrWatermark()
+
+        def work(index: int, sample: dict) -> dict:
+            image, _ = decode(image_bytes(sample), phash=False)
+            return {"index": index, **(ocr.detect(image) if image is not None else {})}
+
+        return work
 
 
 def collate(items: list[dict]) -> dict:
-    ok = [i for i in items if i["pixels"] is not None]
+    ok = [i for i in items if i.get("pixels") is not None]
     nsfw = [i["nsfw_input"] for i in ok if i["nsfw_input"] is not None]
     return {
         "items": items,
         "ok": ok,
         "pixels": torch.stack([i["pixels"] for i in ok]) if ok else None,
+        "tokens": torch.stack([i["tokens"] for i in ok]) if ok else None,
         "nsfw_input": np.stack(nsfw) if nsfw and len(nsfw) == len(ok) else None,
     }
 
 
-def score_shard(shard: str, output: str, clip: ClipScorer, config: ScoreConfig, nsfw=None) -> dict:
-    name = shard.rsplit("/", 1)[-1].removesuffix(".tar")
-    samples = ShardSamples(shard, clip.preprocess, config.faces, nsfw is not None)
-    loader = torch.utils.data.DataLoader(
+class Scorers:
+    """The models of one process, loaded once and reused for every shard it scores. Bad model
+    settings (missing weights, a head of the wrong width) fail here, before any image is read."""
+
+    def __init__(self, config: ScoreConfig, device: str):
+        self.config = config
+        self.clip = ClipScorer(config.model, config.pretrained, device)
+        self.nsfw_model = self.watermark_model = None
+        self.nsfw = self.watermark = None  # embedding scorers
+        self.open_nsfw = None
+        if config.nsfw == OPEN_NSFW:
+            from pipeline.score.nsfw import MODEL_NAME, OpenNsfw
+
+            self.open_nsfw, self.nsfw_model = OpenNsfw(), MODEL_NAME
+        elif config.nsfw != "none":
+            self.nsfw = embedding_scorer(config.nsfw, self.clip, "nsfw")
+            self.nsfw_model = self.nsfw.name
+        if config.watermark == OCR:
+            from pipeline.score.watermark import MODEL_NAME as OCR_MODEL
+
+            self.watermark_model = OCR_MODEL
+        elif config.watermark != "none":
+            self.watermark = embedding_scorer(config.watermark, self.clip, "watermark")
+            self.watermark_model = self.watermark.name
+        if config.faces != "none":
+            from pipeline.score.faces import face_detector
+
+            self.face_model = face_detector(config.faces).name
+        else:
+            self.face_model = None
+
+
+def _loader(samples, config: ScoreConfig, device: str, batch_size: int):
+    return torch.utils.data.DataLoader(
         samples,
-        batch_size=config.batch_size,
+        batch_size=batch_size,
         num_workers=config.workers,
         collate_fn=collate,
-        pin_memory=clip.device.startswith("cuda"),
+        pin_memory=device.startswith("cuda"),
+        persistent_workers=False,
     )
+
+
+def score_shard(shard: str, output: str, scorers: Scorers) -> dict:
+    config, clip = scorers.config, scorers.clip
+    name = shard_name(shard)
+    first = FirstPass(clip.prepare, clip.tokenizer, config.faces, scorers.open_nsfw is not None, config.phash)
     rows, image_emb, text_emb, embedded = [], [], [], []
-    for batch in loader:
-        scores = {}
+    for batch in _loader(ShardSamples(shard, first), config, clip.device, config.batch_size):
+        scores: dict = {}
         if batch["pixels"] is not None:
-            scores = clip.score_batch(batch["pixels"], [i["caption"] for i in batch["ok"]])
-            if batch["nsfw_input"] is not None:
-                scores["nsfw_p"] = nsfw.score_batch(batch["nsfw_input"])
+            scores = clip.score_batch(batch["pixels"], batch["tokens"])
+            if scorers.open_nsfw is not None and batch["nsfw_input"] is not None:
+                scores["nsfw_p"] = scorers.open_nsfw.score_batch(batch["nsfw_input"])
+            if scorers.nsfw is not None:
+                scores["nsfw_p"] = scorers.nsfw.score_batch(scores["image_emb"])
+            if scorers.watermark is not None:
+                scores["watermark_p"] = scorers.watermark.score_batch(scores["image_emb"])
             image_emb.append(scores["image_emb"].astype(np.float16))
             text_emb.append(scores["text_emb"].astype(np.float16))
-        similarity = iter(scores.get(clip.column, []))
-        nsfw_p = iter(scores.get("nsfw_p", []))
+        per_image = {k: iter(v) for k, v in scores.items() if k not in ("image_emb", "text_emb")}
         for item in batch["items"]:
             scored = item["pixels"] is not None
-            row = _row(item, clip.column, float(next(similarity)) if scored else None)
-            if nsfw is not None:
-                row["nsfw_p"] = float(next(nsfw_p)) if scored else None
-                row["nsfw_model"] = MODEL_NAME
-            rows.append(row)
-            if item["pixels"] is not None:
+            values = {k: float(next(v)) if scored else None for k, v in per_image.items()}
+            rows.append(_row(item, clip.column, values, scorers))
+            if scored:
                 meta = item["meta"]
                 embedded.append({"index": item["index"], "key": item["key"], "uid": meta.get("uid"),
                                  "url": meta.get("url"), "caption": item["caption"]})  # fmt: skip
     order = np.argsort([r["index"] for r in rows], kind="stable")  # workers interleave samples
     rows = [rows[i] for i in order]
-    dim = image_emb[0].shape[1] if image_emb else 0
+    stats = StageStats(STAGE)
+    if config.watermark == OCR:
+        _ocr_pass(shard, rows, clip.column, config, clip.device, stats)
+    dim = image_emb[0].shape[1] if image_emb else clip.dim
     img = np.concatenate(image_emb) if image_emb else np.zeros((0, dim), np.float16)
     txt = np.concatenate(text_emb) if text_emb else np.zeros((0, dim), np.float16)
     emb_order = np.argsort([e["index"] for e in embedded], kind="stable")  # the scores' order
-    _write(output, name, rows, img[emb_order], txt[emb_order], [embedded[i] for i in emb_order])
-    stats = StageStats(STAGE)
+    _write(output, name, rows, clip.column, img[emb_order], txt[emb_order], [embedded[i] for i in emb_order])
     for status, n in Counter(r["status"] for r in rows).items():
         if status == DECODED:
             stats.main.keep(n)
         else:
             stats.main.drop(status, n)
-    stats.extra["faces"] += sum(r["face_count"] for r in rows)
+    stats.extra["faces"] += sum(r["face_count"] or 0 for r in rows)
     result = stats.to_dict(
         shard=name, model=clip.model, pretrained=clip.pretrained, version=SCORES_VERSION
     )
@@ -164,22 +276,45 @@ def score_shard(shard: str, output: str, clip: ClipScorer, config: ScoreConfig, 
     return result
 
 
-def _row(item: dict, column: str, similarity: float | None) -> dict:
+def _ocr_pass(shard, rows, column, config, device, stats) -> None:
+    """Fill ``watermark_p`` (and the matched text) for the decoded rows OCR is spent on."""
+    wanted = {r["index"] for r in rows if r["status"] == DECODED and (
+        config.watermark_min_clip is None or r[column] >= config.watermark_min_clip)}  # fmt: skip
+    by_index = {r["index"]: r for r in rows}
+    if wanted:
+        batch_size = max(1, min(16, config.batch_size))
+        for batch in _loader(ShardSamples(shard, OcrPass(), wanted), config, "cpu", batch_size):
+            for item in batch["items"]:
+                row = by_index[item["index"]]
+                row["watermark_p"] = item.get("watermark_p")
+                row["watermark_text"] = item.get("watermark_text")
+    stats.extra["watermark_checked"] += len(wanted)
+    stats.extra["watermark_skipped"] += sum(r["status"] == DECODED for r in rows) - len(wanted)
+
+
+def _row(item: dict, column: str, values: dict, scorers: Scorers) -> dict:
     facts, meta = item["facts"], item["meta"]
-    return {
+    row = {
         "index": item["index"],
         "key": item["key"],
         "uid": meta.get("uid"),
         "url": meta.get("url"),
         "caption": item["caption"],
         **facts,
-        "face_count": len(item["face_boxes"]),
-        "face_boxes": json.dumps(item["face_boxes"]),
-        column: similarity,
+        "face_count": len(item["face_boxes"]) if scorers.face_model else None,
+        "face_boxes": json.dumps(item["face_boxes"]) if scorers.face_model else None,
+        "face_model": scorers.face_model,
+        column: values.get(column),
+        "nsfw_p": values.get("nsfw_p"),
+        "nsfw_model": scorers.nsfw_model,
+        "watermark_p": values.get("watermark_p"),
+        "watermark_model": scorers.watermark_model,
+        "watermark_text": None,
     }
+    return row
 
 
-def _write(output, name, rows, img, txt, metadata) -> None:
+def _write(output, name, rows, column, img, txt, metadata) -> None:
     def npy(array) -> bytes:
         buffer = io.BytesIO()
         np.save(buffer, array)
@@ -188,42 +323,116 @@ def _write(output, name, rows, img, txt, metadata) -> None:
     for folder, array in (("img_emb", img), ("text_emb", txt)):
         with storage.atomic_open(storage.join(output, folder, f"{name}.npy")) as f:
             f.write(npy(array))
-    columns = [("index", pa.int64()), ("key", pa.string()), ("uid", pa.string()),
-               ("url", pa.string()), ("caption", pa.string())]  # fmt: skip
-    meta_table = pa.Table.from_pylist(metadata, schema=pa.schema(columns))
+    meta_table = pa.Table.from_pylist(metadata, schema=METADATA_SCHEMA)
     with storage.parquet_writer(
         storage.join(output, "metadata", f"{name}.parquet"), meta_table.schema
     ) as w:
         w.write_table(meta_table)
-    table = pa.Table.from_pylist(rows)
+    table = pa.Table.from_pylist(rows, schema=scores_schema(column))
     with storage.parquet_writer(
         storage.join(output, "scores", f"{name}.parquet"), table.schema
     ) as w:
         w.write_table(table)
 
 
+def shard_name(shard: str) -> str:
+    return shard.rsplit("/", 1)[-1].removesuffix(".tar")
+
+
+def done_result(output: str, shard: str) -> dict | None:
+    """The shard's done marker, if it was scored already."""
+    marker = storage.join(output, "_done", f"{shard_name(shard)}.json")
+    return json.loads(storage.read_text(marker)) if storage.exists(marker) else None
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def process_devices(config: ScoreConfig) -> list[str]:
+    """One device per scoring process: every GPU when ``device`` is auto/cuda and
+    ``processes`` is 0, else ``processes`` copies of the device (on the CPU: for tests)."""
+    device = resolve_device(config.device)
+    if device == "cuda" and config.processes == 0:
+        return [f"cuda:{i}" for i in range(max(1, torch.cuda.device_count()))]
+    if device == "cuda":
+        return [f"cuda:{i % torch.cuda.device_count()}" for i in range(config.processes)]
+    return [device] * max(1, config.processes)
+
+
+def score_shard_list(shards: list[str], output: str, config: ScoreConfig, device: str,
+                     progress: bool = True, position: int = 0) -> list[dict]:  # fmt: skip
+    """Score the shards not already done, in this process, on ``device``."""
+    from tqdm import tqdm
+
+    scorers = None
+    results = []
+    bar = tqdm(shards, desc=f"score {device}", unit="shard", disable=not progress,
+               position=position)  # fmt: skip
+    for shard in bar:
+        done = done_result(output, shard)
+        if done is None:
+            scorers = scorers or Scorers(config, device)
+            done = score_shard(shard, output, scorers)
+        results.append(done)
+    return results
+
+
+def _process_main(shards, output, config_dict, device, position, queue) -> None:
+    try:
+        results = score_shard_list(shards, output, ScoreConfig(**config_dict), device, True,
+                                   position)  # fmt: skip
+        queue.put((position, results, None))
+    except BaseException as e:  # reported to the parent, which raises it
+        queue.put((position, None, f"{type(e).__name__}: {e}"))
+
+
 def score_shards(
     shards: list[str], output: str, config: ScoreConfig, progress: bool = True
 ) -> dict:
-    """Score every shard not already done; returns (and writes) the merged stats.json."""
-    from tqdm import tqdm
-
+    """Score every shard not already done; returns (and writes) the merged stats.json. With more
+    than one device (every GPU of the machine by default), one process per device takes every
+    n-th shard."""
     output = storage.absolute(output)
-    device = (
-        config.device
-        if config.device != "auto"
-        else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
-    clip = ClipScorer(config.model, config.pretrained, device)  # fails here if weights are missing
-    nsfw = OpenNsfw() if config.nsfw else None
+    devices = process_devices(config)
+    if len(devices) == 1:
+        results = score_shard_list(shards, output, config, devices[0], progress)
+    else:
+        if not all(done_result(output, s) for s in shards):
+            Scorers(config, "cpu")  # bad settings fail here, once, before processes start
+        context = multiprocessing.get_context("spawn")
+        queue = context.Queue()
+        processes = [
+            context.Process(target=_process_main,
+                            args=(shards[i :: len(devices)], output, asdict(config), device, i,
+                                  queue))  # fmt: skip
+            for i, device in enumerate(devices)
+        ]
+        for p in processes:
+            p.start()
+        outcomes = [queue.get() for _ in processes]
+        for p in processes:
+            p.join()
+        errors = [error for _, _, error in outcomes if error]
+        if errors:
+            raise RuntimeError("scoring processes failed: " + "; ".join(errors))
+        results = [r for _, rs, _ in outcomes for r in rs]
+    return write_stats(output, results, config)
+
+
+def write_stats(output: str, results: list[dict], config: ScoreConfig) -> dict:
+    from pipeline.score.clip import column_name
+
     merged = StageStats(STAGE)
-    for shard in tqdm(shards, desc="score", unit="shard", disable=not progress):
-        name = shard.rsplit("/", 1)[-1].removesuffix(".tar")
-        marker = storage.join(output, "_done", f"{name}.json")
-        done = json.loads(storage.read_text(marker)) if storage.exists(marker) else None
-        merged.merge(StageStats.from_dict(done or score_shard(shard, output, clip, config, nsfw)))
-    result = merged.to_dict(model=config.model, pretrained=config.pretrained, column=clip.column,
-                            version=SCORES_VERSION, shards=len(shards))  # fmt: skip
+    for result in results:
+        merged.merge(StageStats.from_dict(result))
+    result = merged.to_dict(model=config.model, pretrained=config.pretrained,
+                            column=column_name(config.model), version=SCORES_VERSION,
+                            shards=len(results), nsfw=config.nsfw, watermark=config.watermark,
+                            watermark_min_clip=config.watermark_min_clip,
+                            face_detector=config.faces)  # fmt: skip
     storage.write_text_atomic(
         storage.join(output, "stats.json"), json.dumps(result, indent=2) + "\n"
     )

@@ -1,0 +1,290 @@
+"""Throughput of the score stage, in images per second, against a naive per-image loop.
+
+    .venv/bin/python benchmarks/score.py                         # CPU: tiny-clip and ViT-B-32
+    .venv/bin/python benchmarks/score.py --quick                 # smoke run
+    python benchmarks/score.py --device cuda --images 40000 --shard-size 10000 \\
+        --models ViT-B-32 --workers 15 --batch-size 512          # one GPU
+
+Images: ``--images`` JPEGs of 256x256 (img2dataset's default size), random crops of five
+``skimage.data`` photos at quality 80-95, written as WebDataset shards of ``--shard-size``
+samples under ``benchmarks/_work/score/`` with short captions. CLIP weights are random
+(``pretrained=None``): the speed does not depend on the values, and nothing is downloaded.
+
+Rows, each timed by the wall clock after the models are loaded and one warm-up shard is scored:
+
+(a) the pipeline, ``pipeline.score.stage.score_shard`` over every shard, CLIP only (faces, NSFW,
+    watermark and pHash off): JPEG decode, resize, crop and tokenising in ``--workers``
+    DataLoader processes, uint8 batches to the device (pinned memory on CUDA), CLIP under
+    inference mode (fp16 autocast on CUDA), parquet + embeddings written.
+(b) the same with the default per-image scorers on (pHash, Haar faces, open_nsfw): what
+    ``curate score --watermark none`` costs (tiny-clip only; on CUDA, every model).
+(c) the naive loop a newcomer writes: for each image, open it with PIL, apply open_clip's
+    preprocess, encode the image and its caption one at a time, cosine (on ``--naive-images``).
+(d) each detector alone, in this process, per image over ``--detector-images`` images: decode
+    only, pHash, Haar faces, MTCNN faces, open_nsfw (prepare + batches of 32), OCR watermark
+    (on ``--ocr-images``).
+
+Targets: on the CPU, (a) >= 3x (c) for tiny-clip. On one GPU: (a) ViT-B-32 fp16 >= 4,000
+images/s, 2.5x clip-retrieval's published 1,500/s.
+"""
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import tarfile
+import time
+from dataclasses import replace
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / "_work" / "score"
+sys.path.insert(0, str(ROOT))
+
+CAPTIONS = ["a photo of an astronaut", "a cup of coffee on a table", "a cat looking at the camera",
+            "a rocket on the launch pad", "a black horse silhouette", "stock photo of a landscape"]  # fmt: skip
+
+
+def _photos():
+    from skimage import data
+
+    return [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(),
+            np.stack([(data.horse() * 255).astype(np.uint8)] * 3, axis=-1)]  # fmt: skip
+
+
+def _jpeg(seed: int) -> bytes:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    photo = _PHOTOS[seed % len(_PHOTOS)]
+    h, w = photo.shape[:2]
+    side = int(rng.integers(min(h, w) // 2, min(h, w)))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    image = Image.fromarray(photo[y : y + side, x : x + side]).resize((256, 256))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=int(rng.integers(80, 96)))
+    return buffer.getvalue()
+
+
+_PHOTOS = None
+
+
+def _init():
+    global _PHOTOS
+    _PHOTOS = _photos()
+
+
+def write_shards(folder: Path, n: int, shard_size: int, start: int = 0) -> list[str]:
+    """Shards of 256x256 JPEGs; reused when already there with the same count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / f"done-{n}-{shard_size}"
+    shards = [str(folder / f"{i:05d}.tar") for i in range((n + shard_size - 1) // shard_size)]
+    if stamp.exists():
+        return shards
+    with Pool(os.cpu_count(), initializer=_init) as pool:
+        images = pool.map(_jpeg, range(start, start + n), chunksize=64)
+    for s, path in enumerate(shards):
+        with tarfile.open(path, "w") as tar:
+            for i in range(s * shard_size, min(n, (s + 1) * shard_size)):
+                key = f"{s:05d}{i:06d}"
+                meta = json.dumps({"uid": key, "url": f"http://bench/{key}.jpg"}).encode()
+                for ext, data in (("jpg", images[i]), ("txt", CAPTIONS[i % 6].encode()), ("json", meta)):
+                    info = tarfile.TarInfo(f"{key}.{ext}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    stamp.touch()
+    return shards
+
+
+def clock(fn) -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def pipeline_row(name, shards, warm, config, device, n) -> dict:
+    import shutil
+
+    from pipeline.score.stage import Scorers, score_shard
+
+    scorers = Scorers(config, device)
+    out = WORK / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    score_shard(warm, str(out / "warm"), scorers)  # workers, kernels, allocator: warm
+
+    def run():
+        for shard in shards:
+            score_shard(shard, str(out / "timed"), scorers)
+
+    seconds = clock(run)
+    return {"row": name, "model": config.model, "images": n, "seconds": seconds,
+            "images_per_s": n / seconds}  # fmt: skip
+
+
+def naive_row(model: str, shards, device: str, n: int) -> dict:
+    """Open, preprocess, encode one image and its caption at a time."""
+    import torch
+    from PIL import Image
+
+    from pipeline.score.clip import ClipScorer
+
+    clip = ClipScorer(model, None, device)
+    samples = []
+    with tarfile.open(shards[0]) as tar:
+        members = [m for m in tar if m.isfile()]
+        files = {m.name: tar.extractfile(m).read() for m in members}
+    keys = sorted({name.split(".")[0] for name in files})[:n]
+    samples = [(files[f"{k}.jpg"], files[f"{k}.txt"].decode()) for k in keys]
+
+    def one(data: bytes, caption: str) -> float:
+        image = clip.preprocess(Image.open(io.BytesIO(data))).unsqueeze(0).to(device)
+        tokens = clip.tokenizer([caption]).to(device)
+        with torch.inference_mode(), clip._autocast():
+            a = torch.nn.functional.normalize(clip.net.encode_image(image).float(), dim=-1)
+            b = torch.nn.functional.normalize(clip.net.encode_text(tokens).float(), dim=-1)
+        return float((a * b).sum())
+
+    for data, caption in samples[:8]:
+        one(data, caption)
+    seconds = clock(lambda: [one(d, c) for d, c in samples])
+    return {"row": "(c) naive per-image loop", "model": model, "images": len(samples),
+            "seconds": seconds, "images_per_s": len(samples) / seconds}  # fmt: skip
+
+
+def detector_rows(shards, n: int, ocr_n: int) -> list[dict]:
+    from pipeline.score.images import decode
+    from pipeline.score.stage import image_bytes, tar_samples
+
+    data = [image_bytes(s) for _, s in tar_samples(shards[0], lambda i: i < n)]
+    images = [decode(d, phash=False)[0] for d in data]
+    rows = []
+
+    def add(name, fn, count):
+        fn(images[:2]) if name != "decode" else None
+        seconds = clock(lambda: fn(images[:count]))
+        rows.append({"row": f"(d) {name}", "images": count, "seconds": seconds,
+                     "images_per_s": count / seconds, "ms_per_image": 1000 * seconds / count})  # fmt: skip
+
+    add("decode (PIL, to RGB)", lambda _: [decode(d, phash=False) for d in data], len(data))
+    import imagehash
+
+    add("pHash (imagehash)", lambda ims: [imagehash.phash(i) for i in ims], len(images))
+    from pipeline.score import faces
+
+    haar = faces.HaarFaces()
+    add("faces: Haar", lambda ims: [haar.detect(i) for i in ims], len(images))
+    if hasattr(faces, "MtcnnFaces"):
+        try:
+            mtcnn = faces.MtcnnFaces()
+            add("faces: MTCNN (ONNX)", lambda ims: [mtcnn.detect(i) for i in ims], len(images))
+        except Exception as e:  # not installed here (the GPU machine)
+            print(f"MTCNN skipped: {e}", file=sys.stderr)
+    try:
+        from pipeline.score.nsfw import OpenNsfw
+
+        nsfw = OpenNsfw()
+
+        def run_nsfw(ims):
+            for i in range(0, len(ims), 32):
+                nsfw.score_batch(np.stack([OpenNsfw.prepare(im) for im in ims[i : i + 32]]))
+
+        add("NSFW: open_nsfw ONNX (prepare + batches of 32)", run_nsfw, len(images))
+    except Exception as e:
+        print(f"open_nsfw skipped: {e}", file=sys.stderr)
+    try:
+        from pipeline.score.watermark import OcrWatermark
+
+        ocr = OcrWatermark()
+        add("watermark: OCR + stock marks", lambda ims: [ocr.detect(i) for i in ims], ocr_n)
+    except Exception as e:
+        print(f"OCR skipped: {e}", file=sys.stderr)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--images", type=int, default=2000, help="images in the timed shards")
+    parser.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
+    parser.add_argument("--models", default="tiny-clip,ViT-B-32", help="comma-separated")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
+    parser.add_argument("--naive-images", type=int, default=300, help="images for row (c)")
+    parser.add_argument("--detector-images", type=int, default=200, help="images for row (d)")
+    parser.add_argument("--ocr-images", type=int, default=20, help="images for the OCR row")
+    parser.add_argument("--full-images", type=int, default=1000,
+                        help="images for row (b), the default scorers on")  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+    if args.quick:
+        args.images, args.shard_size, args.naive_images = 200, 100, 40
+        args.detector_images, args.ocr_images, args.full_images = 20, 3, 100
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from pipeline.score.stage import ScoreConfig
+
+    shards = write_shards(WORK / f"shards-{args.images}-{args.shard_size}", args.images,
+                          args.shard_size)  # fmt: skip
+    (warm,) = write_shards(WORK / "warm", 2 * args.batch_size, 2 * args.batch_size, start=10**6)
+    full_n = min(args.full_images, args.images)
+    full_shards = write_shards(WORK / f"full-{full_n}", full_n, full_n, start=2 * 10**6)
+    rows = []
+    for model in args.models.split(","):
+        config = ScoreConfig(model=model, pretrained=None, device=args.device,
+                             batch_size=args.batch_size, workers=args.workers, faces="none",
+                             nsfw="none", watermark="none", phash=False)  # fmt: skip
+        rows.append(pipeline_row("(a) pipeline, CLIP only", shards, warm, config, args.device,
+                                 args.images))  # fmt: skip
+        print(rows[-1], flush=True)
+        if model == "tiny-clip" or args.device.startswith("cuda"):
+            full = replace(config, faces="haar", nsfw="open-nsfw", phash=True)
+            rows.append(pipeline_row("(b) pipeline, pHash + Haar + open_nsfw", full_shards, warm,
+                                     full, args.device, full_n))  # fmt: skip
+            print(rows[-1], flush=True)
+        rows.append(naive_row(model, shards, args.device, args.naive_images))
+        print(rows[-1], flush=True)
+    rows += detector_rows(shards, args.detector_images, args.ocr_images)
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
+               "torch": torch.__version__, "load_average": os.getloadavg(),
+               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}  # fmt: skip
+    print()
+    print(f"{'row':<58} {'model':<10} {'images':>7} {'s':>7} {'images/s':>9}")
+    for r in rows:
+        print(f"{r['row']:<58} {r.get('model', '-'):<10} {r['images']:>7} {r['seconds']:>7.2f} "
+              f"{r['images_per_s']:>9,.1f}")  # fmt: skip
+    checks = []
+    by = {(r["row"][:3], r.get("model")): r for r in rows}
+    if ("(a)", "tiny-clip") in by and ("(c)", "tiny-clip") in by:
+        ratio = by[("(a)", "tiny-clip")]["images_per_s"] / by[("(c)", "tiny-clip")]["images_per_s"]
+        checks.append({"target": "tiny-clip: pipeline >= 3x naive loop", "value": ratio, "goal": 3,
+                       "met": ratio >= 3})  # fmt: skip
+    if args.device.startswith("cuda") and ("(a)", "ViT-B-32") in by:
+        rate = by[("(a)", "ViT-B-32")]["images_per_s"]
+        checks.append({"target": "ViT-B-32 fp16 on one GPU >= 4,000 images/s", "value": rate,
+                       "goal": 4000, "met": rate >= 4000})  # fmt: skip
+    for c in checks:
+        print(f"{c['target']:<50} {c['value']:>10,.2f} goal {c['goal']:,}  "
+              f"{'met' if c['met'] else 'NOT MET'}")  # fmt: skip
+    print(machine)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"settings": vars(args), "machine": machine,
+                                               "rows": rows, "checks": checks}, indent=2))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
