@@ -28,8 +28,8 @@ from pipeline import storage
 from pipeline.score.clip import WeightsError
 from pipeline.score.heads import HeadError
 from pipeline.score.stage import (
-    Scorers,
     ScoreConfig,
+    Scorers,
     done_result,
     resolve_device,
     score_shard,
@@ -65,7 +65,8 @@ def list_shards(folder: str) -> list[str]:
 
     fs, path = fsspec.core.url_to_fs(storage.absolute(folder))
     local = fs.protocol in ("file", ("file", "local"))
-    return sorted(p if local else fs.unstrip_protocol(p) for p in fs.glob(path.rstrip("/") + "/*.tar"))  # fmt: skip
+    found = fs.glob(path.rstrip("/") + "/*.tar")
+    return sorted(p if local else fs.unstrip_protocol(p) for p in found)
 
 
 _TASK_SCORERS: dict = {}  # per Spark Python worker: models loaded once, reused by later tasks

@@ -46,8 +46,13 @@ _AFTER_CLIP = [
 ]
 
 METADATA_SCHEMA = pa.schema(  # clip-retrieval's metadata/, row i <-> row i of img_emb/text_emb
-    [("index", pa.int64()), ("key", pa.string()), ("uid", pa.string()), ("url", pa.string()),
-     ("caption", pa.string())]  # fmt: skip
+    [
+        ("index", pa.int64()),
+        ("key", pa.string()),
+        ("uid", pa.string()),
+        ("url", pa.string()),
+        ("caption", pa.string()),
+    ]  # fmt: skip
 )
 
 

@@ -165,7 +165,9 @@ def test_ocr_flags_a_stock_watermark_on_the_clip_subset(tmp_path, weights):
     config = replace(TINY, pretrained=weights, watermark="ocr", faces="none", nsfw="none")
     stats = score_shards(shards, str(tmp_path / "all"), config, progress=False)
     rows = {r["uid"]: r for r in read_rows(tmp_path / "all")}
-    assert rows["marked"]["watermark_p"] >= 0.5 and "shutterstock" in rows["marked"]["watermark_text"]
+    assert (
+        rows["marked"]["watermark_p"] >= 0.5 and "shutterstock" in rows["marked"]["watermark_text"]
+    )
     assert rows["clean"]["watermark_p"] < 0.5
     assert (stats["watermark_checked"], stats["watermark_skipped"]) == (3, 0)
     # OCR only where CLIP similarity reaches the threshold; the others stay null
@@ -184,7 +186,7 @@ def test_odd_images_are_scored_or_dropped_with_a_reason(tmp_path):
     frames = [astronaut, astronaut.rotate(90)]
     animated = io.BytesIO()
     frames[0].save(animated, "GIF", save_all=True, append_images=frames[1:])
-    sixteen = Image.fromarray((np.asarray(astronaut.convert("L"), np.uint16) * 256))
+    sixteen = Image.fromarray(np.asarray(astronaut.convert("L"), np.uint16) * 256)
     samples = [("gray", encoded(astronaut.convert("L")), "x"),
                ("cmyk", encoded(astronaut.convert("CMYK")), "x"),
                ("16-bit", encoded(sixteen, "PNG"), "x"),
@@ -198,7 +200,9 @@ def test_odd_images_are_scored_or_dropped_with_a_reason(tmp_path):
     assert stats["dropped"] == {"empty_file": 1, "decode_error": 1}
     rows = {r["uid"]: r for r in read_rows(tmp_path / "out")}
     assert rows["animated"]["frames"] == 2 and rows["16-bit"]["format"] == "PNG"
-    assert all(rows[k][COLUMN] is not None for k in ("gray", "cmyk", "16-bit", "palette", "animated"))
+    assert all(
+        rows[k][COLUMN] is not None for k in ("gray", "cmyk", "16-bit", "palette", "animated")
+    )
 
 
 def test_resume_skips_done_shards(shards, tmp_path):
@@ -255,7 +259,9 @@ def test_killed_score_resumes_to_the_same_output(tmp_path, weights):
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 120
-    while not list(out.glob("_done/*.json")) and proc.poll() is None and time.monotonic() < deadline:
+    while (
+        not list(out.glob("_done/*.json")) and proc.poll() is None and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -283,7 +289,15 @@ def test_curate_score_command(shards, tmp_path, capsys):
 
     folder = str(tmp_path / "in")
     shutil.copytree(str(shards[0]).rsplit("/", 1)[0], folder)
-    argv = ["--input", folder, "--output", str(tmp_path / "out"), "--no-progress", "--device", "cpu"]
+    argv = [
+        "--input",
+        folder,
+        "--output",
+        str(tmp_path / "out"),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     assert main([*argv, "--model", "tiny-clip", "--pretrained", "none", "--workers", "0",
                  "--watermark", "ocr", "--watermark-min-clip", "2"]) == 0  # fmt: skip
     out = capsys.readouterr().out
@@ -291,3 +305,28 @@ def test_curate_score_command(shards, tmp_path, capsys):
     assert "OCR ran on 0 images; 5 skipped" in out
     assert main([*argv, "--model", "ViT-B-32"]) == 2  # no LAION weights offline: fails first
     assert "Hugging Face cache" in capsys.readouterr().err
+
+
+def test_device_decoding_scores_like_the_workers(tmp_path, weights):
+    """decode=device (torchvision's decoder; nvJPEG on CUDA, libjpeg here) agrees with Pillow in
+    the workers; PNGs still go through Pillow; a truncated JPEG is a decode_error either way."""
+    samples = [(name, jpeg(a), f"a photo of the {name}") for name, a in PHOTOS.items()]
+    samples += [("png", encoded(Image.fromarray(PHOTOS["chelsea"]), "PNG"), "a cat"),
+                ("broken", jpeg(PHOTOS["coffee"])[:2000], "cut short"), ("empty", b"", "x")]  # fmt: skip
+    shards = write_shards(tmp_path / "in", samples, per_shard=4)
+    config = replace(TINY, pretrained=weights, faces="none", nsfw="none", phash=False)
+    workers = score_shards(shards, str(tmp_path / "workers"), config, progress=False)
+    device = score_shards(shards, str(tmp_path / "device"), replace(config, decode="device"),
+                          progress=False)  # fmt: skip
+    assert workers["dropped"] == device["dropped"] and workers["kept"] == device["kept"] == 6
+    a, b = read_rows(tmp_path / "workers"), read_rows(tmp_path / "device")
+    assert [(r["uid"], r["status"], r["width"]) for r in a] == [
+        (r["uid"], r["status"], r["width"]) for r in b]  # fmt: skip
+    for x, y in zip(a, b, strict=True):
+        if x["status"] == "ok":
+            assert abs(x[COLUMN] - y[COLUMN]) < 0.02
+
+
+def test_device_decoding_refuses_scorers_that_need_pixels():
+    with pytest.raises(ValueError, match="faces=none"):
+        replace(TINY, decode="device")

@@ -25,8 +25,10 @@ import torch
 
 from pipeline import storage
 from pipeline.score.clip import ClipScorer
+from pipeline.score.device_decode import as_tensor, decode_on_device, probe_jpeg
 from pipeline.score.heads import embedding_scorer
-from pipeline.score.images import DECODED, decode
+from pipeline.score.images import DECODE_ERROR, DECODED, decode
+from pipeline.score.shards import ShardStream, image_bytes
 from pipeline.stats import StageStats
 from schemas.score import METADATA_SCHEMA, scores_schema
 from schemas.score import SCHEMA_VERSION as SCORES_VERSION
@@ -42,7 +44,9 @@ class ScoreConfig:
     pretrained: str | None = field(
         default="laion2b_s34b_b79k", metadata={"help": "open_clip tag, local weights file, or none"}
     )
-    device: str = field(default="auto", metadata={"help": "cuda, cuda:N, cpu, or auto (cuda if present)"})  # fmt: skip
+    device: str = field(
+        default="auto", metadata={"help": "cuda, cuda:N, cpu, or auto (cuda if present)"}
+    )
     batch_size: int = field(default=256, metadata={"help": "images per CLIP batch"})
     workers: int = field(default=2, metadata={"help": "DataLoader decode processes per device"})
     processes: int = field(
@@ -63,59 +67,22 @@ class ScoreConfig:
         metadata={"help": "run OCR only on images with CLIP similarity >= this (OCR is slow)"},
     )
     phash: bool = field(default=True, metadata={"help": "compute the perceptual hash"})
+    decode: str = field(
+        default="workers",
+        metadata={"help": "where JPEGs are decoded: workers (Pillow) or device (nvJPEG on the "
+                  "GPU; CLIP only: needs --faces none --nsfw other than open-nsfw --no-phash)"},
+    )  # fmt: skip
 
-
-def tar_samples(shard: str, wanted=None):
-    """The samples of a WebDataset tar, in order, as ``(index, {"__key__": ..., "jpg": bytes,
-    ...})`` (the files of one sample are adjacent and share the name before the first dot).
-    With ``wanted(index)``, other samples are skipped without reading their bytes, so each of
-    several workers only reads its own share of a shard."""
-    import tarfile
-
-    import fsspec
-
-    index, key, sample = -1, None, {}
-    with fsspec.open(shard, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            name, _, ext = member.name.rpartition("/")[2].partition(".")
-            if name != key:
-                if sample:
-                    yield index, sample
-                index, key, sample = index + 1, name, {}
-            if wanted is None or wanted(index):
-                sample["__key__"] = key
-                sample[ext] = tar.extractfile(member).read()
-    if sample:
-        yield index, sample
-
-
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
-
-
-def image_bytes(sample: dict) -> bytes:
-    return next((sample[ext] for ext in IMAGE_EXTENSIONS if sample.get(ext)), b"")
-
-
-class ShardSamples(torch.utils.data.IterableDataset):
-    """The samples of one shard (those in ``indices``, if given), each turned into a dict by
-    ``work(index, sample)`` in the worker processes; the shard is split between workers sample by
-    sample. ``work`` is built once per worker, so detectors load once per process."""
-
-    def __init__(self, shard: str, work_factory, indices: set[int] | None = None):
-        self.shard, self.work_factory, self.indices = shard, work_factory, indices
-
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        work = self.work_factory()
-
-        def wanted(index: int) -> bool:
-            return index % workers == worker and (self.indices is None or index in self.indices)
-
-        for index, sample in tar_samples(self.shard, wanted):
-            yield work(index, sample)
+    def __post_init__(self):
+        if self.decode not in ("workers", "device"):
+            raise ValueError(f"decode must be workers or device, not {self.decode!r}")
+        if self.decode == "device" and (
+            self.faces != "none" or self.nsfw == OPEN_NSFW or self.phash
+        ):
+            raise ValueError(
+                "decode=device leaves the workers no pixels: set faces=none, phash off and an "
+                "NSFW scorer on the embedding (head:FILE, zero-shot) or none"
+            )
 
 
 @dataclass
@@ -127,6 +94,7 @@ class FirstPass:
     faces: str
     nsfw: bool
     phash: bool
+    device_decode: bool = False
 
     def __call__(self):
         from pipeline.score.faces import face_detector
@@ -136,20 +104,22 @@ class FirstPass:
             from pipeline.score.nsfw import OpenNsfw
 
         def work(index: int, sample: dict) -> dict:
-            image, facts = decode(image_bytes(sample), phash=self.phash)
-            ok = image is not None
+            data = image_bytes(sample)
             caption = (sample.get("txt") or b"").decode("utf-8", "replace")
-            return {
-                "index": index,
-                "key": sample["__key__"],
-                "caption": caption,
-                "tokens": self.tokenize([caption])[0] if ok else None,
-                "meta": json.loads(sample.get("json") or b"{}"),
-                "facts": facts,
-                "face_boxes": detector.detect(image) if (detector and ok) else [],
-                "pixels": self.prepare(image) if ok else None,
-                "nsfw_input": OpenNsfw.prepare(image) if (self.nsfw and ok) else None,
-            }
+            item = {"index": index, "key": sample["__key__"], "caption": caption,
+                    "meta": json.loads(sample.get("json") or b"{}"), "face_boxes": []}  # fmt: skip
+            facts = probe_jpeg(data) if self.device_decode else None
+            if facts is not None:  # decoded on the device, in whole batches
+                item.update(facts=facts, jpeg=as_tensor(data), tokens=self.tokenize([caption])[0])
+                return item
+            image, facts = decode(data, phash=self.phash)
+            item["facts"] = facts
+            if image is not None:
+                item["tokens"] = self.tokenize([caption])[0]
+                item["pixels"] = self.prepare(image)
+                item["face_boxes"] = detector.detect(image) if detector else []
+                item["nsfw_input"] = OpenNsfw.prepare(image) if self.nsfw else None
+            return item
 
         return work
 
@@ -171,15 +141,46 @@ class OcrPass:
 
 
 def collate(items: list[dict]) -> dict:
-    ok = [i for i in items if i.get("pixels") is not None]
-    nsfw = [i["nsfw_input"] for i in ok if i["nsfw_input"] is not None]
-    return {
+    """Runs in the worker: the arrays are stacked into one tensor each (one shared-memory
+    transfer, one pinned copy) and taken out of the items. ``pixel_rows`` and ``jpeg_rows``
+    say which items the pixels and the JPEGs (for the device) belong to; ``tokens`` follow
+    ``pixel_rows + jpeg_rows``."""
+    pixel_rows = [n for n, i in enumerate(items) if i.get("pixels") is not None]
+    jpeg_rows = [n for n, i in enumerate(items) if i.get("jpeg") is not None]
+    nsfw = [items[n]["nsfw_input"] for n in pixel_rows if items[n]["nsfw_input"] is not None]
+    tokens = [items[n]["tokens"] for n in pixel_rows + jpeg_rows]
+    batch = {
         "items": items,
-        "ok": ok,
-        "pixels": torch.stack([i["pixels"] for i in ok]) if ok else None,
-        "tokens": torch.stack([i["tokens"] for i in ok]) if ok else None,
-        "nsfw_input": np.stack(nsfw) if nsfw and len(nsfw) == len(ok) else None,
+        "pixel_rows": pixel_rows,
+        "jpeg_rows": jpeg_rows,
+        "pixels": torch.stack([items[n]["pixels"] for n in pixel_rows]) if pixel_rows else None,
+        "jpegs": [items[n]["jpeg"] for n in jpeg_rows],
+        "tokens": torch.stack(tokens) if tokens else None,
+        "nsfw_input": np.stack(nsfw) if nsfw and len(nsfw) == len(pixel_rows) else None,
     }
+    for item in items:
+        for key in ("pixels", "jpeg", "tokens", "nsfw_input"):
+            item.pop(key, None)
+    return batch
+
+
+def _batch_pixels(batch: dict, clip: ClipScorer):
+    """The batch's pixels and tokens, JPEGs decoded on the device, and the items they score, in
+    order; a JPEG the device cannot decode gets ``decode_error``."""
+    items, pixels, tokens = batch["items"], batch["pixels"], batch["tokens"]
+    rows = list(batch["pixel_rows"])
+    if batch["jpegs"]:
+        decoded, ok = decode_on_device(batch["jpegs"], clip.image_size, clip.device)
+        for n, good in zip(batch["jpeg_rows"], ok, strict=True):
+            if not good:
+                items[n]["facts"] = {**items[n]["facts"], "status": DECODE_ERROR, "width": None,
+                                     "height": None, "aspect_ratio": None}  # fmt: skip
+        keep = [True] * len(rows) + ok
+        rows += [n for n, good in zip(batch["jpeg_rows"], ok, strict=True) if good]
+        tokens = tokens[torch.tensor(keep)]
+        parts = [p for p in (pixels, decoded) if p is not None]
+        pixels = torch.cat([p.to(clip.device) for p in parts]) if parts else None
+    return pixels, tokens, rows
 
 
 class Scorers:
@@ -214,53 +215,99 @@ class Scorers:
             self.face_model = None
 
 
-def _loader(samples, config: ScoreConfig, device: str, batch_size: int):
+def _loader(dataset, config: ScoreConfig, device: str, batch_size: int):
     return torch.utils.data.DataLoader(
-        samples,
+        dataset,
         batch_size=batch_size,
         num_workers=config.workers,
         collate_fn=collate,
         pin_memory=device.startswith("cuda"),
-        persistent_workers=False,
     )
 
 
-def score_shard(shard: str, output: str, scorers: Scorers) -> dict:
+@dataclass
+class _Shard:
+    """What the main process gathers for one shard until all of it has arrived."""
+
+    path: str
+    rows: list = field(default_factory=list)
+    image_emb: list = field(default_factory=list)
+    text_emb: list = field(default_factory=list)
+    embedded: list = field(default_factory=list)
+    ends: int = 0
+    count: int = 0
+
+
+def score_shard(shard: str, output: str, scorers: "Scorers") -> dict:
+    (result,) = score_stream([shard], output, scorers)
+    return result
+
+
+def score_stream(shards: list[str], output: str, scorers: "Scorers", on_done=None) -> list[dict]:
+    """Score ``shards`` through one DataLoader (its workers start once, not once per shard);
+    each shard is written, with its done marker, as soon as all of it has been scored."""
     config, clip = scorers.config, scorers.clip
-    name = shard_name(shard)
-    first = FirstPass(clip.prepare, clip.tokenizer, config.faces, scorers.open_nsfw is not None, config.phash)
-    rows, image_emb, text_emb, embedded = [], [], [], []
-    for batch in _loader(ShardSamples(shard, first), config, clip.device, config.batch_size):
+    first = FirstPass(clip.prepare, clip.tokenizer, config.faces, scorers.open_nsfw is not None,
+                      config.phash, device_decode=config.decode == "device")  # fmt: skip
+    open_shards = {n: _Shard(path) for n, path in enumerate(shards)}
+    results: dict[int, dict] = {}
+    ends_needed = max(1, config.workers)
+    for batch in _loader(ShardStream(shards, first), config, clip.device, config.batch_size):
         scores: dict = {}
-        if batch["pixels"] is not None:
-            scores = clip.score_batch(batch["pixels"], batch["tokens"])
+        pixels, tokens, scored_rows = _batch_pixels(batch, clip)
+        if pixels is not None:
+            scores = clip.score_batch(pixels, tokens)
             if scorers.open_nsfw is not None and batch["nsfw_input"] is not None:
                 scores["nsfw_p"] = scorers.open_nsfw.score_batch(batch["nsfw_input"])
             if scorers.nsfw is not None:
                 scores["nsfw_p"] = scorers.nsfw.score_batch(scores["image_emb"])
             if scorers.watermark is not None:
                 scores["watermark_p"] = scorers.watermark.score_batch(scores["image_emb"])
-            image_emb.append(scores["image_emb"].astype(np.float16))
-            text_emb.append(scores["text_emb"].astype(np.float16))
-        per_image = {k: iter(v) for k, v in scores.items() if k not in ("image_emb", "text_emb")}
-        for item in batch["items"]:
-            scored = item["pixels"] is not None
-            values = {k: float(next(v)) if scored else None for k, v in per_image.items()}
-            rows.append(_row(item, clip.column, values, scorers))
-            if scored:
+        per_image = {k: v for k, v in scores.items() if k not in ("image_emb", "text_emb")}
+        position_of = {n: position for position, n in enumerate(scored_rows)}
+        for n, item in enumerate(batch["items"]):
+            gathered = open_shards[item["shard"]]
+            if "end" in item:
+                gathered.ends += 1
+                gathered.count = item["end"]
+                continue
+            values = {}
+            position = position_of.get(n)
+            if position is not None:
+                values = {k: float(v[position]) for k, v in per_image.items()}
+                gathered.image_emb.append(scores["image_emb"][position])
+                gathered.text_emb.append(scores["text_emb"][position])
                 meta = item["meta"]
-                embedded.append({"index": item["index"], "key": item["key"], "uid": meta.get("uid"),
-                                 "url": meta.get("url"), "caption": item["caption"]})  # fmt: skip
-    order = np.argsort([r["index"] for r in rows], kind="stable")  # workers interleave samples
-    rows = [rows[i] for i in order]
+                gathered.embedded.append({"index": item["index"], "key": item["key"],
+                                          "uid": meta.get("uid"), "url": meta.get("url"),
+                                          "caption": item["caption"]})  # fmt: skip
+            gathered.rows.append(_row(item, clip.column, values, scorers))
+        for n in [n for n, g in open_shards.items() if g.ends == ends_needed]:
+            gathered = open_shards.pop(n)
+            assert len(gathered.rows) == gathered.count, f"{gathered.path}: samples missing"
+            results[n] = _finish(gathered, output, scorers)
+            if on_done is not None:
+                on_done(results[n])
+    return [results[n] for n in range(len(shards))]
+
+
+def _finish(gathered: _Shard, output: str, scorers: "Scorers") -> dict:
+    """Order, OCR (if asked), write the shard's files atomically, then its done marker."""
+    config, clip = scorers.config, scorers.clip
+    name = shard_name(gathered.path)
+    order = np.argsort([r["index"] for r in gathered.rows], kind="stable")  # workers interleave
+    rows = [gathered.rows[i] for i in order]
     stats = StageStats(STAGE)
     if config.watermark == OCR:
-        _ocr_pass(shard, rows, clip.column, config, clip.device, stats)
-    dim = image_emb[0].shape[1] if image_emb else clip.dim
-    img = np.concatenate(image_emb) if image_emb else np.zeros((0, dim), np.float16)
-    txt = np.concatenate(text_emb) if text_emb else np.zeros((0, dim), np.float16)
-    emb_order = np.argsort([e["index"] for e in embedded], kind="stable")  # the scores' order
-    _write(output, name, rows, clip.column, img[emb_order], txt[emb_order], [embedded[i] for i in emb_order])
+        _ocr_pass(gathered.path, rows, clip.column, config, stats)
+    emb_order = np.argsort([e["index"] for e in gathered.embedded], kind="stable")
+    img = np.zeros((0, clip.dim), np.float16)
+    txt = np.zeros((0, clip.dim), np.float16)
+    if len(emb_order):
+        img = np.stack(gathered.image_emb)[emb_order].astype(np.float16)
+        txt = np.stack(gathered.text_emb)[emb_order].astype(np.float16)
+    metadata = [gathered.embedded[i] for i in emb_order]
+    _write(output, name, rows, clip.column, img, txt, metadata)
     for status, n in Counter(r["status"] for r in rows).items():
         if status == DECODED:
             stats.main.keep(n)
@@ -276,15 +323,18 @@ def score_shard(shard: str, output: str, scorers: Scorers) -> dict:
     return result
 
 
-def _ocr_pass(shard, rows, column, config, device, stats) -> None:
+def _ocr_pass(shard, rows, column, config, stats) -> None:
     """Fill ``watermark_p`` (and the matched text) for the decoded rows OCR is spent on."""
     wanted = {r["index"] for r in rows if r["status"] == DECODED and (
         config.watermark_min_clip is None or r[column] >= config.watermark_min_clip)}  # fmt: skip
     by_index = {r["index"]: r for r in rows}
     if wanted:
         batch_size = max(1, min(16, config.batch_size))
-        for batch in _loader(ShardSamples(shard, OcrPass(), wanted), config, "cpu", batch_size):
+        dataset = ShardStream([shard], OcrPass(), [wanted])
+        for batch in _loader(dataset, config, "cpu", batch_size):
             for item in batch["items"]:
+                if "end" in item:
+                    continue
                 row = by_index[item["index"]]
                 row["watermark_p"] = item.get("watermark_p")
                 row["watermark_text"] = item.get("watermark_text")
@@ -367,17 +417,15 @@ def score_shard_list(shards: list[str], output: str, config: ScoreConfig, device
     """Score the shards not already done, in this process, on ``device``."""
     from tqdm import tqdm
 
-    scorers = None
-    results = []
-    bar = tqdm(shards, desc=f"score {device}", unit="shard", disable=not progress,
-               position=position)  # fmt: skip
-    for shard in bar:
-        done = done_result(output, shard)
-        if done is None:
-            scorers = scorers or Scorers(config, device)
-            done = score_shard(shard, output, scorers)
-        results.append(done)
-    return results
+    done = [done_result(output, shard) for shard in shards]
+    todo = [shard for shard, result in zip(shards, done, strict=True) if result is None]
+    bar = tqdm(total=len(shards), initial=len(shards) - len(todo), desc=f"score {device}",
+               unit="shard", disable=not progress, position=position)  # fmt: skip
+    if todo:
+        score_stream(todo, output, Scorers(config, device), on_done=lambda _: bar.update())
+    bar.close()
+    pairs = zip(shards, done, strict=True)
+    return [result or done_result(output, shard) for shard, result in pairs]
 
 
 def _process_main(shards, output, config_dict, device, position, queue) -> None:
@@ -405,9 +453,10 @@ def score_shards(
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
         processes = [
-            context.Process(target=_process_main,
-                            args=(shards[i :: len(devices)], output, asdict(config), device, i,
-                                  queue))  # fmt: skip
+            context.Process(
+                target=_process_main,
+                args=(shards[i :: len(devices)], output, asdict(config), device, i, queue),
+            )  # fmt: skip
             for i, device in enumerate(devices)
         ]
         for p in processes:
