@@ -272,8 +272,6 @@ def main() -> int:
     parser.add_argument("--full-images", type=int, default=1000,
                         help="images for row (b), the default scorers on")  # fmt: skip
     parser.add_argument("--full-faces", default="haar", help="face detector for row (b)")
-    parser.add_argument("--device-decode", action="store_true",
-                        help="add row (a) with decode=device (nvJPEG on CUDA)")  # fmt: skip
     parser.add_argument(
         "--ceilings", action="store_true", help="add rows (e) CLIP alone, (f) reading alone"
     )
@@ -303,11 +301,6 @@ def main() -> int:
         rows.append(pipeline_row("(a) pipeline, CLIP only", shards, warm, config, args.device,
                                  args.images))  # fmt: skip
         print(rows[-1], flush=True)
-        if args.device_decode:
-            on_device = replace(config, decode="device")
-            name = "(a) pipeline, CLIP only, JPEG decode + resize on device"
-            rows.append(pipeline_row(name, shards, warm, on_device, args.device, args.images))
-            print(rows[-1], flush=True)
         if full_n and (model == "tiny-clip" or args.device.startswith("cuda")):
             full = replace(config, faces=args.full_faces, nsfw="open-nsfw", phash=True)
             name = f"(b) pipeline, pHash + faces ({args.full_faces}) + open_nsfw"

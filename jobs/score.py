@@ -76,7 +76,7 @@ def score_task(shard: str, output: str, config: ScoreConfig) -> dict:
     """One Spark task: score one shard on the task's GPU (if Spark assigned one)."""
     from pyspark import TaskContext
 
-    done = done_result(output, shard)
+    done = done_result(output, shard, config)
     if done is not None:
         return done
     context = TaskContext.get()
@@ -91,8 +91,9 @@ def score_with_spark(shards, output, config, master=None, conf=None, progress=Tr
     from jobs import spark as spark_util
 
     output = storage.absolute(output)
-    todo = [s for s in shards if done_result(output, s) is None]
-    results = [done_result(output, s) for s in shards if s not in todo]
+    done = {s: done_result(output, s, config) for s in shards}
+    todo = [s for s in shards if done[s] is None]
+    results = [done[s] for s in shards if s not in todo]
     if todo:
         Scorers(config, "cpu")  # bad model settings fail here, before Spark starts any task
         spark = spark_util.session("curate-score", master, conf)

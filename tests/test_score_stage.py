@@ -303,30 +303,8 @@ def test_curate_score_command(shards, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "7 samples in 2 shards -> 5 scored" in out
     assert "OCR ran on 0 images; 5 skipped" in out
+    assert main([*argv, "--model", "tiny-clip", "--pretrained", "none", "--faces", "mtcnn"]) == 2
+    assert "scored with" in capsys.readouterr().err  # other settings: never mixed silently
+    argv[3] = str(tmp_path / "fresh")
     assert main([*argv, "--model", "ViT-B-32"]) == 2  # no LAION weights offline: fails first
     assert "Hugging Face cache" in capsys.readouterr().err
-
-
-def test_device_decoding_scores_like_the_workers(tmp_path, weights):
-    """decode=device (torchvision's decoder; nvJPEG on CUDA, libjpeg here) agrees with Pillow in
-    the workers; PNGs still go through Pillow; a truncated JPEG is a decode_error either way."""
-    samples = [(name, jpeg(a), f"a photo of the {name}") for name, a in PHOTOS.items()]
-    samples += [("png", encoded(Image.fromarray(PHOTOS["chelsea"]), "PNG"), "a cat"),
-                ("broken", jpeg(PHOTOS["coffee"])[:2000], "cut short"), ("empty", b"", "x")]  # fmt: skip
-    shards = write_shards(tmp_path / "in", samples, per_shard=4)
-    config = replace(TINY, pretrained=weights, faces="none", nsfw="none", phash=False)
-    workers = score_shards(shards, str(tmp_path / "workers"), config, progress=False)
-    device = score_shards(shards, str(tmp_path / "device"), replace(config, decode="device"),
-                          progress=False)  # fmt: skip
-    assert workers["dropped"] == device["dropped"] and workers["kept"] == device["kept"] == 6
-    a, b = read_rows(tmp_path / "workers"), read_rows(tmp_path / "device")
-    assert [(r["uid"], r["status"], r["width"]) for r in a] == [
-        (r["uid"], r["status"], r["width"]) for r in b]  # fmt: skip
-    for x, y in zip(a, b, strict=True):
-        if x["status"] == "ok":
-            assert abs(x[COLUMN] - y[COLUMN]) < 0.02
-
-
-def test_device_decoding_refuses_scorers_that_need_pixels():
-    with pytest.raises(ValueError, match="faces=none"):
-        replace(TINY, decode="device")

@@ -64,8 +64,6 @@ class ClipScorer:
         self.net = model.eval()
         self.preprocess = preprocess
         self.prepare, self._normalize = _split_preprocess(preprocess)
-        self.image_size = int(self.net.visual.image_size[0]) if isinstance(
-            self.net.visual.image_size, tuple) else int(self.net.visual.image_size)  # fmt: skip
         self.tokenizer = open_clip.get_tokenizer(name)
         self.column = column_name(self.model)
         self.dim = int(self.encode_texts(["a photo"]).shape[-1])  # the embedding width

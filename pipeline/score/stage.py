@@ -25,9 +25,8 @@ import torch
 
 from pipeline import storage
 from pipeline.score.clip import ClipScorer
-from pipeline.score.device_decode import as_tensor, decode_on_device, probe_jpeg
 from pipeline.score.heads import embedding_scorer
-from pipeline.score.images import DECODE_ERROR, DECODED, decode
+from pipeline.score.images import DECODED, decode
 from pipeline.score.shards import ShardStream, image_bytes
 from pipeline.stats import StageStats
 from schemas.score import METADATA_SCHEMA, scores_schema
@@ -67,22 +66,6 @@ class ScoreConfig:
         metadata={"help": "run OCR only on images with CLIP similarity >= this (OCR is slow)"},
     )
     phash: bool = field(default=True, metadata={"help": "compute the perceptual hash"})
-    decode: str = field(
-        default="workers",
-        metadata={"help": "where JPEGs are decoded: workers (Pillow) or device (nvJPEG on the "
-                  "GPU; CLIP only: needs --faces none --nsfw other than open-nsfw --no-phash)"},
-    )  # fmt: skip
-
-    def __post_init__(self):
-        if self.decode not in ("workers", "device"):
-            raise ValueError(f"decode must be workers or device, not {self.decode!r}")
-        if self.decode == "device" and (
-            self.faces != "none" or self.nsfw == OPEN_NSFW or self.phash
-        ):
-            raise ValueError(
-                "decode=device leaves the workers no pixels: set faces=none, phash off and an "
-                "NSFW scorer on the embedding (head:FILE, zero-shot) or none"
-            )
 
 
 @dataclass
@@ -94,7 +77,6 @@ class FirstPass:
     faces: str
     nsfw: bool
     phash: bool
-    device_decode: bool = False
 
     def __call__(self):
         from pipeline.score.faces import face_detector
@@ -108,10 +90,6 @@ class FirstPass:
             caption = (sample.get("txt") or b"").decode("utf-8", "replace")
             item = {"index": index, "key": sample["__key__"], "caption": caption,
                     "meta": json.loads(sample.get("json") or b"{}"), "face_boxes": []}  # fmt: skip
-            facts = probe_jpeg(data) if self.device_decode else None
-            if facts is not None:  # decoded on the device, in whole batches
-                item.update(facts=facts, jpeg=as_tensor(data), tokens=self.tokenize([caption])[0])
-                return item
             image, facts = decode(data, phash=self.phash)
             item["facts"] = facts
             if image is not None:
@@ -142,45 +120,21 @@ class OcrPass:
 
 def collate(items: list[dict]) -> dict:
     """Runs in the worker: the arrays are stacked into one tensor each (one shared-memory
-    transfer, one pinned copy) and taken out of the items. ``pixel_rows`` and ``jpeg_rows``
-    say which items the pixels and the JPEGs (for the device) belong to; ``tokens`` follow
-    ``pixel_rows + jpeg_rows``."""
+    transfer, one pinned copy) and taken out of the items; ``pixel_rows`` says which items the
+    pixels and tokens belong to."""
     pixel_rows = [n for n, i in enumerate(items) if i.get("pixels") is not None]
-    jpeg_rows = [n for n, i in enumerate(items) if i.get("jpeg") is not None]
     nsfw = [items[n]["nsfw_input"] for n in pixel_rows if items[n]["nsfw_input"] is not None]
-    tokens = [items[n]["tokens"] for n in pixel_rows + jpeg_rows]
     batch = {
         "items": items,
         "pixel_rows": pixel_rows,
-        "jpeg_rows": jpeg_rows,
         "pixels": torch.stack([items[n]["pixels"] for n in pixel_rows]) if pixel_rows else None,
-        "jpegs": [items[n]["jpeg"] for n in jpeg_rows],
-        "tokens": torch.stack(tokens) if tokens else None,
+        "tokens": torch.stack([items[n]["tokens"] for n in pixel_rows]) if pixel_rows else None,
         "nsfw_input": np.stack(nsfw) if nsfw and len(nsfw) == len(pixel_rows) else None,
     }
     for item in items:
-        for key in ("pixels", "jpeg", "tokens", "nsfw_input"):
+        for key in ("pixels", "tokens", "nsfw_input"):
             item.pop(key, None)
     return batch
-
-
-def _batch_pixels(batch: dict, clip: ClipScorer):
-    """The batch's pixels and tokens, JPEGs decoded on the device, and the items they score, in
-    order; a JPEG the device cannot decode gets ``decode_error``."""
-    items, pixels, tokens = batch["items"], batch["pixels"], batch["tokens"]
-    rows = list(batch["pixel_rows"])
-    if batch["jpegs"]:
-        decoded, ok = decode_on_device(batch["jpegs"], clip.image_size, clip.device)
-        for n, good in zip(batch["jpeg_rows"], ok, strict=True):
-            if not good:
-                items[n]["facts"] = {**items[n]["facts"], "status": DECODE_ERROR, "width": None,
-                                     "height": None, "aspect_ratio": None}  # fmt: skip
-        keep = [True] * len(rows) + ok
-        rows += [n for n, good in zip(batch["jpeg_rows"], ok, strict=True) if good]
-        tokens = tokens[torch.tensor(keep)]
-        parts = [p for p in (pixels, decoded) if p is not None]
-        pixels = torch.cat([p.to(clip.device) for p in parts]) if parts else None
-    return pixels, tokens, rows
 
 
 class Scorers:
@@ -248,15 +202,14 @@ def score_stream(shards: list[str], output: str, scorers: "Scorers", on_done=Non
     each shard is written, with its done marker, as soon as all of it has been scored."""
     config, clip = scorers.config, scorers.clip
     first = FirstPass(clip.prepare, clip.tokenizer, config.faces, scorers.open_nsfw is not None,
-                      config.phash, device_decode=config.decode == "device")  # fmt: skip
+                      config.phash)  # fmt: skip
     open_shards = {n: _Shard(path) for n, path in enumerate(shards)}
     results: dict[int, dict] = {}
     ends_needed = max(1, config.workers)
     for batch in _loader(ShardStream(shards, first), config, clip.device, config.batch_size):
         scores: dict = {}
-        pixels, tokens, scored_rows = _batch_pixels(batch, clip)
-        if pixels is not None:
-            scores = clip.score_batch(pixels, tokens)
+        if batch["pixels"] is not None:
+            scores = clip.score_batch(batch["pixels"], batch["tokens"])
             if scorers.open_nsfw is not None and batch["nsfw_input"] is not None:
                 scores["nsfw_p"] = scorers.open_nsfw.score_batch(batch["nsfw_input"])
             if scorers.nsfw is not None:
@@ -264,7 +217,7 @@ def score_stream(shards: list[str], output: str, scorers: "Scorers", on_done=Non
             if scorers.watermark is not None:
                 scores["watermark_p"] = scorers.watermark.score_batch(scores["image_emb"])
         per_image = {k: v for k, v in scores.items() if k not in ("image_emb", "text_emb")}
-        position_of = {n: position for position, n in enumerate(scored_rows)}
+        position_of = {n: position for position, n in enumerate(batch["pixel_rows"])}
         for n, item in enumerate(batch["items"]):
             gathered = open_shards[item["shard"]]
             if "end" in item:
@@ -314,9 +267,7 @@ def _finish(gathered: _Shard, output: str, scorers: "Scorers") -> dict:
         else:
             stats.main.drop(status, n)
     stats.extra["faces"] += sum(r["face_count"] or 0 for r in rows)
-    result = stats.to_dict(
-        shard=name, model=clip.model, pretrained=clip.pretrained, version=SCORES_VERSION
-    )
+    result = stats.to_dict(shard=name, version=SCORES_VERSION, _settings=settings(config))
     storage.write_text_atomic(
         storage.join(output, "_done", f"{name}.json"), json.dumps(result) + "\n"
     )
@@ -389,10 +340,28 @@ def shard_name(shard: str) -> str:
     return shard.rsplit("/", 1)[-1].removesuffix(".tar")
 
 
-def done_result(output: str, shard: str) -> dict | None:
-    """The shard's done marker, if it was scored already."""
+class SettingsMismatch(ValueError):
+    """The output folder holds shards scored with other settings: mixing them would be silent."""
+
+
+def settings(config: ScoreConfig) -> dict:
+    """What decides a shard's scores (not how fast they come): kept in each done marker."""
+    keys = ("model", "pretrained", "faces", "nsfw", "watermark", "watermark_min_clip", "phash")
+    return {key: getattr(config, key) for key in keys}
+
+
+def done_result(output: str, shard: str, config: ScoreConfig) -> dict | None:
+    """The shard's done marker, if it was scored already (with the same settings)."""
     marker = storage.join(output, "_done", f"{shard_name(shard)}.json")
-    return json.loads(storage.read_text(marker)) if storage.exists(marker) else None
+    if not storage.exists(marker):
+        return None
+    result = json.loads(storage.read_text(marker))
+    if result.get("_settings") != settings(config):
+        raise SettingsMismatch(
+            f"{output} holds {shard_name(shard)} scored with {result.get('_settings')}, not "
+            f"{settings(config)}: score into a new --output folder, or delete this one"
+        )
+    return result
 
 
 def resolve_device(device: str) -> str:
@@ -417,7 +386,7 @@ def score_shard_list(shards: list[str], output: str, config: ScoreConfig, device
     """Score the shards not already done, in this process, on ``device``."""
     from tqdm import tqdm
 
-    done = [done_result(output, shard) for shard in shards]
+    done = [done_result(output, shard, config) for shard in shards]
     todo = [shard for shard, result in zip(shards, done, strict=True) if result is None]
     bar = tqdm(total=len(shards), initial=len(shards) - len(todo), desc=f"score {device}",
                unit="shard", disable=not progress, position=position)  # fmt: skip
@@ -425,7 +394,7 @@ def score_shard_list(shards: list[str], output: str, config: ScoreConfig, device
         score_stream(todo, output, Scorers(config, device), on_done=lambda _: bar.update())
     bar.close()
     pairs = zip(shards, done, strict=True)
-    return [result or done_result(output, shard) for shard, result in pairs]
+    return [result or done_result(output, shard, config) for shard, result in pairs]
 
 
 def _process_main(shards, output, config_dict, device, position, queue) -> None:
@@ -448,7 +417,7 @@ def score_shards(
     if len(devices) == 1:
         results = score_shard_list(shards, output, config, devices[0], progress)
     else:
-        if not all(done_result(output, s) for s in shards):
+        if not all(done_result(output, s, config) for s in shards):
             Scorers(config, "cpu")  # bad settings fail here, once, before processes start
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
