@@ -9,7 +9,7 @@ A shard takes two passes. The first decodes, hashes, face-detects and preprocess
 in DataLoader worker processes, while the main process only moves uint8 batches to the device
 (pinned memory) and runs CLIP, the embedding heads and the NSFW network on whole batches. The
 second, only with ``watermark=ocr``, runs OCR in the workers on the images that earned it (all
-decoded images, or those at or above ``watermark_min_clip``): OCR costs about a second per image
+decoded images, or those at or above ``watermark_min_clip``): OCR costs about 0.2 s per image
 on a CPU core, a hundred times CLIP's share.
 """
 

@@ -174,7 +174,10 @@ class OcrWatermark:
         default=640,
         metadata={"help": "images are scaled up to this longer side before OCR; 0: never"},
     )
-    threads: int = field(default=0, metadata={"help": "onnxruntime intra-op threads; 0: default"})
+    threads: int = field(
+        default=1,
+        metadata={"help": "onnxruntime threads; 1 suits one scorer per DataLoader worker; 0: all"},
+    )
 
     def __post_init__(self):
         try:
