@@ -43,6 +43,8 @@ lint: venv
 bench: venv
 	$(BIN)/python benchmarks/extract.py
 	$(BIN)/python benchmarks/filter.py
+	$(BIN)/python benchmarks/download.py
+	$(BIN)/python benchmarks/score.py --ceilings
 
 clean:
 	rm -rf build .pytest_cache

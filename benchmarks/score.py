@@ -7,7 +7,8 @@
 
 Images: ``--images`` JPEGs of 256x256 (img2dataset's default size), random crops of five
 ``skimage.data`` photos at quality 80-95, written as WebDataset shards of ``--shard-size``
-samples under ``benchmarks/_work/score/`` with short captions. CLIP weights are random
+samples under ``benchmarks/_work/score/`` with short captions and, one in 25, a long one
+(about 65 tokens). CLIP weights are random
 (``pretrained=None``): the speed does not depend on the values, and nothing is downloaded.
 
 Rows, each timed by the wall clock after the models are loaded and one warm-up shard is scored:
@@ -54,6 +55,8 @@ CAPTIONS = [
     "a black horse silhouette",
     "stock photo of a landscape",
 ]
+LONG_CAPTION = " ".join(["a long product description with many words"] * 9)  # about 65 tokens
+LONG_EVERY = 25  # one caption in 25 is long, as in alt text: text batches are not uniform
 
 
 def _photos():
@@ -88,7 +91,7 @@ def _init():
 def write_shards(folder: Path, n: int, shard_size: int, start: int = 0) -> list[str]:
     """Shards of 256x256 JPEGs; reused when already there with the same count."""
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = folder / f"done-{n}-{shard_size}"
+    stamp = folder / f"done-{n}-{shard_size}-long{LONG_EVERY}"
     shards = [str(folder / f"{i:05d}.tar") for i in range((n + shard_size - 1) // shard_size)]
     if stamp.exists():
         return shards
@@ -99,11 +102,8 @@ def write_shards(folder: Path, n: int, shard_size: int, start: int = 0) -> list[
             for i in range(s * shard_size, min(n, (s + 1) * shard_size)):
                 key = f"{s:05d}{i:06d}"
                 meta = json.dumps({"uid": key, "url": f"http://bench/{key}.jpg"}).encode()
-                for ext, data in (
-                    ("jpg", images[i]),
-                    ("txt", CAPTIONS[i % 6].encode()),
-                    ("json", meta),
-                ):
+                caption = LONG_CAPTION if i % LONG_EVERY == 0 else CAPTIONS[i % len(CAPTIONS)]
+                for ext, data in (("jpg", images[i]), ("txt", caption.encode()), ("json", meta)):
                     info = tarfile.TarInfo(f"{key}.{ext}")
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
@@ -160,7 +160,7 @@ def ceiling_rows(config, shards, device: str, n: int) -> list[dict]:
     rows = [{"row": "(e) device alone: CLIP on resident batches", "model": config.model,
              "images": batches * config.batch_size, "seconds": seconds,
              "images_per_s": batches * config.batch_size / seconds}]  # fmt: skip
-    first = FirstPass(clip.prepare, clip.tokenizer, "none", False, False)
+    first = FirstPass(clip.prepare, clip.tokenizer, "none", False, False, clip.image_size)
     count = 0
 
     def read():

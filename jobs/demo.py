@@ -3,14 +3,16 @@
 1. extract the real Common Crawl WARC files bundled in tests/data/warc, and filter their pairs
    with every recipe;
 2. build the mini web (a synthetic crawl with known truth), serve it on 127.0.0.1, and run
-   extract -> filter -> download on it, ending in WebDataset shards.
+   extract -> filter -> download -> score on it: WebDataset shards, then CLIP scores and
+   embeddings (tiny-clip with random weights: this machine cannot fetch real ones), NSFW, OCR
+   watermark and face scores, checked against the mini web's truth.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from jobs import download, extract
+from jobs import download, extract, score
 from jobs import filter as filter_job
 from pipeline import miniweb
 
@@ -91,11 +93,41 @@ def mini_web(out: Path, args) -> int:
         code = filter_job.main(argv, args.master)
         if code != 0:
             return code
-        return download.main([
+        code = download.main([
             "--input", str(out / "candidates"), "--output", str(out / "shards"),
             "--allow-private-network", f"127.0.0.1:{port}", "--timeout", "3",
             "--processes", "2", "--threads", "32", "--samples-per-shard", "100",
         ])  # fmt: skip
+    if code != 0:
+        return code
+    print("\ndemo: scoring the shards (tiny-clip, random weights: its similarities mean nothing; "
+          "pass --model ViT-B-32 --pretrained FILE for real ones)")  # fmt: skip
+    code = score.main(["-i", str(out / "shards"), "-o", str(out / "scores"), "--model",
+                       "tiny-clip", "--pretrained", "none", *flags])  # fmt: skip
+    if code == 0:
+        print(against_truth(out / "scores", manifest))
+    return code
+
+
+def against_truth(scores: Path, manifest) -> str:
+    """The scorers against what the mini web knows is in each image."""
+    import pyarrow.parquet as pq
+
+    truth = {s.image_url: s for s in manifest.samples}
+    rows = [r for r in pq.read_table(scores / "scores").to_pylist() if r["status"] == "ok"]
+    known = [(r, truth[r["url"]]) for r in rows if r["url"] in truth]
+    marked = [r for r, s in known if s.watermark]
+    flagged = [r for r, s in known if not s.watermark and (r["watermark_p"] or 0) >= 0.5]
+    with_faces = [(r, s) for r, s in known if s.faces]
+    lines = [
+        f"demo: {len(rows)} images scored; against the mini web's truth:",
+        f"  watermarked: {sum((r['watermark_p'] or 0) >= 0.5 for r in marked)} of {len(marked)} "
+        f"flagged (watermark_p >= 0.5); clean images flagged: {len(flagged)} of "
+        f"{len(known) - len(marked)}",
+        f"  faces: {sum(bool(r['face_count']) for r, _ in with_faces)} of {len(with_faces)} "
+        f"images with faces found; nsfw_p max {max((r['nsfw_p'] for r in rows), default=0):.3f}",
+    ]
+    return "\n".join(lines)
 
 
 def samples(output: Path, n: int = 5) -> str:

@@ -46,6 +46,30 @@ def test_scores_equal_a_direct_open_clip_forward_pass(scorer):
     assert out["image_emb"].shape == out["text_emb"].shape == (7, 64)
 
 
+def test_uint8_batches_from_the_workers_equal_open_clips_own_transform(scorer):
+    """``prepare`` (resize and crop in the workers, uint8) plus normalising on the device gives
+    what open_clip's float transform gives, and pre-tokenised captions what raw ones give."""
+    pil = images(7)
+    from_floats = scorer.score_batch(torch.stack([scorer.preprocess(im) for im in pil]), CAPTIONS)
+    uint8 = torch.stack([scorer.prepare(im) for im in pil])
+    assert uint8.dtype == torch.uint8
+    from_uint8 = scorer.score_batch(uint8, scorer.tokenizer(CAPTIONS))
+    for key in ("clip_tiny_clip_sim", "image_emb", "text_emb"):
+        np.testing.assert_allclose(from_uint8[key], from_floats[key], rtol=0, atol=1e-6)
+
+
+def test_text_trimmed_to_the_longest_caption_equals_the_full_77_tokens(scorer):
+    captions = ["", "a", "a red circle", " ".join(["word"] * 200), *CAPTIONS]
+    tokens = scorer.tokenizer(captions)
+    with torch.no_grad():
+        full = scorer.net.encode_text(tokens)
+        short = scorer.net.encode_text(scorer.tokenizer(["a cat", "a dog on a mat"]))
+        trimmed = scorer._encode_text(tokens, group=3)  # groups of similar length
+        trimmed_short = scorer._encode_text(scorer.tokenizer(["a cat", "a dog on a mat"]))
+    np.testing.assert_allclose(trimmed.numpy(), full.numpy(), atol=1e-5)
+    np.testing.assert_allclose(trimmed_short.numpy(), short.numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("batch_size", [1, 7, 64])
 def test_same_results_at_any_batch_size(scorer, batch_size):
     pil = images(64)

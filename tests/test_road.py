@@ -163,3 +163,23 @@ def test_killed_download_resumes_to_complete_shards_without_duplicates(road, tmp
         images += sum(n.endswith(".jpg") for n in names)
     assert len(keys) == len(set(keys))  # no sample twice
     assert images == rerun["kept"]
+
+
+def test_the_mini_web_shards_score_offline(road, tmp_path):
+    """`curate score`'s stage on the road's shards: every downloaded image gets a row, scores
+    and aligned embeddings, offline."""
+    import numpy as np
+
+    from pipeline.score.stage import ScoreConfig, score_shards
+
+    root, manifest, stats, _ = road
+    shards = sorted(str(p) for p in (root / "shards").glob("*.tar"))
+    config = ScoreConfig(model="tiny-clip", pretrained=None, device="cpu", workers=1,
+                         watermark="none")  # fmt: skip
+    scored = score_shards(shards, str(tmp_path), config, progress=False)
+    assert scored["in"] == stats["kept"] == scored["kept"] + sum(scored["dropped"].values())
+    rows = pq.read_table(tmp_path / "scores").to_pylist()
+    urls = {s.image_url for s in manifest.samples} | {s.redirect_to for s in manifest.samples}
+    assert len(rows) == stats["kept"] and all(r["url"] in urls for r in rows)
+    embedded = sum(len(np.load(p)) for p in (tmp_path / "img_emb").glob("*.npy"))
+    assert embedded == scored["kept"] == sum(r["status"] == "ok" for r in rows)

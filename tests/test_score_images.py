@@ -71,3 +71,19 @@ def test_near_duplicates_have_close_phashes():
         decode(encoded(Image.fromarray(skdata.astronaut()), "JPEG"))[1]["phash"]
     )
     assert a - b <= 6 < a - c
+
+
+def test_large_jpegs_decode_at_a_reduced_scale_and_keep_their_full_size():
+    photo = Image.fromarray(skdata.astronaut()).resize((1024, 768))
+    data = encoded(photo, "JPEG", quality=90)
+    image, facts = decode(data, min_side=150)
+    assert image.size == (512, 384)  # libjpeg halves it; a quarter would be under 2 x 150
+    assert (facts["width"], facts["height"]) == (1024, 768)
+    image, _ = decode(data, min_side=224)  # 768 < 2 x 2 x 224: halving would go under 448
+    assert image.size == (1024, 768)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    image, facts = decode(encoded(photo, "JPEG", exif=exif), min_side=100)
+    assert (facts["width"], facts["height"]) == (768, 1024) and image.width < image.height
+    small, facts = decode(encoded(photo.resize((256, 192)), "PNG"), min_side=32)
+    assert small.size == (256, 192)  # only JPEGs have a reduced-scale decode

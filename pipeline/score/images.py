@@ -6,6 +6,7 @@ no pixels. Pillow's decompression-bomb limit stays on.
 """
 
 import io
+import math
 
 import imagehash
 from PIL import Image, ImageOps
@@ -23,9 +24,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode(data: bytes, phash: bool = True) -> tuple[Image.Image | None, dict]:
+REDUCING_GAP = 2  # decode at a reduced scale only down to twice the size needed (as thumbnail)
+
+
+def decode(
+    data: bytes, phash: bool = True, min_side: int | None = None
+) -> tuple[Image.Image | None, dict]:
     """``(rgb image or None, facts)``: facts has status, format, bytes, width, height,
-    aspect_ratio, frames and (with ``phash``) the perceptual hash in hex, when decoded."""
+    aspect_ratio, frames and (with ``phash``) the perceptual hash in hex, when decoded.
+
+    With ``min_side``, a JPEG at least twice that on its shorter side is decoded at a reduced
+    scale (libjpeg's DCT scaling, Pillow's ``draft``, as ``Image.thumbnail`` does), never below
+    twice ``min_side``: much less work for large photos, and the consumer's own resize still
+    does the last, antialiased step. The facts keep the full size."""
     facts = {"status": DECODED, "bytes": len(data or b""), "format": None, "width": None,
              "height": None, "aspect_ratio": None, "frames": None, "phash": None}  # fmt: skip
     if not data:
@@ -36,14 +47,20 @@ def decode(data: bytes, phash: bool = True) -> tuple[Image.Image | None, dict]:
         facts["format"] = image.format
         facts["frames"] = getattr(image, "n_frames", 1)
         image.seek(0)
+        full = image.size
+        if min_side and image.format == "JPEG" and min(full) >= 2 * REDUCING_GAP * min_side:
+            scale = REDUCING_GAP * min_side / min(full)
+            image.draft(image.mode, (math.ceil(full[0] * scale), math.ceil(full[1] * scale)))
+        drafted = image.size
         image = to_rgb(ImageOps.exif_transpose(image))
+        if image.size != drafted:  # rotated by its EXIF orientation
+            full = full[::-1]
     except Image.DecompressionBombError:
         facts["status"] = TOO_LARGE
         return None, facts
     except Exception:  # truncated, corrupt, not an image
         facts["status"] = DECODE_ERROR
         return None, facts
-    facts.update(width=image.width, height=image.height,
-                 aspect_ratio=round(image.width / image.height, 4),
+    facts.update(width=full[0], height=full[1], aspect_ratio=round(full[0] / full[1], 4),
                  phash=str(imagehash.phash(image)) if phash else None)  # fmt: skip
     return image, facts

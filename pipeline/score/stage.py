@@ -34,6 +34,7 @@ from schemas.score import SCHEMA_VERSION as SCORES_VERSION
 
 STAGE = "score"
 OPEN_NSFW = "open-nsfw"
+OPEN_NSFW_SIDE = 256  # open_nsfw resizes to 256, then crops 224
 OCR = "ocr"
 
 
@@ -77,6 +78,15 @@ class FirstPass:
     faces: str
     nsfw: bool
     phash: bool
+    image_size: int  # CLIP's input side
+
+    @property
+    def min_side(self) -> int | None:
+        """The side every consumer is served by (large JPEGs decode at a reduced scale, down
+        to twice this); faces need the full image."""
+        if self.faces != "none":
+            return None
+        return max(self.image_size, OPEN_NSFW_SIDE if self.nsfw else 0)
 
     def __call__(self):
         from pipeline.score.faces import face_detector
@@ -90,7 +100,7 @@ class FirstPass:
             caption = (sample.get("txt") or b"").decode("utf-8", "replace")
             item = {"index": index, "key": sample["__key__"], "caption": caption,
                     "meta": json.loads(sample.get("json") or b"{}"), "face_boxes": []}  # fmt: skip
-            image, facts = decode(data, phash=self.phash)
+            image, facts = decode(data, phash=self.phash, min_side=self.min_side)
             item["facts"] = facts
             if image is not None:
                 item["tokens"] = self.tokenize([caption])[0]
@@ -202,7 +212,7 @@ def score_stream(shards: list[str], output: str, scorers: "Scorers", on_done=Non
     each shard is written, with its done marker, as soon as all of it has been scored."""
     config, clip = scorers.config, scorers.clip
     first = FirstPass(clip.prepare, clip.tokenizer, config.faces, scorers.open_nsfw is not None,
-                      config.phash)  # fmt: skip
+                      config.phash, clip.image_size)  # fmt: skip
     open_shards = {n: _Shard(path) for n, path in enumerate(shards)}
     results: dict[int, dict] = {}
     ends_needed = max(1, config.workers)
