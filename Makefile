@@ -9,12 +9,13 @@ export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: venv wordnet demo test lint bench clean
+.PHONY: venv wordnet chromium demo test lint bench clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(MAKE) --no-print-directory wordnet
+	$(MAKE) --no-print-directory chromium
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
@@ -28,6 +29,12 @@ wordnet:
 	@test -f /usr/share/wordnet/data.noun || { \
 	  (apt-get update -qq && apt-get install -y -qq wordnet-base) >/dev/null 2>&1 \
 	  || echo "warning: could not install wordnet-base; the hypernymise rule and its tests need it"; }
+
+# Headless Chromium for the report render test comes from Debian's chromium (needs root and apt).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	  || echo "warning: could not install chromium; the report render test needs it"; }
 
 demo: venv
 	$(BIN)/curate demo --output build/demo

@@ -8,6 +8,7 @@ from functools import partial
 
 from jobs import demo, download, extract, miniweb, score
 from jobs import filter as filter_job
+from jobs import select as select_job
 
 # name, module (with build_parser and main), one-line help, main as the command runs it
 COMMANDS = [
@@ -19,6 +20,8 @@ COMMANDS = [
      download.main),
     ("score", score, "shards -> CLIP scores and embeddings, NSFW, watermark, faces, pHash",
      partial(score.main, default_master="local[*]")),
+    ("select", select_job, "shards + scores -> final shards: recipe thresholds, dedup, report",
+     partial(select_job.main, default_master="local[*]")),
     ("miniweb", miniweb, "build (and serve on 127.0.0.1) a synthetic crawl with known truth",
      miniweb.main),
     ("demo", demo, "the pipeline on bundled data, offline: real WARCs, then the mini web to shards",

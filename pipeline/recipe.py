@@ -21,9 +21,11 @@ import yaml
 
 from pipeline.filters import REGISTRY, Filter
 from pipeline.filters.text import CaptionValid
+from pipeline.select.config import ImageDedup, SelectConfig
 
 BUNDLED = Path(__file__).resolve().parent.parent / "recipes"
-SECTIONS = {"name", "version", "source", "description", "filters", "dedup", "download"}
+SECTIONS = {"name", "version", "source", "description", "filters", "dedup", "download", "score",
+            "select"}
 
 
 class RecipeError(ValueError):
@@ -45,6 +47,8 @@ class Recipe:
     dedup: Dedup = field(default_factory=Dedup)
     description: str = ""
     download: dict = field(default_factory=dict)  # DownloadConfig fields: image_size, resize_mode
+    score: dict = field(default_factory=dict)  # ScoreConfig fields: model, pretrained, faces, ...
+    select: SelectConfig = field(default_factory=SelectConfig)
 
     @property
     def ident(self) -> str:
@@ -96,7 +100,24 @@ def parse_recipe(data, where: str = "recipe") -> Recipe:
         filters=filters,
         dedup=_make(Dedup, data.get("dedup") or {}, f"{where}: dedup"),
         download=_download_options(data.get("download") or {}, f"{where}: download"),
+        score=_score_options(data.get("score") or {}, f"{where}: score"),
+        select=_select_options(data.get("select") or {}, f"{where}: select"),
     )
+
+
+def _score_options(params, where: str) -> dict:
+    from pipeline.score.stage import ScoreConfig
+
+    _make(ScoreConfig, params, where)
+    return dict(params)
+
+
+def _select_options(params, where: str) -> SelectConfig:
+    if not isinstance(params, dict):
+        raise RecipeError(f"{where}: parameters must be a mapping, got {params!r}")
+    params = dict(params)
+    dedup = _make(ImageDedup, params.pop("dedup", None) or {}, f"{where}: dedup")
+    return _make(SelectConfig, {**params, "dedup": dedup}, where)
 
 
 def _download_options(params, where: str) -> dict:
@@ -130,5 +151,5 @@ def _make(cls, params, where: str):
         )
     try:
         return cls(**params)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise RecipeError(f"{where}: {e}") from None

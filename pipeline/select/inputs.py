@@ -1,0 +1,96 @@
+"""The select stage's inputs: the download stage's shards and the score stage's scores, checked
+against each other and joined into one table (one row per scored sample)."""
+
+import json
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline import storage
+from pipeline.storage import InputError
+
+# img2dataset fields of the shard's parquet that selection and provenance need beside the scores
+SHARD_FIELDS = ("language", "sha256", "original_width", "original_height", "page_url",
+                "warc_path", "warc_record_id", "warc_offset")  # fmt: skip
+
+
+def shard_names(shards: str) -> list[str]:
+    fs, path = fsspec.core.url_to_fs(shards)
+    names = sorted(p.rsplit("/", 1)[-1][: -len(".tar")] for p in fs.glob(f"{path}/*.tar"))
+    if not names:
+        raise InputError(f"no shards (*.tar) in {shards}")
+    return names
+
+
+def score_settings(scores: str, names: list[str]) -> dict:
+    """The score stage's done markers for ``names``, checked: every shard scored, with one set
+    of settings, and no scores for shards that are not there."""
+    fs, path = fsspec.core.url_to_fs(scores)
+    done = {p.rsplit("/", 1)[-1][: -len(".json")] for p in fs.glob(f"{path}/_done/*.json")}
+    missing = [n for n in names if n not in done]
+    if missing:
+        raise InputError(
+            f"scores missing for {len(missing)} of {len(names)} shards (first: {missing[0]}) "
+            f"in {scores}: run `curate score` on these shards first"
+        )
+    extra = sorted(done - set(names))
+    if extra:
+        raise InputError(
+            f"{scores} holds scores for shards that are not in the shard folder (first: "
+            f"{extra[0]}): shards and scores do not match"
+        )
+    settings = {}
+    for name in names:
+        marker = json.loads(storage.read_text(storage.join(scores, "_done", f"{name}.json")))
+        mine = marker.get("_settings", {})
+        if settings and mine != settings:
+            raise InputError(f"{scores}: shard {name} was scored with other settings ({mine})")
+        settings = mine
+    return settings
+
+
+def load_table(shards: str, scores: str, names: list[str]) -> pa.Table:
+    """Scores of every shard, joined with the shard's own fields (language, sha256, original
+    size, provenance), with ``shard`` and ``emb_row`` (row in ``img_emb/NNNNN.npy``, -1: none)."""
+    parts = [_shard_table(shards, scores, name) for name in names]
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _shard_table(shards: str, scores: str, name: str) -> pa.Table:
+    table = pq.read_table(storage.join(scores, "scores", f"{name}.parquet"))
+    shard_meta = pq.read_table(storage.join(shards, f"{name}.parquet"))
+    if "status" in shard_meta.column_names:
+        shard_meta = shard_meta.filter(pc.equal(shard_meta["status"], "success"))
+    by_key = {row["key"]: row for row in shard_meta.to_pylist()}
+    keys = table["key"].to_pylist()
+    unknown = [k for k in keys if k not in by_key]
+    if unknown or len(keys) != len(by_key):
+        raise InputError(
+            f"shard {name}: its scores ({len(keys)} samples) and its parquet ({len(by_key)} "
+            f"downloaded samples) do not match"
+            + (f"; key {unknown[0]} is not in the shard" if unknown else "")
+            + ": were the shards downloaded again after scoring?"
+        )
+    for field in SHARD_FIELDS:
+        values = [by_key[k].get(field) for k in keys]
+        table = table.append_column(field, pa.array(values))
+    meta = pq.read_table(storage.join(scores, "metadata", f"{name}.parquet"), columns=["key"])
+    emb_row = {k: i for i, k in enumerate(meta["key"].to_pylist())}
+    table = table.append_column("emb_row", pa.array([emb_row.get(k, -1) for k in keys], pa.int64()))
+    return table.append_column("shard", pa.array([name] * len(keys), pa.string()))
+
+
+def load_embeddings(scores: str, names: np.ndarray, emb_rows: np.ndarray) -> np.ndarray:
+    """Image embeddings (float32, n x d) of the rows named by ``(shard name, emb_row)``."""
+    out = None
+    for name in np.unique(names):
+        here = np.flatnonzero(names == name)
+        with fsspec.open(storage.join(scores, "img_emb", f"{name}.npy"), "rb") as f:
+            emb = np.load(f)
+        if out is None:
+            out = np.zeros((len(names), emb.shape[1]), dtype=np.float32)
+        out[here] = emb[emb_rows[here]]
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)

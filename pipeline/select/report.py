@@ -1,0 +1,93 @@
+"""``report.html`` for a selection: the road's funnel, the score histograms with the recipe's
+thresholds, and thumbnails of kept and dropped samples (:func:`pipeline.report.write_report`)."""
+
+import json
+
+import pyarrow as pa
+
+from pipeline import storage
+from pipeline.report import write_report
+from pipeline.score import shards as shard_io
+from pipeline.select.writer import blur_faces
+
+NOT_PRETRAINED = ("none", "", None)
+
+
+def models(settings: dict) -> list[dict]:
+    """Which model made each score, and whether its weights are pretrained, in plain words."""
+    pretrained = settings.get("pretrained")
+    clip_weights = (
+        "random (not pretrained): its similarities mean nothing"
+        if pretrained in NOT_PRETRAINED
+        else f"pretrained: {pretrained}"
+    )
+    rows = [{"role": "CLIP similarity and embeddings", "name": settings.get("model", "?"),
+             "weights": clip_weights}]  # fmt: skip
+    described = {
+        "nsfw": ("NSFW", {"open-nsfw": "Yahoo open_nsfw (ONNX weights shipped in its package)"}),
+        "watermark": ("watermark", {"ocr": "PP-OCRv4 text detection + stock-photo marks"}),
+        "faces": ("faces", {"haar": "OpenCV Haar cascade", "mtcnn": "MTCNN (ONNX)"}),
+    }
+    for key, (role, names) in described.items():
+        value = settings.get(key)
+        if value and value != "none":
+            rows.append({"role": role, "name": value, "weights": names.get(value, value)})
+    return rows
+
+
+def thresholds(config, clip_column: str, clip_threshold) -> dict:
+    marks = {}
+    if clip_threshold is not None:
+        label = (f"top {config.clip_top_fraction:.0%}" if config.clip_top_fraction is not None
+                 else "min")  # fmt: skip
+        marks[clip_column] = [(f"{label} {clip_threshold:.3f}", clip_threshold)]
+    if config.nsfw_max is not None:
+        marks["nsfw_p"] = [(f"max {config.nsfw_max}", config.nsfw_max)]
+    if config.watermark_max is not None:
+        marks["watermark_p"] = [(f"max {config.watermark_max}", config.watermark_max)]
+    if config.max_aspect_ratio is not None:
+        marks["aspect_ratio"] = [(f"max {config.max_aspect_ratio}", config.max_aspect_ratio),
+                                 (f"min {1 / config.max_aspect_ratio:.2f}",
+                                  1 / config.max_aspect_ratio)]  # fmt: skip
+    return marks
+
+
+def write_selection_report(output, table: pa.Table, recipe, settings, facts, funnel, stats,
+                           shards: str) -> str:  # fmt: skip
+    config = recipe.select
+    clip_column = next(c for c in table.column_names if c.startswith("clip_"))
+    notes = []
+    if settings.get("pretrained") in NOT_PRETRAINED:
+        notes.append(f"The CLIP model ({settings.get('model')}) has random weights, not "
+                     "pretrained ones: its similarities, the CLIP threshold and semantic "
+                     "deduplication mean nothing here.")  # fmt: skip
+    if config.faces == "blur":
+        notes.append("Faces are blurred in the final shards and in these thumbnails.")
+
+    def images(rows: list[dict]) -> dict[str, bytes]:
+        wanted: dict[str, dict] = {}
+        for row in rows:
+            wanted.setdefault(row["shard"], {})[row["index"]] = row
+        found = {}
+        for shard, by_index in wanted.items():
+            path = storage.join(shards, f"{shard}.tar")
+            for index, sample in shard_io.samples(path, by_index.__contains__):
+                row, data = by_index[index], shard_io.image_bytes(sample)
+                if config.faces == "blur" and row.get("face_count"):
+                    data, _ = blur_faces(data, json.loads(row["face_boxes"] or "[]"))
+                found[row["uid"]] = data
+        return found
+
+    path = storage.join(output, "report.html")
+    write_report(
+        path,
+        title=f"{recipe.name} recipe ({recipe.ident}): {stats['kept']} of {stats['in']} "
+        f"samples kept",
+        funnel=[*funnel, ("select", {**stats, "unit": "scored sample"})],
+        table=table,
+        thresholds=thresholds(config, clip_column, facts.get("clip_threshold")),
+        images=images,
+        models=models(settings),
+        notes=notes,
+    )
+    return path

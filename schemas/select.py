@@ -1,0 +1,40 @@
+"""Records written by the select stage (``OUTPUT/final/``).
+
+Accounting unit: one sample of the score stage (one row of ``scores/``). Each is kept, and
+written to a final shard, or dropped with the first reason below that applies, in this order:
+the score stage's decode status, the recipe's rules, then near-duplicate removal among the
+samples the rules kept. ``in == kept + sum(dropped.values())`` in ``stats.json``.
+
+``selection.parquet`` holds every sample with its reason (null when kept), the sample it
+duplicates, and where it went: the sink for inspecting what was dropped.
+"""
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "select/1"
+
+# --- drop reasons, in the order they are tried ------------------------------------------------
+# the score stage's decode statuses (schemas/score.py) come first: empty_file, decode_error,
+# too_large
+LANGUAGE = "language"  # the caption's language is not one the recipe keeps
+IMAGE_TOO_SMALL = "image_too_small"  # the original image's shorter side is under min_side
+ASPECT_RATIO = "aspect_ratio"  # the original image's long/short side ratio is over the maximum
+CLIP_SIMILARITY = "clip_similarity"  # under clip_min, or outside the top clip_top_fraction
+NSFW = "nsfw"  # nsfw_p over nsfw_max
+WATERMARK = "watermark"  # watermark_p over watermark_max
+FACES = "faces"  # faces found and the recipe's face policy is drop
+DUPLICATE_EXACT = "duplicate_exact"  # same sha256 of the downloaded bytes as a better sample
+DUPLICATE_PHASH = "duplicate_phash"  # pHash within the Hamming distance of a better sample
+DUPLICATE_SEMANTIC = "duplicate_semantic"  # CLIP image embedding within the cosine of a better one
+
+RULE_REASONS = (LANGUAGE, IMAGE_TOO_SMALL, ASPECT_RATIO, CLIP_SIMILARITY, NSFW, WATERMARK, FACES)
+DEDUP_REASONS = (DUPLICATE_EXACT, DUPLICATE_PHASH, DUPLICATE_SEMANTIC)
+
+SELECTION_COLUMNS = [  # beside the score columns, in selection.parquet
+    ("shard", pa.string()),  # input shard name (NNNNN)
+    ("reason", pa.string()),  # null: kept
+    ("duplicate_of", pa.string()),  # uid of the better sample it duplicates
+    ("rank", pa.int64()),  # 0 = highest CLIP similarity; ties broken by uid
+    ("final_shard", pa.string()),  # output shard name, kept samples only
+    ("final_key", pa.string()),  # key in the output shard
+]
