@@ -37,7 +37,7 @@ chromium:
 	  || echo "warning: could not install chromium; the report render test needs it"; }
 
 demo: venv
-	$(BIN)/curate demo --output build/demo
+	$(BIN)/curate demo --output out/demo
 
 test: venv
 	$(BIN)/ruff check pipeline jobs schemas tests benchmarks
@@ -54,4 +54,4 @@ bench: venv
 	$(BIN)/python benchmarks/score.py --ceilings
 
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build out .pytest_cache

@@ -6,7 +6,7 @@ import argparse
 import sys
 from functools import partial
 
-from jobs import demo, download, extract, miniweb, score
+from jobs import demo, download, extract, miniweb, run, score
 from jobs import filter as filter_job
 from jobs import select as select_job
 
@@ -22,6 +22,8 @@ COMMANDS = [
      partial(score.main, default_master="local[*]")),
     ("select", select_job, "shards + scores -> final shards: recipe thresholds, dedup, report",
      partial(select_job.main, default_master="local[*]")),
+    ("run", run, "the whole road: extract -> filter -> download -> score -> select, resumable",
+     run.main),
     ("miniweb", miniweb, "build (and serve on 127.0.0.1) a synthetic crawl with known truth",
      miniweb.main),
     ("demo", demo, "the pipeline on bundled data, offline: real WARCs, then the mini web to shards",

@@ -2,19 +2,21 @@
 
 1. extract the real Common Crawl WARC files bundled in tests/data/warc, and filter their pairs
    with every recipe;
-2. build the mini web (a synthetic crawl with known truth), serve it on 127.0.0.1, and run
-   extract -> filter -> download -> score on it: WebDataset shards, then CLIP scores and
-   embeddings (tiny-clip with random weights: this machine cannot fetch real ones), NSFW, OCR
-   watermark and face scores, checked against the mini web's truth.
+2. build the mini web (a synthetic crawl with known truth), serve it on 127.0.0.1, and run the
+   whole road on it with the ``demo`` recipe (``curate run demo``): extract -> filter ->
+   download -> score (tiny-clip with random weights: this machine cannot fetch real ones; NSFW,
+   OCR watermark and faces with the weights their packages ship) -> select, writing final
+   shards and ``OUTPUT/report.html``; then the scorers against the mini web's truth.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from jobs import download, extract, score
+from jobs import extract, run
 from jobs import filter as filter_job
 from pipeline import miniweb
+from pipeline.recipe import load_recipe
 
 BUNDLED_WARCS = Path(__file__).resolve().parent.parent / "tests" / "data" / "warc"
 
@@ -22,7 +24,7 @@ BUNDLED_WARCS = Path(__file__).resolve().parent.parent / "tests" / "data" / "war
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="demo", description=__doc__)
     parser.add_argument(
-        "--output", "-o", default="build/demo", help="output folder (default: build/demo)"
+        "--output", "-o", default="out/demo", help="output folder (default: out/demo)"
     )
     parser.add_argument("--master", default="local[*]", help="Spark master URL (default: local[*])")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -43,9 +45,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.output)
-    code = bundled_warcs(out, args)
+    code = bundled_warcs(out / "commoncrawl", args)
     if code == 0 and not args.skip_miniweb:
-        code = mini_web(out / "miniweb", args)
+        code = mini_web(out, args)
     return code
 
 
@@ -77,35 +79,27 @@ def bundled_warcs(out: Path, args) -> int:
 
 
 def mini_web(out: Path, args) -> int:
+    """The whole road (`curate run demo`) on the mini web, served on 127.0.0.1."""
     port = miniweb.free_port()
     manifest = miniweb.build(out / "web", seed=0, port=port)
     counts = manifest.counts()
     print(f"\ndemo: built the mini web in {out / 'web'}: {len(manifest.samples)} image references, "
           f"{counts}")  # fmt: skip
+    recipe = load_recipe("demo")
+    print(f"demo: models: CLIP {recipe.score['model']} with random weights (not pretrained: no "
+          "pretrained CLIP can be fetched offline, so its similarities mean nothing and the "
+          "report says so); NSFW open_nsfw, watermark PP-OCRv4, faces Haar: real weights "
+          "shipped in their packages")  # fmt: skip
     with miniweb.serve(out / "web", port=port, slow_seconds=5) as server:
-        print(f"demo: serving it at {server.url}")
-        flags = ["--no-progress"] if args.no_progress else []
-        warc = str(out / "web" / miniweb.WARC_FILE)
-        code = extract.main(["-i", warc, "-o", str(out / "extract"), *flags], args.master)
-        if code != 0:
-            return code
-        argv = ["-i", str(out / "extract"), "--recipe", "laion", "-o", str(out / "candidates")]
-        code = filter_job.main(argv, args.master)
-        if code != 0:
-            return code
-        code = download.main([
-            "--input", str(out / "candidates"), "--output", str(out / "shards"),
-            "--allow-private-network", f"127.0.0.1:{port}", "--timeout", "3",
-            "--processes", "2", "--threads", "32", "--samples-per-shard", "100",
-        ])  # fmt: skip
-    if code != 0:
-        return code
-    print("\ndemo: scoring the shards (tiny-clip, random weights: its similarities mean nothing; "
-          "pass --model ViT-B-32 --pretrained FILE for real ones)")  # fmt: skip
-    code = score.main(["-i", str(out / "shards"), "-o", str(out / "scores"), "--model",
-                       "tiny-clip", "--pretrained", "none", *flags])  # fmt: skip
+        print(f"demo: serving it at {server.url}; running `curate run demo` on its crawl")
+        argv = ["demo", "--input", str(out / "web" / miniweb.WARC_FILE), "--output", str(out),
+                "--master", args.master, "--allow-private-network", f"127.0.0.1:{port}",
+                "--download-args", "--timeout 3 --processes 2 --threads 32 "
+                "--samples-per-shard 100"]  # fmt: skip
+        code = run.main(argv + (["--no-progress"] if args.no_progress else []))
     if code == 0:
         print(against_truth(out / "scores", manifest))
+        print(f"\ndemo: open {out / 'report.html'} to see what the recipe did")
     return code
 
 

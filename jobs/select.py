@@ -52,6 +52,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--master", default=None,
                         help="Spark master for --dedup-distributor pyspark (default: what "
                         "spark-submit set, else local[*])")  # fmt: skip
+    parser.add_argument("--report", default="",
+                        help="where report.html goes (default: OUTPUT/report.html)")  # fmt: skip
     parser.add_argument("--no-report", action="store_true", help="skip report.html")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -128,6 +130,7 @@ def spark_semantic(master: str | None, clusters: int | None):
 
 def main(argv: list[str] | None = None, default_master: str | None = None) -> int:
     args = build_parser().parse_args(argv)
+    report = None if args.no_report else args.report or storage.join(args.output, "report.html")
     try:
         recipe = load_recipe(args.recipe)
         semantic = None
@@ -135,15 +138,15 @@ def main(argv: list[str] | None = None, default_master: str | None = None) -> in
             semantic = spark_semantic(args.master or default_master, args.clusters)
         stats = select(args.shards, args.scores, recipe, args.output,
                        funnel=funnel_of(args.shards), semantic=semantic,
-                       progress=not args.no_progress, report=not args.no_report)  # fmt: skip
+                       progress=not args.no_progress, report=report)  # fmt: skip
     except (RecipeError, storage.InputError, PlanMismatch) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(format_summary(stats, args.output, report=not args.no_report))
+    print(format_summary(stats, args.output, report))
     return 0
 
 
-def format_summary(stats: dict, output: str, report: bool = True) -> str:
+def format_summary(stats: dict, output: str, report: str | None) -> str:
     by_count = sorted(stats["dropped"].items(), key=lambda x: -x[1])
     dropped = ", ".join(f"{k} {v}" for k, v in by_count)
     lines = [
@@ -152,7 +155,7 @@ def format_summary(stats: dict, output: str, report: bool = True) -> str:
         f"  shards, manifest.json, uids.npy: {output}",
     ]
     if report:
-        lines.append(f"  report: {storage.join(output, 'report.html')}")
+        lines.append(f"  report: {report}")
     return "\n".join(lines)
 
 

@@ -155,7 +155,8 @@ def test_curate_extract_console_script(tmp_path, warcs):
 
 
 def test_demo_runs_the_whole_road_offline(spark, tmp_path, capsys):
-    """Bundled WARCs through a recipe, then the mini web on loopback down to shards."""
+    """Bundled WARCs through a recipe, then `curate run demo` on the mini web on loopback: final
+    shards and report.html, with the models named and the random CLIP said to be random."""
     from jobs.cli import main
 
     argv = [
@@ -173,7 +174,16 @@ def test_demo_runs_the_whole_road_offline(spark, tmp_path, capsys):
     assert "sample pairs (294 in" in out and "[image] <image https://" in out
     assert "filter (datacomp-basic/1): 294 pairs in -> 56 candidates" in out
     assert "download: 275 candidates -> " in out
-    shards = tmp_path / "demo" / "miniweb" / "shards"
+    shards = tmp_path / "demo" / "shards"
     stats = json.loads((shards / "stats.json").read_text())
     assert stats["in"] == 275 == stats["kept"] + sum(stats["dropped"].values())
     assert stats["kept"] >= 250 and len(list(shards.glob("*.tar"))) == 3
+    assert "CLIP tiny-clip with random weights (not pretrained" in out
+    final = json.loads((tmp_path / "demo" / "final" / "manifest.json").read_text())
+    counts = final["counts"]
+    assert counts["in"] == stats["kept"] == counts["kept"] + sum(counts["dropped"].values())
+    assert {"duplicate_exact", "duplicate_phash", "watermark", "language"} <= set(counts["dropped"])
+    assert sum(s["samples"] for s in final["shards"]) == counts["kept"] >= 150
+    html = (tmp_path / "demo" / "report.html").read_text()
+    assert "random (not pretrained)" in html and "duplicate_phash" in html
+    assert f"report: {tmp_path / 'demo' / 'report.html'}" in out

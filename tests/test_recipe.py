@@ -87,6 +87,9 @@ def test_rewrites_keep_the_original_and_feed_later_rules():
     assert reasons(out) == ["caption_is_generic", None, None]
 
 
+BASE = {"name": "x", "version": 1, "source": "s", "filters": []}
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -117,6 +120,11 @@ def test_rewrites_keep_the_original_and_feed_later_rules():
             "write a filter as",
         ),
         (["not", "a", "mapping"], "a recipe is a mapping"),
+        ({**BASE, "select": {"clip_minimum": 0.3}}, "select: unknown parameter 'clip_minimum'"),
+        ({**BASE, "select": {"dedup": {"phash": 3}}}, "select: dedup: unknown parameter 'phash'"),
+        ({**BASE, "select": {"faces": "hide"}}, "faces must be one of"),
+        ({**BASE, "select": {"clip_min": 0.2, "clip_top_fraction": 0.3}}, "not both"),
+        ({**BASE, "score": {"modle": "ViT-B-32"}}, "score: unknown parameter 'modle'"),
     ],
 )
 def test_bad_recipes_fail_naming_the_problem(data, message):

@@ -52,7 +52,7 @@ def thresholds(config, clip_column: str, clip_threshold) -> dict:
     return marks
 
 
-def write_selection_report(output, table: pa.Table, recipe, settings, facts, funnel, stats,
+def write_selection_report(path, table: pa.Table, recipe, settings, facts, funnel, stats,
                            shards: str) -> str:  # fmt: skip
     config = recipe.select
     clip_column = next(c for c in table.column_names if c.startswith("clip_"))
@@ -78,7 +78,6 @@ def write_selection_report(output, table: pa.Table, recipe, settings, facts, fun
                 found[row["uid"]] = data
         return found
 
-    path = storage.join(output, "report.html")
     write_report(
         path,
         title=f"{recipe.name} recipe ({recipe.ident}): {stats['kept']} of {stats['in']} "

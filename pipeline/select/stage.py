@@ -61,10 +61,11 @@ def check_recipe(config: SelectConfig, settings: dict, clip_column: str | None) 
 def select(
     shards: str, scores: str, recipe: Recipe, output: str, *,
     funnel: list[tuple[str, dict]] = (), semantic: Callable | None = None,
-    progress: bool = True, report: bool = True,
+    progress: bool = True, report: str | None = "",
 ) -> dict:  # fmt: skip
-    """Run the stage; returns its stats. ``semantic(table, rank, config) -> duplicate_of``
-    replaces the in-memory semantic dedup (the Spark job passes its per-cluster one)."""
+    """Run the stage; returns its stats. ``report``: where report.html goes ("": in
+    ``output``; None: no report). ``semantic(rows, rank, dedup_config, scores) ->
+    duplicate_of`` replaces the in-memory semantic dedup (the Spark job passes its own)."""
     config = recipe.select
     names = inputs.shard_names(shards)
     settings = inputs.score_settings(scores, names)
@@ -81,10 +82,11 @@ def select(
         w.write_table(table)
     markers = write_shards(table, shards, output, config.faces, progress)
     stats = write_outputs(table, recipe, settings, facts, markers, output, shards, scores)
-    if report:
+    if report is not None:
         from pipeline.select.report import write_selection_report
 
-        write_selection_report(output, table, recipe, settings, facts, funnel, stats, shards)
+        path = report or storage.join(output, "report.html")
+        write_selection_report(path, table, recipe, settings, facts, funnel, stats, shards)
     return stats
 
 

@@ -1,0 +1,239 @@
+"""The select stage on the mini web's scored shards: planted duplicates, the manifest, uids,
+face blurring, resume, bad input, Spark per-cluster dedup, and open_clip's own trainer reading
+the final shards."""
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from jobs import extract as extract_job
+from jobs import filter as filter_job
+from jobs import select as select_job
+from pipeline import miniweb
+from pipeline.download.safety import SafetyConfig
+from pipeline.download.stage import DownloadConfig, download_stage
+from pipeline.extract import ExtractConfig
+from pipeline.recipe import parse_recipe
+from pipeline.score.clip import CONFIGS
+from pipeline.score.stage import ScoreConfig, score_shards
+from pipeline.select.stage import select
+from pipeline.select.writer import PlanMismatch
+from pipeline.storage import InputError
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+KEEP_ALL = {"name": "keep-all", "version": 1, "source": "test", "filters": [],
+            "dedup": {"uid": False, "max_per_url": None}}  # fmt: skip
+SAME_IMAGE = ("exact", "resized", "reencoded")  # what sha256 and pHash must catch
+
+
+def recipe(**select_section):
+    return parse_recipe({**KEEP_ALL, "select": select_section})
+
+
+@pytest.fixture(scope="module")
+def scored(spark, tmp_path_factory):
+    """The mini web downloaded (128 px) and scored (tiny-clip, Haar, open_nsfw; no OCR)."""
+    root = tmp_path_factory.mktemp("select")
+    port = miniweb.free_port()
+    manifest = miniweb.build(root / "web", seed=0, port=port, n_shapes=40)
+    with miniweb.serve(root / "web", port=port, slow_seconds=4):
+        extract_job.run([str(root / "web" / miniweb.WARC_FILE)], str(root / "extract"),
+                        ExtractConfig(), progress=False)  # fmt: skip
+        filter_job.run(str(root / "extract"), parse_recipe(KEEP_ALL), str(root / "candidates"))
+        download_stage(pq.read_table(root / "candidates" / "pairs"), str(root / "shards"),
+                       DownloadConfig(image_size=128, processes=2, threads=16,
+                                      samples_per_shard=40, timeout=2),
+                       SafetyConfig(allow_networks=[f"127.0.0.1:{port}"]))  # fmt: skip
+    config = ScoreConfig(model="tiny-clip", pretrained=None, device="cpu", batch_size=64,
+                         workers=1, watermark="none")  # fmt: skip
+    tars = sorted(str(p) for p in (root / "shards").glob("*.tar"))
+    score_shards(tars, str(root / "scores"), config, progress=False)
+    return root, manifest
+
+
+def run_select(root, out, r, **kw):
+    return select(str(root / "shards"), str(root / "scores"), r, str(out), progress=False, **kw)
+
+
+def selection(out) -> list[dict]:
+    return pq.read_table(out / "selection.parquet").to_pylist()
+
+
+def test_planted_duplicates_go_and_distinct_images_stay(scored, tmp_path):
+    root, manifest = scored
+    run_select(root, tmp_path, recipe(dedup={"exact": True, "phash_max_distance": 2}), report=None)
+    rows = {r["url"]: r for r in selection(tmp_path)}
+    truth = {s.image_url: s for s in manifest.samples if s.image_url in rows}
+    groups: dict[str, list] = {}
+    for url, s in truth.items():
+        root_id = s.duplicate_of if s.duplicate_kind in SAME_IMAGE else s.id
+        groups.setdefault(root_id, []).append(rows[url])
+    planted = [g for g in groups.values() if len(g) > 1]
+    assert len(planted) >= 4
+    for group in planted:  # one survivor per group: the best-ranked (highest CLIP similarity)
+        kept = [r for r in group if r["reason"] is None]
+        assert len(kept) == 1, [(r["url"], r["reason"]) for r in group]
+        assert kept[0]["rank"] == min(r["rank"] for r in group)
+        for r in group:
+            if r["reason"] is not None:
+                assert r["reason"] in ("duplicate_exact", "duplicate_phash")
+                assert r["duplicate_of"] in {x["uid"] for x in group}
+    for group in groups.values():  # every other picture survives
+        if len(group) == 1:
+            assert group[0]["reason"] is None, (group[0]["url"], group[0]["reason"])
+
+
+def test_manifest_shards_and_uids_add_up(scored, tmp_path):
+    import webdataset as wds
+
+    root, _ = scored
+    r = recipe(clip_top_fraction=0.8, nsfw_max=0.5, min_side=64,
+               max_aspect_ratio=3.0, samples_per_shard=30,
+               dedup={"exact": True, "phash_max_distance": 2})  # fmt: skip
+    stats = run_select(root, tmp_path, r)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert counts["in"] == counts["kept"] + sum(counts["dropped"].values())
+    assert stats["in"] == len(pq.read_table(root / "scores" / "scores"))
+    assert sum(s["samples"] for s in manifest["shards"]) == counts["kept"]
+    assert all(s["samples"] == 30 for s in manifest["shards"][:-1])
+    assert {"clip_similarity", "duplicate_exact"} <= set(counts["dropped"])
+    assert manifest["models"]["model"] == "tiny-clip" and manifest["models"]["pretrained"] is None
+    keys, seen_uids = [], []
+    for shard in manifest["shards"]:
+        data = (tmp_path / f"{shard['name']}.tar").read_bytes()
+        assert hashlib.sha256(data).hexdigest() == shard["sha256"]
+        for sample in wds.WebDataset(str(tmp_path / f"{shard['name']}.tar"), shardshuffle=False):
+            meta = json.loads(sample["json"])
+            keys.append(sample["__key__"])
+            seen_uids.append(meta["uid"])
+            assert sample["txt"].decode() == meta["caption"]
+            for field in ("clip_tiny_clip_sim", "nsfw_p", "face_count", "phash", "page_url",
+                          "warc_record_id", "warc_offset", "source_shard", "source_key"):  # fmt: skip
+                assert field in meta
+            Image.open(io.BytesIO(sample["jpg"])).load()
+    assert len(keys) == len(set(keys)) == counts["kept"]
+    uids = np.load(tmp_path / "uids.npy")
+    assert uids.dtype == np.dtype("u8,u8") and len(uids) == counts["kept"]
+    assert uids.tolist() == sorted(uids.tolist())
+    assert {f"{a:016x}{b:016x}" for a, b in uids.tolist()} == set(seen_uids)
+    html = (tmp_path / "report.html").read_text()
+    assert "random" in html and "clip_similarity" in html
+
+
+def test_faces_blurred_in_the_written_image(scored, tmp_path):
+    root, _ = scored
+    run_select(root, tmp_path, recipe(faces="blur", dedup={"exact": False}), report=None)
+    rows = [r for r in selection(tmp_path) if r["face_count"]]
+    assert rows, "the mini web has photos with faces"
+    row = rows[0]
+    with tarfile.open(root / "shards" / f"{row['shard']}.tar") as tar:
+        source = Image.open(tar.extractfile(f"{row['key']}.jpg")).convert("L")
+    with tarfile.open(tmp_path / f"{row['final_shard']}.tar") as tar:
+        written = Image.open(tar.extractfile(f"{row['final_key']}.jpg")).convert("L")
+        meta = json.loads(tar.extractfile(f"{row['final_key']}.json").read())
+    assert meta["faces_blurred"] == row["face_count"]
+    x, y, w, h = json.loads(row["face_boxes"])[0]
+    box = (x, y, x + w, y + h)
+    before = np.asarray(source.crop(box), dtype=float)
+    after = np.asarray(written.crop(box), dtype=float)
+    assert np.abs(np.diff(after, axis=1)).mean() < 0.5 * np.abs(np.diff(before, axis=1)).mean()
+
+
+def test_rerun_resumes_and_refuses_another_selection(scored, tmp_path):
+    root, _ = scored
+    r = recipe(samples_per_shard=40)
+    run_select(root, tmp_path, r, report=None)
+    first = json.loads((tmp_path / "manifest.json").read_text())["shards"]
+    (tmp_path / "00001.tar").unlink()  # as if killed before shard 1 was done
+    (tmp_path / "_done" / "00001.json").unlink()
+    run_select(root, tmp_path, r, report=None)
+    assert json.loads((tmp_path / "manifest.json").read_text())["shards"] == first
+    assert not list(tmp_path.glob("*.tmp-*"))
+    with pytest.raises(PlanMismatch, match="another selection"):
+        run_select(root, tmp_path, recipe(samples_per_shard=40, clip_top_fraction=0.5))
+
+
+def test_scores_and_shards_must_match(scored, tmp_path):
+    root, _ = scored
+    shards, scores = tmp_path / "shards", tmp_path / "scores"
+    shutil.copytree(root / "shards", shards)
+    shutil.copytree(root / "scores", scores)
+    (scores / "_done" / "00001.json").unlink()
+    with pytest.raises(InputError, match="scores missing .* 00001"):
+        select(str(shards), str(scores), recipe(), str(tmp_path / "out"))
+    shutil.copy(root / "scores" / "_done" / "00001.json", scores / "_done" / "00001.json")
+    shutil.copy(scores / "_done" / "00000.json", scores / "_done" / "00099.json")
+    with pytest.raises(InputError, match="not in the shard folder"):
+        select(str(shards), str(scores), recipe(), str(tmp_path / "out"))
+    (scores / "_done" / "00099.json").unlink()
+    meta = pq.read_table(shards / "00000.parquet")
+    pq.write_table(meta.slice(1), shards / "00000.parquet")
+    with pytest.raises(InputError, match="shard 00000: its scores"):
+        select(str(shards), str(scores), recipe(), str(tmp_path / "out"))
+    code = select_job.main(["--shards", str(root / "shards"), "--scores", str(root / "scores"),
+                            "--recipe", str(_yaml(tmp_path, clip_minimum=0.3)),
+                            "--output", str(tmp_path / "out")])  # fmt: skip
+    assert code == 2
+    with pytest.raises(InputError, match="thresholds are for ViT-B-32"):
+        run_select(root, tmp_path / "out", recipe(clip_min=0.28, clip_model="ViT-B-32"))
+    with pytest.raises(InputError, match="watermark_max"):
+        run_select(root, tmp_path / "out", recipe(watermark_max=0.8))
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def _yaml(tmp_path, **select_section):
+    import yaml
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**KEEP_ALL, "select": select_section}))
+    return path
+
+
+def test_spark_per_cluster_dedup_matches_in_memory(scored, spark, tmp_path):
+    root, _ = scored
+    r = recipe(dedup={"exact": False, "semantic_min_cosine": 0.995})
+    run_select(root, tmp_path / "local", r, report=None)
+    local = {x["uid"]: x["reason"] for x in selection(tmp_path / "local")}
+    assert "duplicate_semantic" in local.values()
+    for clusters in (1, 3):
+        out = tmp_path / f"spark{clusters}"
+        run_select(root, out, r, report=None, semantic=select_job.spark_semantic(None, clusters))
+        found = {x["uid"]: x["reason"] for x in selection(out)}
+        if clusters == 1:
+            assert found == local
+        else:  # within clusters, a sample sees a subset of its neighbours: never more drops
+            assert {u for u, why in found.items() if why} <= {u for u, why in local.items() if why}
+
+
+def test_open_clip_trainer_reads_the_final_shards(scored, tmp_path):
+    root, _ = scored
+    final = tmp_path / "final"
+    run_select(root, final, recipe(samples_per_shard=40), report=None)
+    manifest = json.loads((final / "manifest.json").read_text())
+    last = len(manifest["shards"]) - 1
+    config = json.loads((CONFIGS / "tiny-clip.json").read_text())
+    model_dir = tmp_path / "tiny"
+    model_dir.mkdir()
+    (model_dir / "open_clip_config.json").write_text(json.dumps({"model_cfg": config}))
+    argv = [sys.executable, "-m", "open_clip_train.main",
+            "--train-data", f"{final}/{{00000..{last:05d}}}.tar", "--dataset-type", "webdataset",
+            "--train-num-samples", str(manifest["counts"]["kept"]), "--batch-size", "16",
+            "--epochs", "1", "--workers", "1", "--model", f"local-dir:{model_dir}",
+            "--device", "cpu", "--precision", "fp32", "--logs", str(tmp_path / "logs"),
+            "--name", "read-final-shards", "--save-frequency", "0", "--report-to", "",
+            "--seed", "0"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-3000:]
+    assert "Train Epoch: 0" in log, log[-3000:]
