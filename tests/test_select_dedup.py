@@ -264,16 +264,16 @@ def test_semantic_fewer_than_two():
 
 
 def test_ivf_lists_is_about_four_square_roots_capped():
-    assert [ivf_lists(n) for n in (0, 1, 100, 1_000_000, 10**12)] == [1, 4, 40, 4000, 65536]
+    """4 sqrt(n), at most 65536, and never fewer than 39 training points per list."""
+    assert [ivf_lists(n) for n in (0, 1, 100, 1_000_000, 10**12)] == [1, 1, 2, 4000, 65536]
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError, strict=True,
-    reason="dedup.py: index='ivf' asks k-means for ivf_lists(n) > n lists when n <= 13",
-)  # fmt: skip
 def test_semantic_ivf_on_a_handful_of_vectors():
+    """Fewer vectors than IVF lists would want: one list, still exact."""
     vectors = unit_vectors(np.random.default_rng(8), 10)
-    semantic_duplicates(vectors, np.arange(10), 0.9, index="ivf")
+    vectors[3] = vectors[1]
+    found = semantic_duplicates(vectors, np.arange(10), 0.9, index="ivf")
+    assert list(found) == [-1, -1, -1, 1, -1, -1, -1, -1, -1, -1]
 
 
 # --- partitioning by cluster -------------------------------------------------------------------

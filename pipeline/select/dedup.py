@@ -95,7 +95,8 @@ def build_index(vectors: np.ndarray, kind: str = "auto", flat_below: int = 200_0
 
 
 def ivf_lists(n: int) -> int:
-    return max(1, min(65536, int(4 * math.sqrt(n))))
+    """About 4 sqrt(n) lists, and at least 39 training points per list (faiss's minimum)."""
+    return max(1, min(65536, int(4 * math.sqrt(n)), n // 39))
 
 
 def _training_sample(vectors: np.ndarray, lists: int, per_list: int = 64, seed: int = 0):
