@@ -8,7 +8,7 @@ from functools import partial
 
 from jobs import demo, download, extract, miniweb, run, score
 from jobs import filter as filter_job
-from jobs import select as select_job
+from jobs import selection as select_job
 
 # name, module (with build_parser and main), one-line help, main as the command runs it
 COMMANDS = [

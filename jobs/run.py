@@ -22,7 +22,7 @@ from pathlib import Path
 
 from jobs import download, extract, score
 from jobs import filter as filter_job
-from jobs import select as select_job
+from jobs import selection as select_job
 from pipeline import storage
 from pipeline.recipe import RecipeError, bundled_recipes, load_recipe
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from jobs import extract as extract_job
 from jobs import filter as filter_job
-from jobs import select as select_job
+from jobs import selection as select_job
 from pipeline import miniweb
 from pipeline.download.safety import SafetyConfig
 from pipeline.download.stage import DownloadConfig, download_stage

@@ -11,7 +11,7 @@ position of the best-ranked neighbour that makes it a duplicate, or -1 when it i
 Semantic search uses faiss: a flat inner-product index (exact) below ``flat_below`` vectors and
 IVF above it, on the GPU when faiss has one. At cluster scale, :func:`train_centroids` and
 :func:`nearest_centroid` partition the embeddings by IVF coarse cluster, and
-:func:`semantic_duplicates` runs within each cluster (``jobs/select.py``).
+:func:`semantic_duplicates` runs within each cluster (``jobs/selection.py``).
 """
 
 import math

@@ -1,7 +1,7 @@
 """Select the final dataset: a recipe's thresholds, near-duplicate removal, final shards, report.
 
     curate select --shards OUT/shards --scores OUT/scores --recipe laion --output OUT/final
-    spark-submit jobs/select.py --dedup-distributor pyspark --clusters 4096 ...
+    spark-submit jobs/selection.py --dedup-distributor pyspark --clusters 4096 ...
 
 Writes to ``--output``: the final shards (``NNNNN.tar`` + ``NNNNN.parquet``, img2dataset's
 layout, resharded to the recipe's ``samples_per_shard``; each sample's json carries every score
