@@ -300,8 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--copy-fraction", type=float, default=0.05, help="planted copies")
     parser.add_argument("--min-cosine", type=float, default=0.95, help="duplicate threshold")
     parser.add_argument("--neighbors", type=int, default=16, help="neighbours per sample")
-    parser.add_argument("--nprobes", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[8, 16, 32], help="IVF rows, comma-separated")  # fmt: skip
+    parser.add_argument(
+        "--nprobes", type=lambda s: [int(x) for x in s.split(",") if x], default=[8, 16, 32],
+        help='IVF rows, comma-separated ("": flat only)',
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="embeddings, ranks, queries")
     parser.add_argument("--keep", action="store_true", help="keep the .npy files")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
