@@ -52,6 +52,7 @@ bench: venv
 	$(BIN)/python benchmarks/filter.py
 	$(BIN)/python benchmarks/download.py
 	$(BIN)/python benchmarks/score.py --ceilings
+	$(BIN)/python benchmarks/select.py
 
 clean:
 	rm -rf build out .pytest_cache

@@ -44,25 +44,15 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 
-def _require(module: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"the report needs {module.split('.')[0]} for its plots "
-            "(pip install -c constraints.txt matplotlib)"
-        ) from e
-
-
 def _uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def _figure(width: float, height: float):
     """A matplotlib Figure on the Agg canvas, without pyplot and its global state."""
-    return _require("matplotlib.figure").Figure(figsize=(width, height), dpi=90)
+    from matplotlib.figure import Figure  # the select extra installs it
+
+    return Figure(figsize=(width, height), dpi=90)
 
 
 def _png(fig) -> str:

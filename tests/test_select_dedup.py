@@ -121,7 +121,16 @@ def test_phash_among_distractors_finds_exactly_the_planted_pairs():
     hashes += near + far
     rank = rng.permutation(len(hashes))
     expected = expected_for_pairs(len(hashes), np.array([(i, 300 + i) for i in range(20)]), rank)
-    assert phash_duplicates(hashes, rank, 3, neighbors=8).tolist() == expected.tolist()
+    assert phash_duplicates(hashes, rank, 3).tolist() == expected.tolist()
+
+
+def test_phash_group_larger_than_any_neighbour_list_keeps_only_its_best():
+    """1,000 copies of one hash (placeholder images): all but the best-ranked go."""
+    rank = np.random.default_rng(3).permutation(1000)
+    found = phash_duplicates(["00ff00ff00ff00ff"] * 1000, rank, 0)
+    best = int(np.argmin(rank))
+    assert (found == -1).sum() == 1 and found[best] == -1
+    assert set(found[found >= 0].tolist()) == {best}
 
 
 def test_phash_group_keeps_its_best_ranked():

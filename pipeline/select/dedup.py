@@ -5,6 +5,10 @@ similarity), and a sample is a duplicate when one of its neighbours within the t
 better. So in every group the best sample is kept, whatever order the data came in, and each
 sample is judged on its own neighbourhood (no chains to follow, every cluster in parallel).
 
+pHash uses a range search, so every group is judged whole; semantic search looks at each
+sample's ``neighbors`` nearest, so a group larger than that (many copies of one picture that
+exact and pHash dedup did not catch) may keep more than its best sample.
+
 Each function takes the candidates' ranks and returns ``duplicate_of``: for each candidate, the
 position of the best-ranked neighbour that makes it a duplicate, or -1 when it is kept.
 
@@ -43,23 +47,26 @@ def phash_bits(hashes: list[str]) -> np.ndarray:
 
 
 def phash_duplicates(
-    hashes: list[str], rank: np.ndarray, max_distance: int, neighbors: int = 32,
+    hashes: list[str], rank: np.ndarray, max_distance: int,
     embeddings: np.ndarray | None = None, min_cosine: float | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Samples whose pHash is within ``max_distance`` bits of a better-ranked one's (and, with
-    ``embeddings`` and ``min_cosine``, whose embeddings also agree)."""
-    if len(hashes) < 2:
-        return np.full(len(hashes), -1, dtype=np.int64)
+    ``embeddings`` and ``min_cosine``, whose embeddings also agree). A range search finds every
+    pair within the distance, so a group of any size keeps only its best sample."""
+    n = len(hashes)
+    if n < 2:
+        return np.full(n, -1, dtype=np.int64)
     bits = phash_bits(hashes)
     index = faiss.IndexBinaryFlat(64)
     index.add(bits)
-    distances, ids = index.search(bits, min(neighbors + 1, len(hashes)))
-    close = (distances <= max_distance) & (ids >= 0)
+    lims, _, ids = index.range_search(bits, max_distance + 1)  # distance < radius
+    rows = np.repeat(np.arange(n), np.diff(lims).astype(np.int64))
+    cols = ids.astype(np.int64)
     if embeddings is not None and min_cosine is not None:
-        e = embeddings.astype(np.float32)
-        cos = np.einsum("nd,nkd->nk", e, e[np.where(ids >= 0, ids, 0)])
-        close &= cos >= min_cosine
-    return _better_neighbour(ids, close, rank)
+        e = np.asarray(embeddings, dtype=np.float32)
+        agree = np.einsum("pd,pd->p", e[rows], e[cols]) >= np.float32(min_cosine)
+        rows, cols = rows[agree], cols[agree]
+    return _better_in_pairs(n, rows, cols, np.asarray(rank))
 
 
 def semantic_duplicates(
@@ -122,6 +129,20 @@ def nearest_centroid(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
     _, ids = index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)
     return ids[:, 0]
+
+
+def _better_in_pairs(n: int, rows: np.ndarray, cols: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """For each of ``n`` samples, the best-ranked partner among pairs ``(rows[p], cols[p])``
+    that ranks better than the sample itself (-1: none)."""
+    better = rank[cols] < rank[rows]
+    rows, cols = rows[better], cols[better]
+    out = np.full(n, -1, dtype=np.int64)
+    order = np.lexsort((rank[cols], rows))  # by sample, then best partner first
+    rows, cols = rows[order], cols[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = rows[1:] != rows[:-1]
+    out[rows[first]] = cols[first]
+    return out
 
 
 def _better_neighbour(ids: np.ndarray, close: np.ndarray, rank: np.ndarray) -> np.ndarray:

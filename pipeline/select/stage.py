@@ -136,7 +136,7 @@ def _phash(table, scores, rows, rank, d) -> np.ndarray:
         emb = inputs.load_embeddings(scores, _col(table, "shard", rows[where]),
                                      _col(table, "emb_row", rows[where]))  # fmt: skip
     found = dedup.phash_duplicates([hashes[i] for i in where], rank[where], d.phash_max_distance,
-                                   d.neighbors, emb, d.phash_min_cosine)  # fmt: skip
+                                   emb, d.phash_min_cosine)  # fmt: skip
     out[where] = np.where(found >= 0, where[np.maximum(found, 0)], -1)
     return out
 
