@@ -31,12 +31,6 @@ from pipeline.select.config import SelectConfig
 from pipeline.stats import StageStats
 from schemas import select as reasons
 
-# (settings key, what switching it off means, the recipe fields that need it)
-NEEDS = [
-    ("nsfw", "--nsfw none", ("nsfw_max",)),
-    ("watermark", "--watermark none", ("watermark_max",)),
-]
-
 
 def check_recipe(config: SelectConfig, settings: dict, clip_column: str | None) -> None:
     """Refuse, before any work, a recipe the scores cannot serve."""
@@ -49,13 +43,12 @@ def check_recipe(config: SelectConfig, settings: dict, clip_column: str | None) 
             f"from {model}: score with --model {config.clip_model}, or use a recipe made for "
             f"{model}"
         )
-    for key, off, fields in NEEDS:
-        for name in fields:
-            if getattr(config, name) is not None and settings.get(key) in (None, "none"):
-                raise inputs.InputError(f"the recipe sets {name}, but scoring ran with {off}")
-    if config.faces != "keep" and settings.get("faces") in (None, "none"):
-        raise inputs.InputError(f"the recipe's face policy is {config.faces}, but scoring ran "
-                                "with --faces none")  # fmt: skip
+    needs = [("nsfw", config.nsfw_max is not None, "sets nsfw_max"),
+             ("watermark", config.watermark_max is not None, "sets watermark_max"),
+             ("faces", config.faces != "keep", f"has the face policy {config.faces}")]  # fmt: skip
+    for scorer, needed, what in needs:
+        if needed and settings.get(scorer) in (None, "none"):
+            raise inputs.InputError(f"the recipe {what}, but scoring ran with --{scorer} none")
 
 
 def select(
@@ -105,36 +98,41 @@ def remove_duplicates(table, scores, reason, rank, config: SelectConfig, semanti
     (row number of the better sample, -1 for none) for every row."""
     d = config.dedup
     duplicate_of = np.full(len(reason), -1, dtype=np.int64)
-    steps = [
-        (reasons.DUPLICATE_EXACT, d.exact, lambda rows, r: dedup.exact_duplicates(
-            [table["sha256"][int(i)].as_py() for i in rows], r)),
-        (reasons.DUPLICATE_PHASH, d.phash_max_distance is not None, lambda rows, r: _phash(
-            table, scores, rows, r, d)),
-        (reasons.DUPLICATE_SEMANTIC, d.semantic_min_cosine is not None, lambda rows, r: (
-            semantic or _semantic)(table.take(rows), r, d, scores)),
-    ]  # fmt: skip
-    for name, on, find in steps:
+
+    def mark(name: str, find) -> None:  # find(rows) -> duplicate_of, positions within rows
         rows = np.flatnonzero(reason == None)  # noqa: E711 (elementwise)
-        if not on or len(rows) < 2:
-            continue
-        found = find(rows, rank[rows])
+        if len(rows) < 2:
+            return
+        found = find(rows)
         hit = found >= 0
         reason[rows[hit]] = name
         duplicate_of[rows[hit]] = rows[found[hit]]
+
+    if d.exact:
+        mark(reasons.DUPLICATE_EXACT, lambda rows: dedup.exact_duplicates(
+            table["sha256"].take(rows).to_pylist(), rank[rows]))  # fmt: skip
+    if d.phash_max_distance is not None:
+        mark(reasons.DUPLICATE_PHASH, lambda rows: _phash(table, scores, rows, rank[rows], d))
+    if d.semantic_min_cosine is not None:
+        find = semantic or _semantic
+        mark(reasons.DUPLICATE_SEMANTIC, lambda rows: find(table.take(rows), rank[rows], d, scores))
     return duplicate_of
+
+
+def _embeddings(rows: pa.Table, scores: str) -> np.ndarray:
+    names = np.array(rows["shard"].to_pylist(), dtype=object)
+    return inputs.load_embeddings(scores, names, rows["emb_row"].to_numpy())
 
 
 def _phash(table, scores, rows, rank, d) -> np.ndarray:
     hashes = table["phash"].take(rows).to_pylist()
-    has = np.array([h is not None for h in hashes])
+    where = np.flatnonzero([h is not None for h in hashes])
     out = np.full(len(rows), -1, dtype=np.int64)
-    if has.sum() < 2:
+    if len(where) < 2:
         return out
-    where = np.flatnonzero(has)
     emb = None
     if d.phash_min_cosine is not None:
-        emb = inputs.load_embeddings(scores, _col(table, "shard", rows[where]),
-                                     _col(table, "emb_row", rows[where]))  # fmt: skip
+        emb = _embeddings(table.take(rows[where]), scores)
     found = dedup.phash_duplicates([hashes[i] for i in where], rank[where], d.phash_max_distance,
                                    emb, d.phash_min_cosine)  # fmt: skip
     out[where] = np.where(found >= 0, where[np.maximum(found, 0)], -1)
@@ -142,14 +140,8 @@ def _phash(table, scores, rows, rank, d) -> np.ndarray:
 
 
 def _semantic(rows: pa.Table, rank: np.ndarray, d, scores: str) -> np.ndarray:
-    emb = inputs.load_embeddings(scores, np.array(rows["shard"].to_pylist(), dtype=object),
-                                 rows["emb_row"].to_numpy())  # fmt: skip
-    return dedup.semantic_duplicates(emb, rank, d.semantic_min_cosine, d.neighbors, d.index,
-                                     d.flat_below, d.nprobe)  # fmt: skip
-
-
-def _col(table, name, rows):
-    return np.array(table[name].take(rows).to_pylist(), dtype=object if name == "shard" else None)
+    return dedup.semantic_duplicates(_embeddings(rows, scores), rank, d.semantic_min_cosine,
+                                     d.neighbors, d.index, d.flat_below, d.nprobe)  # fmt: skip
 
 
 def plan(table, reason, duplicate_of, rank, per_shard: int) -> pa.Table:
