@@ -1,0 +1,1 @@
+"""Training code that consumes the curated shards (kept apart from the curation library)."""
