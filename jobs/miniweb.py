@@ -6,6 +6,12 @@
 Writes OUT/site/ (pages and images), OUT/crawl.warc.gz (the pages as WARC records, for
 `curate extract`), OUT/manifest.jsonl (the truth about every image reference) and
 OUT/miniweb.json. The crawl's URLs carry the port, so serve on the port it was built for.
+
+    curate miniweb --output build/scenes --scenes 8000 --seed 1   # CLIP training shards
+
+``--scenes N`` writes no web: N of the mini web's shape scenes straight into img2dataset-style
+shards OUT/NNNNN.tar (1000 per shard; jpg, exact caption txt, json with the scene's truth and
+``kind``/``color`` labels), to train and evaluate a CLIP on (``curate train clip``).
 """
 
 import argparse
@@ -13,6 +19,7 @@ import sys
 import threading
 
 from pipeline.miniweb import DEFAULT_PORT, DEFAULT_SLOW_SECONDS, WARC_FILE, build, free_port, serve
+from pipeline.miniweb.scenes import brace_pattern, write_scene_shards
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -42,6 +49,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="how long slow URLs sleep before answering (default: %(default)s)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request when serving")
+    parser.add_argument(
+        "--scenes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of a web, write N shape scenes as WebDataset shards for CLIP training",
+    )
     return parser
 
 
@@ -61,6 +75,10 @@ def format_summary(manifest, output: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.scenes:
+        shards = write_scene_shards(args.output, args.scenes, seed=args.seed)
+        print(f"miniweb: {args.scenes} scenes (seed {args.seed}) -> {brace_pattern(shards)}")
+        return 0
     port = args.port or free_port()
     try:
         manifest = build(args.output, seed=args.seed, port=port, n_shapes=args.n_shapes)

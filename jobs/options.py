@@ -7,10 +7,11 @@ import types
 
 
 def _value_type(annotation):
-    """``str | None`` -> ``str``: the type a flag's text converts to."""
+    """``str | None`` -> ``str``, ``str | list[str]`` -> ``str``: the type a flag's text
+    converts to."""
     args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
-    if isinstance(annotation, types.UnionType) and len(args) == 1:
-        return args[0]
+    if isinstance(annotation, types.UnionType) and (len(args) == 1 or str in args):
+        return args[0] if len(args) == 1 else str
     return annotation
 
 

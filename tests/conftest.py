@@ -27,3 +27,13 @@ def spark():
 @pytest.fixture(scope="session")
 def warcs() -> Path:
     return WARCS
+
+
+@pytest.fixture(scope="session")
+def miniweb_clip(tmp_path_factory) -> dict:
+    """The mini web's CLIP (tiny-clip trained on mini-web scenes, about two minutes on the CPU),
+    shared by every test that needs a CLIP that works: ``final`` (weights), ``model`` (config
+    path), ``train_shards`` and ``heldout_shards`` (brace patterns)."""
+    from pipeline.train.miniweb_clip import train_miniweb_clip
+
+    return train_miniweb_clip(tmp_path_factory.mktemp("miniweb-clip"), progress=False)

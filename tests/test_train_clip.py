@@ -2,7 +2,10 @@
 
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 
 import open_clip
 import pytest
@@ -128,3 +131,26 @@ def test_lr_schedule():
     assert lr_at(110, base, warmup, total) == pytest.approx(0.0, abs=1e-12)
     steps = [lr_at(s, base, warmup, total) for s in range(warmup, total)]
     assert all(a >= b for a, b in zip(steps, steps[1:], strict=False))
+
+
+def test_two_processes_give_the_single_process_loss(shards, tmp_path):
+    """torchrun with 2 CPU processes (gloo, DDP, features gathered across ranks) and a batch of
+    8 each gives the loss curve of one process with a batch of 16: the same 16 pairs per step,
+    each process decoding its half."""
+    kw = dict(samples_per_epoch=96, epochs=1, workers=0)  # 6 steps of 16 pairs
+    single = train(config(shards, tmp_path / "single", batch_size=16, **kw))
+    assert single["steps"] == 6
+
+    out = tmp_path / "ddp"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(config(shards, out, **kw)).items()
+             if k not in ("progress", "max_steps")]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+         "-m", "jobs.cli", "train", "clip", *flags, "--batch-size=8", "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert '"world_size": 2' in done.stdout
+    assert losses(out) == pytest.approx(losses(tmp_path / "single"), abs=2e-4)
+    assert torch.load(out / "checkpoints" / "latest.pt", weights_only=False)["world_size"] == 2

@@ -136,20 +136,21 @@ def make_scene(
     return Scene(width, height, background, placed, relation, mention_background)
 
 
-def random_scene(rng: random.Random) -> Scene:
+def random_scene(rng: random.Random, size: tuple[int, int] | None = None) -> Scene:
     """One or two groups of 1-4 shapes; two groups stand in a spatial relation."""
     background = rng.choice(BACKGROUNDS)
     colors = [c for c in SHAPE_COLORS if c != background]
     if rng.random() < 0.55:
         group = (rng.choice(KINDS), rng.choice(colors), rng.randint(1, 4))
-        return make_scene(rng, [group], background)
+        return make_scene(rng, [group], background, size=size)
     first = (rng.choice(KINDS), rng.choice(colors))
     second = first
     while second == first:
         second = (rng.choice(KINDS), rng.choice(colors))
     groups = [(*first, rng.randint(1, 2)), (*second, rng.randint(1, 2))]
     relation = rng.choice(list(RELATIONS))
-    return make_scene(rng, groups, background, relation, mention_background=rng.random() < 0.5)
+    mention = rng.random() < 0.5
+    return make_scene(rng, groups, background, relation, mention_background=mention, size=size)
 
 
 def _polygon(kind: str, box: list[int], k: int) -> list[tuple[float, float]]:

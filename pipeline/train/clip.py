@@ -30,6 +30,17 @@ trajectory must match the checkpoint's (:data:`RESUME_KEYS`); ``max_steps``,
 ``checkpoint_every``, ``device`` and ``output`` may differ. Bit-identical losses also need the
 same device and precision; the tests check CPU float32 with ``workers=0``.
 
+Several processes. Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains a replica
+wrapped in DistributedDataParallel (NCCL on CUDA, one GPU per ``LOCAL_RANK``; gloo on the CPU).
+``batch_size`` is per process, so a step sees ``batch_size * world_size`` pairs, and the
+contrastive loss is open_clip's ``ClipLoss(local_loss=True, gather_with_grad=True)``: each
+process scores its own pairs against the features gathered from all, and DDP's gradient mean
+makes the step the same as one process with the whole global batch. Every process reads the
+same sample stream and decodes only the samples ``n`` with ``n % world_size == rank``: the
+global micro-batch ``k`` is the stream's samples ``[k G, (k + 1) G)``, as in one process with
+batch ``G = batch_size * world_size``, at the cost of every process reading (not decoding) all
+the bytes. Rank 0 writes metrics and checkpoints; a resume needs the same world size.
+
 Gradient accumulation sums the gradients of ``accum_steps`` micro-batches, each with its own
 contrastive loss over its ``batch_size`` pairs: it does not grow the set of negatives, as
 open_clip's ``--accum-freq`` feature cache does.
@@ -41,6 +52,7 @@ import math
 import os
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -143,15 +155,16 @@ class _Role:
 class _Stream:
     """Shuffle with a per-role seed, skip what the role already gave, number the samples."""
 
-    def __init__(self, role: _Role, buffer: int):
-        self.role, self.buffer = role, buffer
+    def __init__(self, role: _Role, buffer: int, rank: int = 0, world: int = 1):
+        self.role, self.buffer, self.rank, self.world = role, buffer, rank, world
 
     def __call__(self, src):
         role, skip = self.role()
         rng = random.Random(_seed(self.role.seed, self.role.epoch, role, "shuffle"))
         shuffled = wds.shuffle(self.buffer, min(self.buffer, 100), rng=rng)(src)
         for n, sample in enumerate(islice(shuffled, skip, None), start=skip):
-            yield {**sample, "__n__": n}
+            if n % self.world == self.rank:  # this process's share, before any decoding
+                yield {**sample, "__n__": n}
 
 
 class _Prepare:
@@ -168,15 +181,20 @@ class _Prepare:
         return image, self.tokenizer([text])[0]
 
 
-def make_loader(config: TrainConfig, preprocess, tokenizer, epoch: int, start: int = 0):
-    """The DataLoader for ``epoch``, from micro-batch ``start``; yields (images (B, 3, H, W),
-    tokens (B, context_length)). Each worker yields up to ceil(batches / workers) batches."""
-    batches = config.samples_per_epoch // config.batch_size
-    role = _Role(config.seed, epoch, start, config.batch_size)
+def make_loader(
+    config: TrainConfig, preprocess, tokenizer, epoch: int, start: int = 0,
+    rank: int = 0, world: int = 1,
+):  # fmt: skip
+    """The DataLoader for ``epoch``, from micro-batch ``start``, for process ``rank`` of
+    ``world``; yields (images (B, 3, H, W), tokens (B, context_length)), B = ``batch_size``.
+    Each worker yields up to ceil(batches / workers) batches."""
+    global_batch = config.batch_size * world
+    batches = config.samples_per_epoch // global_batch
+    role = _Role(config.seed, epoch, start, global_batch)
     pipeline = wds.DataPipeline(
         wds.ResampledShards(config.shards, worker_seed=role.shard_seed, deterministic=True),
         wds.tarfile_to_samples(handler=wds.warn_and_continue),
-        _Stream(role, config.shuffle_buffer),
+        _Stream(role, config.shuffle_buffer, rank, world),
         wds.decode("pil", handler=wds.warn_and_continue),
         wds.to_tuple("jpg;png;jpeg;webp", "txt", "__n__", handler=wds.warn_and_continue),
         wds.map(_Prepare(role, preprocess, tokenizer), handler=wds.warn_and_continue),
@@ -216,10 +234,28 @@ def _save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _device(name: str) -> str:
+def _device(name: str, local_rank: int = 0) -> str:
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return f"cuda:{local_rank}" if name == "cuda" else name
+
+
+def _distributed(device: str) -> tuple[int, int]:
+    """(rank, world size); joins the process group when ``torchrun`` started several."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _mean_across(value: float, world: int) -> float:
+    if world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return float(t[0]) / world
 
 
 def train(config: TrainConfig) -> dict:
@@ -228,15 +264,22 @@ def train(config: TrainConfig) -> dict:
     out = Path(config.output)
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    device = _device(config.device)
+    device = _device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
     cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.set_device(device)
+    rank, world = _distributed(device)
+    lead = rank == 0  # writes metrics and checkpoints
     if config.precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"precision must be fp32, bf16 or fp16, not {config.precision!r}")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
-    batches = config.samples_per_epoch // config.batch_size  # micro-batches per epoch
+    global_batch = config.batch_size * world  # pairs per micro-batch, all processes together
+    batches = config.samples_per_epoch // global_batch  # micro-batches per epoch
     steps_per_epoch = batches // config.accum_steps
     if steps_per_epoch < 1:
-        raise ValueError("samples_per_epoch must hold at least batch_size * accum_steps samples")
+        raise ValueError(
+            "samples_per_epoch must hold at least batch_size * world_size * accum_steps samples"
+        )
     total = steps_per_epoch * config.epochs
 
     torch.manual_seed(config.seed)
@@ -247,10 +290,16 @@ def train(config: TrainConfig) -> dict:
         name, pretrained=None, device=device, output_dict=True
     )
     tokenizer = open_clip.get_tokenizer(name)
-    loss_fn = open_clip.ClipLoss()
+    loss_fn = open_clip.ClipLoss(local_loss=True, gather_with_grad=True, cache_labels=True,
+                                 rank=rank, world_size=world)  # fmt: skip
     optimizer = torch.optim.AdamW(
         param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6
     )
+    core = model  # the CLIP itself; ``model`` is what runs forward (a DDP wrapper when world > 1)
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            core, device_ids=[device] if cuda else None
+        )
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.precision == "fp16")
 
     step = 0
@@ -264,14 +313,16 @@ def train(config: TrainConfig) -> dict:
             for k in RESUME_KEYS
             if saved.get(k) != getattr(config, k)
         }
+        if ckpt.get("world_size", 1) != world:
+            diff["world_size"] = (ckpt.get("world_size", 1), world)
         if diff:
             raise ValueError(f"{latest} was written with other settings (saved, now): {diff}")
-        model.load_state_dict(ckpt["model"])
+        core.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         step = ckpt["step"]
         _set_rng_state(ckpt["rng"])
-    if metrics_path.exists():  # drop lines past the checkpoint (a run killed after it)
+    if lead and metrics_path.exists():  # drop lines past the checkpoint (a run killed after it)
         lines = [
             ln
             for ln in metrics_path.read_text().splitlines()
@@ -280,8 +331,10 @@ def train(config: TrainConfig) -> dict:
         metrics_path.write_text("".join(ln + "\n" for ln in lines))
 
     def checkpoint(path_step: bool) -> None:
+        if not lead:
+            return
         state = {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "model": core.state_dict(), "world_size": world, "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict(), "step": step, "epoch": step // steps_per_epoch,
             "batch_in_epoch": (step % steps_per_epoch) * config.accum_steps,
             "rng": _rng_state(), "config": asdict(config),
@@ -291,14 +344,16 @@ def train(config: TrainConfig) -> dict:
         _save(state, latest)
 
     stop = min(total, config.max_steps) if config.max_steps is not None else total
-    bar = tqdm(total=total, initial=step, disable=not config.progress, desc="train")
+    bar = tqdm(total=total, initial=step, disable=not (config.progress and lead), desc="train")
     loss_value, saved_at = float("nan"), step
     model.train()
-    with metrics_path.open("a") as metrics:
+    with metrics_path.open("a") if lead else nullcontext() as metrics:
         while step < stop:
             epoch = step // steps_per_epoch
             start = (step % steps_per_epoch) * config.accum_steps
-            batches_iter = iter(make_loader(config, preprocess, tokenizer, epoch, start))
+            batches_iter = iter(
+                make_loader(config, preprocess, tokenizer, epoch, start, rank, world)
+            )
             epoch_end = min(stop, (epoch + 1) * steps_per_epoch)
             while step < epoch_end:
                 t0 = time.perf_counter()
@@ -307,32 +362,37 @@ def train(config: TrainConfig) -> dict:
                     group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
                 data_s, losses = 0.0, []
-                for _ in range(config.accum_steps):
+                for micro in range(config.accum_steps):
                     t_data = time.perf_counter()
                     images, tokens = next(batches_iter)  # (B, 3, H, W), (B, context_length)
                     data_s += time.perf_counter() - t_data
                     images = images.to(device, non_blocking=True)
                     tokens = tokens.to(device, non_blocking=True)
-                    with torch.autocast("cuda", dtype=amp_dtype, enabled=cuda and bool(amp_dtype)):
+                    last = micro == config.accum_steps - 1  # DDP syncs gradients only then
+                    sync = nullcontext() if world == 1 or last else model.no_sync()
+                    amp = torch.autocast("cuda", dtype=amp_dtype, enabled=cuda and bool(amp_dtype))
+                    with sync, amp:
                         o = model(images, tokens)  # features (B, D), logit_scale () = exp(t)
+                        # this process's B pairs against the G gathered from all processes
                         loss = loss_fn(o["image_features"], o["text_features"], o["logit_scale"])
-                    scaler.scale(loss / config.accum_steps).backward()
+                        scaler.scale(loss / config.accum_steps).backward()
                     losses.append(loss.item())
                 scaler.step(optimizer)
                 scaler.update()
                 with torch.no_grad():
-                    model.logit_scale.clamp_(0, math.log(100))
+                    core.logit_scale.clamp_(0, math.log(100))
                 step += 1
                 dt = time.perf_counter() - t0
-                loss_value = sum(losses) / len(losses)
+                loss_value = _mean_across(sum(losses) / len(losses), world)  # the global loss
                 row = {
                     "step": step, "epoch": epoch, "loss": loss_value, "lr": lr,
-                    "logit_scale": float(model.logit_scale.detach().exp()),
-                    "samples_per_s": config.batch_size * config.accum_steps / dt,
+                    "logit_scale": float(core.logit_scale.detach().exp()),
+                    "samples_per_s": global_batch * config.accum_steps / dt,
                     "data_share": data_s / dt,
                 }  # fmt: skip
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
+                if lead:
+                    metrics.write(json.dumps(row) + "\n")
+                    metrics.flush()
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
                 if config.checkpoint_every and step % config.checkpoint_every == 0:
@@ -343,10 +403,13 @@ def train(config: TrainConfig) -> dict:
     if saved_at != step:
         checkpoint(path_step=False)
     final = out / "final.pt"
-    _save(model.state_dict(), final)
+    if lead:
+        _save(core.state_dict(), final)
+    if world > 1:
+        torch.distributed.barrier()
     return {
         "steps": step, "total_steps": total, "finished": step >= total,
         "epoch": step // steps_per_epoch, "loss": loss_value, "final": str(final),
-        "metrics": str(metrics_path), "latest": str(latest),
+        "metrics": str(metrics_path), "latest": str(latest), "rank": rank, "world_size": world,
         "seconds": time.perf_counter() - t_start,
     }  # fmt: skip
