@@ -52,7 +52,8 @@ bench: venv
 	$(BIN)/python benchmarks/filter.py
 	$(BIN)/python benchmarks/download.py
 	$(BIN)/python benchmarks/score.py --ceilings
-	$(BIN)/python benchmarks/select.py
+	$(BIN)/python benchmarks/dedup.py
+	$(BIN)/python benchmarks/train.py
 
 clean:
 	rm -rf build out .pytest_cache

@@ -6,9 +6,11 @@ import argparse
 import sys
 from functools import partial
 
-from jobs import demo, download, extract, miniweb, run, score
+from jobs import compare as compare_job
+from jobs import demo, download, evaluate, extract, miniweb, run, score
 from jobs import filter as filter_job
 from jobs import selection as select_job
+from jobs import train as train_job
 
 # name, module (with build_parser and main), one-line help, main as the command runs it
 COMMANDS = [
@@ -24,6 +26,12 @@ COMMANDS = [
      partial(select_job.main, default_master="local[*]")),
     ("run", run, "the whole road: extract -> filter -> download -> score -> select, resumable",
      run.main),
+    ("train", train_job, "train a CLIP on shards (open_clip model, our loop; DDP under torchrun)",
+     train_job.main),
+    ("eval", evaluate, "CLIP retrieval recall@1/5/10 and zero-shot accuracy of a checkpoint",
+     evaluate.main),
+    ("compare", compare_job, "recipes side by side: select, train a CLIP on each, evaluate",
+     compare_job.main),
     ("miniweb", miniweb, "build (and serve on 127.0.0.1) a synthetic crawl with known truth",
      miniweb.main),
     ("demo", demo, "the pipeline on bundled data, offline: real WARCs, then the mini web to shards",

@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if summary.get("rank", 0) == 0:
         print(json.dumps(summary, indent=1))
-        print(f"train: {summary['steps']}/{summary['total_steps']} steps, last loss "
-              f"{summary['loss']:.4f}, {summary['seconds']:.0f} s; weights: {summary['final']}")  # fmt: skip
+        done = f"{summary['steps']}/{summary['total_steps']} steps"
+        print(f"train: {done}, last loss {summary['loss']:.4f}, {summary['seconds']:.0f} s; "
+              f"weights: {summary['final']}")  # fmt: skip
     return 0
 
 

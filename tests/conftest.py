@@ -29,11 +29,56 @@ def warcs() -> Path:
     return WARCS
 
 
+@pytest.fixture(scope="session", autouse=True)
+def curate_cache(tmp_path_factory):
+    """A cache of the session's own, so no test finds (or leaves) the user's trained models."""
+    os.environ["CURATE_CACHE"] = str(tmp_path_factory.mktemp("curate-cache"))
+
+
 @pytest.fixture(scope="session")
-def miniweb_clip(tmp_path_factory) -> dict:
-    """The mini web's CLIP (tiny-clip trained on mini-web scenes, about two minutes on the CPU),
-    shared by every test that needs a CLIP that works: ``final`` (weights), ``model`` (config
-    path), ``train_shards`` and ``heldout_shards`` (brace patterns)."""
+def miniweb_clip(curate_cache) -> dict:
+    """The mini web's CLIP (tiny-clip trained on mini-web scenes, about two minutes on the CPU)
+    in the session's cache, where ``--pretrained miniweb`` finds it; shared by every test that
+    needs a CLIP that works: ``final`` (weights), ``model`` (config name), ``train_shards`` and
+    ``heldout_shards`` (brace patterns)."""
     from pipeline.train.miniweb_clip import train_miniweb_clip
 
-    return train_miniweb_clip(tmp_path_factory.mktemp("miniweb-clip"), progress=False)
+    return train_miniweb_clip(progress=False)
+
+
+KEEP_ALL = {"name": "keep-all", "version": 1, "source": "test", "filters": [],
+            "dedup": {"uid": False, "max_per_url": None}}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def scored_miniweb(spark, miniweb_clip, tmp_path_factory):
+    """The mini web (40 shape scenes) extracted, downloaded at 128 px over 127.0.0.1 and scored
+    with the mini web's CLIP, Haar faces and open_nsfw (no OCR): ``(root, manifest)`` with
+    ``root/shards`` and ``root/scores``."""
+    import pyarrow.parquet as pq
+
+    from jobs import extract as extract_job
+    from jobs import filter as filter_job
+    from pipeline import miniweb
+    from pipeline.download.safety import SafetyConfig
+    from pipeline.download.stage import DownloadConfig, download_stage
+    from pipeline.extract import ExtractConfig
+    from pipeline.recipe import parse_recipe
+    from pipeline.score.stage import ScoreConfig, score_shards
+
+    root = tmp_path_factory.mktemp("scored-miniweb")
+    port = miniweb.free_port()
+    manifest = miniweb.build(root / "web", seed=0, port=port, n_shapes=40)
+    with miniweb.serve(root / "web", port=port, slow_seconds=4):
+        extract_job.run([str(root / "web" / miniweb.WARC_FILE)], str(root / "extract"),
+                        ExtractConfig(), progress=False)  # fmt: skip
+        filter_job.run(str(root / "extract"), parse_recipe(KEEP_ALL), str(root / "candidates"))
+        download_stage(pq.read_table(root / "candidates" / "pairs"), str(root / "shards"),
+                       DownloadConfig(image_size=128, processes=2, threads=16,
+                                      samples_per_shard=40, timeout=2),
+                       SafetyConfig(allow_networks=[f"127.0.0.1:{port}"]))  # fmt: skip
+    config = ScoreConfig(model="tiny-clip", pretrained="miniweb", device="cpu", batch_size=64,
+                         workers=1, watermark="none")  # fmt: skip
+    tars = sorted(str(p) for p in (root / "shards").glob("*.tar"))
+    score_shards(tars, str(root / "scores"), config, progress=False)
+    return root, manifest

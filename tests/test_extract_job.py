@@ -154,9 +154,10 @@ def test_curate_extract_console_script(tmp_path, warcs):
     assert json.loads((tmp_path / "o" / "stats.json").read_text())["pairs"] == 7
 
 
-def test_demo_runs_the_whole_road_offline(spark, tmp_path, capsys):
-    """Bundled WARCs through a recipe, then `curate run demo` on the mini web on loopback: final
-    shards and report.html, with the models named and the random CLIP said to be random."""
+def test_demo_runs_the_whole_road_offline(spark, miniweb_clip, tmp_path, capsys):
+    """Bundled WARCs through a recipe, the mini web's CLIP (trained once per test session by the
+    fixture, which the demo finds in the cache), then `curate run demo` on the mini web on
+    loopback: final shards and report.html, with the models named and how they were trained."""
     from jobs.cli import main
 
     argv = [
@@ -178,12 +179,14 @@ def test_demo_runs_the_whole_road_offline(spark, tmp_path, capsys):
     stats = json.loads((shards / "stats.json").read_text())
     assert stats["in"] == 275 == stats["kept"] + sum(stats["dropped"].values())
     assert stats["kept"] >= 250 and len(list(shards.glob("*.tar"))) == 3
-    assert "CLIP tiny-clip with random weights (not pretrained" in out
+    assert "CLIP tiny-clip trained above on mini-web scenes" in out
+    assert "held-out scenes, image->text R@1" in out
     final = json.loads((tmp_path / "demo" / "final" / "manifest.json").read_text())
     counts = final["counts"]
     assert counts["in"] == stats["kept"] == counts["kept"] + sum(counts["dropped"].values())
-    assert {"duplicate_exact", "duplicate_phash", "watermark", "language"} <= set(counts["dropped"])
+    assert {"duplicate_exact", "duplicate_phash", "watermark", "language",
+            "clip_similarity"} <= set(counts["dropped"])  # fmt: skip
     assert sum(s["samples"] for s in final["shards"]) == counts["kept"] >= 150
     html = (tmp_path / "demo" / "report.html").read_text()
-    assert "random (not pretrained)" in html and "duplicate_phash" in html
+    assert "trained by curate on mini-web scenes" in html and "duplicate_phash" in html
     assert f"report: {tmp_path / 'demo' / 'report.html'}" in out

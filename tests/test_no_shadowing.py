@@ -1,12 +1,17 @@
-"""`spark-submit jobs/NAME.py` puts jobs/ first on sys.path: no module there may shadow the
-standard library (a jobs/select.py once broke every spark-submit through `selectors`)."""
+"""`spark-submit jobs/NAME.py` puts jobs/ first on sys.path, and `python benchmarks/NAME.py`
+benchmarks/: no module there may shadow the standard library (a jobs/select.py once broke every
+spark-submit through `selectors`)."""
 
 import sys
 from pathlib import Path
 
-JOBS = Path(__file__).resolve().parent.parent / "jobs"
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_no_job_module_shadows_the_standard_library():
-    names = {p.stem for p in JOBS.glob("*.py")} | {p.name for p in JOBS.iterdir() if p.is_dir()}
+@pytest.mark.parametrize("folder", ["jobs", "benchmarks"])
+def test_no_script_folder_module_shadows_the_standard_library(folder):
+    where = ROOT / folder
+    names = {p.stem for p in where.glob("*.py")} | {p.name for p in where.iterdir() if p.is_dir()}
     assert not names & set(sys.stdlib_module_names)

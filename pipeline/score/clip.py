@@ -4,10 +4,12 @@
 ``model_configs/`` (``tiny-clip``, random weights, for tests and CPU work), or a path to a JSON
 model config in open_clip's format. ``pretrained`` is an open_clip tag (``laion2b_s34b_b79k``,
 read from the Hugging Face cache, never downloaded when ``HF_HUB_OFFLINE=1``), a local weights
-file, or ``None`` for random weights. Missing weights fail before any work, saying how to supply
-them.
+file, ``miniweb`` (the mini web's CLIP: ``tiny-clip`` trained by ``curate demo`` or
+:func:`pipeline.train.miniweb_clip.train_miniweb_clip`, kept in :func:`miniweb_home`), or
+``None`` for random weights. Missing weights fail before any work, saying how to supply them.
 """
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +21,36 @@ import torch
 CONFIGS = Path(__file__).resolve().parent / "model_configs"
 
 
+MINIWEB = "miniweb"  # the ``pretrained`` name of the mini web's CLIP
+
+
 class WeightsError(RuntimeError):
     """Weights that cannot be loaded: raised before any image is read."""
+
+
+def miniweb_home() -> Path:
+    """Where the mini web's CLIP is trained and kept: ``$CURATE_CACHE/miniweb-clip``
+    (default ``~/.cache/curate/miniweb-clip``)."""
+    cache = os.environ.get("CURATE_CACHE") or Path.home() / ".cache" / "curate"
+    return Path(cache) / "miniweb-clip"
+
+
+def miniweb_weights() -> Path:
+    return miniweb_home() / "run" / "final.pt"
+
+
+def _weights(pretrained: str | None) -> str | None:
+    """``miniweb`` -> the trained file; anything else as given."""
+    if pretrained != MINIWEB:
+        return pretrained
+    path = miniweb_weights()
+    if not path.exists():
+        raise WeightsError(
+            f"the mini web's CLIP is not trained yet ({path} is missing): `curate demo` trains "
+            "it, or `python -c 'from pipeline.train.miniweb_clip import train_miniweb_clip; "
+            "train_miniweb_clip()'` (about two minutes on a CPU)"
+        )
+    return str(path)
 
 
 def column_name(model: str) -> str:
@@ -47,9 +77,10 @@ class ClipScorer:
 
     def __post_init__(self):
         name = _register(self.model)
+        weights = _weights(self.pretrained)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
-                name, pretrained=self.pretrained, device=self.device
+                name, pretrained=weights, device=self.device
             )
         except Exception as e:  # a missing tag in an offline cache, a bad file, a wrong name
             raise WeightsError(

@@ -8,6 +8,7 @@ import pyarrow as pa
 from pipeline import storage
 from pipeline.report import write_report
 from pipeline.score import shards as shard_io
+from pipeline.score.clip import MINIWEB
 from pipeline.select.writer import blur_faces
 
 NOT_PRETRAINED = ("none", "", None)
@@ -19,6 +20,9 @@ def models(settings: dict) -> list[dict]:
     clip_weights = (
         "random (not pretrained): its similarities mean nothing"
         if pretrained in NOT_PRETRAINED
+        else "trained by curate on mini-web scenes (`curate demo`): it knows coloured shapes, "
+        "not photos"
+        if pretrained == MINIWEB
         else f"pretrained: {pretrained}"
     )
     rows = [{"role": "CLIP similarity and embeddings", "name": settings.get("model", "?"),
@@ -61,6 +65,11 @@ def write_selection_report(path, table: pa.Table, recipe, settings, facts, funne
         notes.append(f"The CLIP model ({settings.get('model')}) has random weights, not "
                      "pretrained ones: its similarities, the CLIP threshold and semantic "
                      "deduplication mean nothing here.")  # fmt: skip
+    if settings.get("pretrained") == MINIWEB:
+        notes.append(f"The CLIP model ({settings.get('model')}) was trained by curate on "
+                     "mini-web scenes of coloured shapes (pipeline/train/miniweb_clip.py): it "
+                     "tells a shape's true caption from a wrong one, but it has never seen a "
+                     "photo, so photos score low whatever their captions say.")  # fmt: skip
     if config.faces == "blur":
         notes.append("Faces are blurred in the final shards and in these thumbnails.")
 

@@ -19,6 +19,7 @@ does the same from the command line. ``OUTPUT/final.pt`` then scores with
 from pathlib import Path
 
 from pipeline.miniweb.scenes import brace_pattern, write_scene_shards
+from pipeline.score.clip import miniweb_home
 from pipeline.train.clip import TrainConfig, train
 
 MODEL = "tiny-clip"
@@ -39,12 +40,13 @@ def scene_shards(folder: Path, n: int, seed: int, per_shard: int = 1000) -> str:
 
 
 def train_miniweb_clip(
-    output, steps: int = 250, workers: int = 2, progress: bool = True, **overrides
+    output=None, steps: int = 250, workers: int = 2, progress: bool = True, **overrides
 ) -> dict:
-    """Train (or finish, or just return) the mini web's CLIP in ``output``. Returns the
-    training summary plus ``model`` (the open_clip config name), ``train_shards`` and
+    """Train (or finish, or just return) the mini web's CLIP in ``output`` (default
+    :func:`miniweb_home`, where ``--pretrained miniweb`` finds it). Returns the training
+    summary plus ``model`` (the open_clip config name), ``train_shards`` and
     ``heldout_shards`` (brace patterns)."""
-    output = Path(output)
+    output = Path(output or miniweb_home())
     train_shards = scene_shards(output / "scenes" / "train", SCENES, seed=1)
     heldout = scene_shards(output / "scenes" / "heldout", HELDOUT, seed=2, per_shard=HELDOUT)
     model = MODEL  # one of the configs shipped in pipeline/score/model_configs

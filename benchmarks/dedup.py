@@ -1,9 +1,9 @@
 """Near-duplicate removal over CLIP-sized embeddings: IVF against exact (flat) search, in seconds,
 peak memory and recall.
 
-    .venv/bin/python benchmarks/select.py                      # 1,000,000 x 512 (about 30 min)
-    .venv/bin/python benchmarks/select.py --rows 100000        # quick check (about 1 min)
-    .venv/bin/python benchmarks/select.py --nprobes 16 --json select.json
+    .venv/bin/python benchmarks/dedup.py                      # 1,000,000 x 512 (about 30 min)
+    .venv/bin/python benchmarks/dedup.py --rows 100000        # quick check (about 1 min)
+    .venv/bin/python benchmarks/dedup.py --nprobes 16 --json select.json
 
 Embeddings: ``--rows`` L2-normalised float32 vectors of ``--dim``, gaussian then normalised (two
 of them have a cosine of about 0 +- 1/sqrt(dim)), of which ``--copy-fraction`` (5%) are copies of
@@ -35,19 +35,11 @@ every row: the share of the planted (source, copy) pairs whose worse-ranked memb
 neighbours looked at).
 """
 
-import sys
-from pathlib import Path
-
-# This file is named like the standard library's ``select``, which multiprocessing imports:
-# load that one with this folder off the path, then put the folder back for ``common``.
-sys.path.remove(str(Path(__file__).resolve().parent))
-import select  # noqa: F401
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import argparse
 import multiprocessing
 import os
 import resource
+import sys
 import time
 from dataclasses import asdict, dataclass
 

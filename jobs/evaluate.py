@@ -1,0 +1,149 @@
+"""Evaluate a CLIP checkpoint: image-text retrieval recall@1/5/10 and zero-shot accuracy.
+
+    curate eval retrieval --shards 'out/heldout/{00000..00003}.tar' \\
+        --model tiny-clip --pretrained out/clip/final.pt --output retrieval.json
+    curate eval zeroshot --shards 'out/heldout/00000.tar' --label-field kind \\
+        --classes circle,square,triangle,star --model tiny-clip --pretrained out/clip/final.pt
+    curate eval zeroshot --folder images/ --templates-file prompts.txt \\
+        --model ViT-B-32 --pretrained laion2b_s34b_b79k
+
+retrieval: every image of the shards (KEY.jpg + KEY.txt, img2dataset's layout) against every
+caption, and back; recall@k counts ties against the model; ``caption_match_R@1`` also accepts
+another sample's identical caption. zeroshot: CLIP's prompt-ensemble classifier over the class
+names (default: the sorted distinct labels, or the subfolders of --folder, ``_`` read as a
+space), with top-1/top-5 accuracy, per-class accuracy and the confusion matrix. Undecodable
+images are counted and skipped. ``--pretrained none`` gives random weights (chance level).
+"""
+
+import argparse
+import json
+import sys
+
+from pipeline import storage
+from pipeline.score.clip import WeightsError
+
+NO_WEIGHTS = ("none", "null", "")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True,
+                   help="open_clip model name (ViT-B-32), a shipped config (tiny-clip), or a "
+                   "model config JSON")  # fmt: skip
+    p.add_argument("--pretrained", required=True,
+                   help="open_clip tag (laion2b_s34b_b79k), weights file (a training run's "
+                   "final.pt), or none for random weights")  # fmt: skip
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per batch (default: 256)")
+    p.add_argument("--output", "-o", default=None, help="write the results as JSON here")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(
+        prog="eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
+    r = sub.add_parser("retrieval", help="image<->text recall@1/5/10 on captioned shards",
+                       description="Image<->text retrieval recall@1/5/10 among all the pairs "
+                       "of the shards.")  # fmt: skip
+    r.add_argument("--shards", required=True,
+                   help="shard brace pattern: 'DIR/{00000..00003}.tar' (quote it)")  # fmt: skip
+    _common(r)
+    z = sub.add_parser("zeroshot", help="zero-shot classification accuracy",
+                       description="Zero-shot classification with CLIP's prompt ensemble, "
+                       "images from a class-per-subfolder folder or labelled shards.")  # fmt: skip
+    source = z.add_mutually_exclusive_group(required=True)
+    source.add_argument("--folder", help="folder with one subfolder of images per class")
+    source.add_argument("--shards", help="shard brace pattern; needs --label-field")
+    z.add_argument("--label-field", help="the field of each sample's .json holding its class")
+    classes = z.add_mutually_exclusive_group()
+    classes.add_argument("--classes", help="comma-separated class names (default: all labels)")
+    classes.add_argument("--classes-file", help="text file of class names, one per line")
+    z.add_argument("--templates-file",
+                   help="prompt templates, one per line with {} for the class name (default: "
+                   "'a photo of a {}.', 'a picture of a {}.', 'a {}.')")  # fmt: skip
+    _common(z)
+    return parser
+
+
+def _classes(args) -> list[str] | None:
+    if args.classes:
+        return [c.strip() for c in args.classes.split(",") if c.strip()]
+    if args.classes_file:
+        with open(args.classes_file) as f:
+            return [ln.strip() for ln in f if ln.strip()]
+    return None
+
+
+def run(args) -> dict:
+    from pipeline.score.clip import ClipScorer
+    from pipeline.score.stage import resolve_device
+    from pipeline.train import evaluate as ev
+
+    pretrained = None if args.pretrained.lower() in NO_WEIGHTS else args.pretrained
+    if args.task == "zeroshot" and args.shards and not args.label_field:
+        raise ValueError("--shards needs --label-field (the .json field holding the class)")
+    templates = ev.load_templates(args.templates_file) if args.task == "zeroshot" and \
+        args.templates_file else ev.TEMPLATES  # fmt: skip
+    scorer = ClipScorer(model=args.model, pretrained=pretrained,
+                        device=resolve_device(args.device))  # fmt: skip
+    progress = not args.no_progress
+    if args.task == "retrieval":
+        return ev.retrieval(scorer, args.shards, args.batch_size, progress=progress)
+    if args.folder:
+        images = ev.folder_source(args.folder)
+    else:
+        images = ev.encode_shards(scorer, args.shards, args.batch_size, args.label_field,
+                                  progress=progress, with_text=False)  # fmt: skip
+    return ev.zeroshot(scorer, _classes(args), templates, images, args.batch_size, progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        results = run(args)
+    except (WeightsError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_retrieval(results) if args.task == "retrieval" else format_zeroshot(results))
+    if args.output:
+        with storage.atomic_open(args.output, "w") as f:
+            json.dump(results, f, indent=2)
+        print(f"  results: {args.output}")
+    return 0
+
+
+def _pct(x) -> str:
+    return "   -  " if x is None else f"{100 * x:5.1f}%"
+
+
+def format_retrieval(r: dict) -> str:
+    ks = list(r["chance"])
+    lines = [
+        f"retrieval ({r['model']}, {r['pretrained']}): {r['n']} pairs, "
+        f"{r['skipped']} skipped, {r['duplicate_captions']} with a repeated caption",
+        "               " + " ".join(f"{k:>6}" for k in ks),
+    ]
+    for name, key in (("image->text", "image_to_text"), ("text->image", "text_to_image"),
+                      ("chance", "chance")):  # fmt: skip
+        lines.append(f"  {name:<12} " + " ".join(_pct(r[key][k]) for k in ks))
+    lines.append(f"  image->text R@1, identical caption counts: {_pct(r['caption_match_R@1'])}")
+    return "\n".join(lines)
+
+
+def format_zeroshot(r: dict) -> str:
+    lines = [
+        f"zeroshot ({r['model']}, {r['pretrained']}): {r['n']} images, {len(r['classes'])} "
+        f"classes, {len(r['templates'])} templates; {r['skipped']} skipped, "
+        f"{r['excluded']} not in the classes",
+        f"  top-1 {_pct(r['top1'])}   top-{r['top5_k']} {_pct(r['top5'])}   "
+        f"chance {_pct(r['chance'])}",
+    ]
+    width = max(12, *(len(c) for c in r["classes"]))
+    for name, c in r["per_class"].items():
+        lines.append(f"  {name:<{width}} {c['n']:>6}  {_pct(c['accuracy'])}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""Evaluate a CLIP: image-text retrieval recall@k and zero-shot classification accuracy.
+
+``scorer`` is a :class:`pipeline.score.clip.ClipScorer` (an open_clip model in eval mode, its
+eval transform and tokenizer). Images are read from img2dataset-style WebDataset shards
+(``KEY.jpg|png|jpeg|webp``, ``KEY.txt``, optional ``KEY.json``; a brace pattern such as
+``DIR/{00000..00003}.tar`` or a list) or, for zero-shot, from a folder with one subfolder per
+class. Embeddings are L2-normalised float32, so a dot product is a cosine similarity.
+
+- :func:`retrieval`: each image against every caption of the set and back (recall@1/5/10,
+  as in CLIP's and open_clip's COCO/Flickr retrieval evaluation, one caption per image).
+- :func:`zeroshot`: CLIP's zero-shot classifier, the mean of each class's normalised prompt
+  embeddings (``"a photo of a {}."``, ...), renormalised; top-1/top-5 accuracy, per-class
+  accuracy and the confusion matrix.
+
+Ties are never counted in the model's favour (see :func:`recall_at_k`), so a model that maps
+everything to one point (a broken checkpoint) scores 0, not chance.
+"""
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import webdataset as wds
+from PIL import Image
+from tqdm import tqdm
+
+IMAGE_EXTS = ("jpg", "png", "jpeg", "webp")  # the image members of a shard sample
+FOLDER_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}  # image files in a folder
+TEMPLATES = ["a photo of a {}.", "a picture of a {}.", "a {}."]
+KS = (1, 5, 10)
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+
+def expand_shards(shards: str | list[str]) -> list[str]:
+    """A brace pattern (or a list of them) -> the shard URLs, in order."""
+    patterns = [shards] if isinstance(shards, str) else list(shards)
+    return [url for p in patterns for url in wds.shardlists.expand_urls(p)]
+
+
+class _DecodeSample:
+    """Raw shard sample -> {key, image (3, H, W) float or None, caption, label, error}.
+    Runs in the DataLoader workers; failures are reported, not raised."""
+
+    def __init__(self, preprocess, label_field: str | None, with_text: bool):
+        self.preprocess, self.label_field, self.with_text = preprocess, label_field, with_text
+
+    def __call__(self, sample: dict) -> dict:
+        out = {"key": sample["__key__"], "image": None, "caption": None, "label": None,
+               "error": None}  # fmt: skip
+        ext = next((e for e in IMAGE_EXTS if e in sample), None)
+        try:
+            if ext is None:
+                raise ValueError("no image member")
+            if self.with_text:
+                out["caption"] = sample["txt"].decode("utf-8")
+            if self.label_field is not None:
+                out["label"] = _label_of(sample, self.label_field)
+            with Image.open(io.BytesIO(sample[ext])) as image:
+                out["image"] = self.preprocess(image.convert("RGB"))
+        except KeyError as e:
+            out["error"] = f"missing {e.args[0]}"
+        except Exception as e:  # an undecodable image or caption: counted by the caller
+            out["error"] = f"{type(e).__name__}: {e}"
+        return out
+
+
+class _MissingLabel:
+    """Sentinel label of a sample without the asked field: an error of the input, raised in
+    the main process (:func:`_check_labels`), not a skipped image."""
+
+
+def _label_of(sample: dict, field: str) -> str:
+    if "json" not in sample:
+        return _MissingLabel
+    meta = json.loads(sample["json"])
+    if field not in meta:
+        return _MissingLabel
+    return str(meta[field])
+
+
+def _collate(samples: list[dict]) -> dict:
+    """Decoded samples -> a batch of the good ones, stacked, plus the failures."""
+    good = [s for s in samples if s["error"] is None]
+    return {
+        "images": torch.stack([s["image"] for s in good]) if good else None,  # (B, 3, H, W)
+        "keys": [s["key"] for s in good],
+        "captions": [s["caption"] for s in good],
+        "labels": [s["label"] for s in good],
+        "errors": [(s["key"], s["error"]) for s in samples if s["error"] is not None],
+    }
+
+
+@torch.inference_mode()
+def _encode_images(scorer, images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) preprocessed images -> (B, D) L2-normalised float32."""
+    images = images.to(scorer.device)
+    cuda = str(scorer.device).startswith("cuda")
+    with torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
+        emb = scorer.net.encode_image(images)  # (B, D)
+    return torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy()
+
+
+def _encode_batches(scorer, loader, with_text: bool, progress: bool, total=None) -> dict:
+    """Run the DataLoader's batches through the model; gather the embeddings and fields."""
+    image_emb, text_emb, out = [], [], {"keys": [], "captions": [], "labels": []}
+    skipped, errors = 0, []
+    for batch in tqdm(loader, total=total, disable=not progress, unit="batch"):
+        skipped += len(batch["errors"])
+        errors += batch["errors"][: max(0, 10 - len(errors))]
+        if batch["images"] is None:
+            continue
+        image_emb.append(_encode_images(scorer, batch["images"]))  # (B, D)
+        if with_text:
+            text_emb.append(scorer.encode_texts(batch["captions"]).cpu().numpy())  # (B, D)
+        for name in out:
+            out[name] += batch[name]
+    dim = scorer.dim
+    result = {
+        "image_emb": np.concatenate(image_emb) if image_emb else np.zeros((0, dim), np.float32),
+        **out,
+        "n": len(out["keys"]),
+        "skipped": skipped,
+        "skipped_examples": errors,  # (key, why) of the first 10 skipped
+    }
+    if with_text:
+        empty = np.zeros((0, dim), np.float32)
+        result["text_emb"] = np.concatenate(text_emb) if text_emb else empty
+    return result
+
+
+def encode_shards(
+    scorer,
+    shards: str | list[str],
+    batch_size: int = 256,
+    label_field: str | None = None,
+    progress: bool = False,
+    with_text: bool = True,
+    workers: int = 2,
+) -> dict:
+    """Stream the shards through the model. Returns ``image_emb`` (N, D) and ``text_emb``
+    (N, D) (float32, L2-normalised, row i = sample i; no ``text_emb`` with ``with_text=False``),
+    ``captions``, ``keys``, ``labels`` (the json's ``label_field`` as a string per sample, or
+    None per sample when not asked), ``n``, and ``skipped``: samples whose image (or caption)
+    does not decode, counted, not fatal. A sample without ``label_field`` is an error
+    (ValueError), as is an empty set. With several workers, samples come in the order the
+    workers deliver their batches (deterministic for the same shards and workers)."""
+    urls = expand_shards(shards)
+    workers = min(workers, len(urls))
+    pipeline = wds.DataPipeline(
+        wds.SimpleShardList(urls),
+        wds.split_by_worker,
+        wds.tarfile_to_samples(),
+        wds.map(_DecodeSample(scorer.preprocess, label_field, with_text)),
+    )
+    loader = torch.utils.data.DataLoader(
+        pipeline, batch_size=batch_size, num_workers=workers, collate_fn=_collate
+    )
+    result = _encode_batches(scorer, loader, with_text, progress)
+    _check_labels(result, label_field, shards)
+    if result["n"] == 0:
+        raise ValueError(f"no decodable samples in {shards} ({result['skipped']} skipped)")
+    return result
+
+
+def _check_labels(result: dict, label_field: str | None, where) -> None:
+    if label_field is None:
+        return
+    missing = [k for k, label in zip(result["keys"], result["labels"], strict=True)
+               if label is _MissingLabel]  # fmt: skip
+    if missing:
+        raise ValueError(
+            f"{len(missing)} of {result['n']} samples in {where} have no {label_field!r} "
+            f"field in their .json (first: {missing[0]})"
+        )
+
+
+# --- folder source ---------------------------------------------------------------------------
+
+
+def folder_source(path) -> list[tuple[str, str]]:
+    """A folder with one subfolder per class -> sorted (image file, class name) pairs; the
+    class name is the subfolder's name with ``_`` -> space (``fire_truck`` -> ``fire truck``).
+    Raises ValueError for a missing folder, no subfolders, or no images at all."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ValueError(f"{path} is not a folder")
+    classes = sorted(d for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise ValueError(f"{path} has no class subfolders (expected {path}/CLASS/IMAGE)")
+    items = [(str(f), d.name.replace("_", " ")) for d in classes for f in sorted(d.iterdir())
+             if f.is_file() and f.suffix.lower() in FOLDER_EXTS]  # fmt: skip
+    if not items:
+        raise ValueError(f"no images ({', '.join(sorted(FOLDER_EXTS))}) in {path}/*/")
+    return items
+
+
+class _FolderImages(torch.utils.data.Dataset):
+    def __init__(self, items: list[tuple[str, str]], preprocess):
+        self.items, self.preprocess = items, preprocess
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        path, label = self.items[i]
+        out = {"key": path, "image": None, "caption": None, "label": label, "error": None}
+        try:
+            with Image.open(path) as image:
+                out["image"] = self.preprocess(image.convert("RGB"))
+        except Exception as e:  # undecodable: counted by the caller
+            out["error"] = f"{type(e).__name__}: {e}"
+        return out
+
+
+def encode_folder(scorer, items, batch_size=256, progress=False, workers=2) -> dict:
+    """:func:`folder_source` pairs -> the layout of :func:`encode_shards` (images only)."""
+    loader = torch.utils.data.DataLoader(
+        _FolderImages(items, scorer.preprocess), batch_size=batch_size,
+        num_workers=min(workers, -(-len(items) // batch_size)), collate_fn=_collate,
+    )  # fmt: skip
+    total = -(-len(items) // batch_size)
+    result = _encode_batches(scorer, loader, with_text=False, progress=progress, total=total)
+    if result["n"] == 0:
+        raise ValueError(f"none of the {len(items)} images decodes")
+    return result
+
+
+# --- retrieval ------------------------------------------------------------------------------
+
+
+def recall_at_k(similarity: np.ndarray, ks=KS) -> dict:
+    """Recall@k of a square (N, N) similarity whose true pairs are on the diagonal, row-wise
+    (image->text for image x text scores; pass ``similarity.T`` for text->image).
+
+    Rule for ties (conservative): the true item's rank is the number of *other* items scoring
+    at least as high (``>=``) as it; a hit at k is rank < k. A tie with a wrong item is a miss
+    at k=1, so a constant matrix scores 0 at every k < N, not chance."""
+    s = np.asarray(similarity)
+    if s.ndim != 2 or s.shape[0] != s.shape[1]:
+        raise ValueError(f"need a square similarity matrix, got shape {s.shape}")
+    n = s.shape[0]
+    true = np.diagonal(s)[:, None]  # (N, 1)
+    rank = (s >= true).sum(axis=1) - 1  # (N,) others at least as high; the -1 is itself
+    return {f"R@{k}": float((rank < k).mean()) if n else 0.0 for k in ks}
+
+
+def caption_match_at_1(similarity: np.ndarray, captions: list[str]) -> float:
+    """Image->text R@1 where any text identical to the true caption counts as the true one:
+    a hit when the best text carrying the true caption string scores strictly higher than
+    every text with another string (ties again count against the model)."""
+    s = np.asarray(similarity)  # (N, N) image x text
+    _, ids = np.unique(np.asarray(captions, dtype=object), return_inverse=True)
+    same = ids[:, None] == ids[None, :]  # (N, N) text j has image i's caption
+    best_same = np.where(same, s, -np.inf).max(axis=1)  # (N,)
+    best_other = np.where(same, -np.inf, s).max(axis=1)  # (N,); -inf when all identical
+    return float((best_same > best_other).mean())
+
+
+def retrieval(scorer, shards, batch_size: int = 256, progress: bool = False) -> dict:
+    """Image<->text retrieval among the N samples of ``shards`` (one caption per image).
+
+    Returns ``n``, ``image_to_text`` and ``text_to_image`` (``R@1``, ``R@5``, ``R@10``),
+    ``chance`` (k / N), ``caption_match_R@1``, ``skipped``, ``model``, ``pretrained``.
+
+    Identical captions among the samples (alt text repeats; the mini web's scenes share
+    captions) make some misses ambiguous: the model may rank another image's identical
+    caption first, which strict recall counts as a miss. ``caption_match_R@1`` counts a
+    hit whenever the top text is the true caption string; ``duplicate_captions`` says how
+    many samples share their caption with another. The (N, N) matrix is held in memory:
+    fine for the usual 1k-25k evaluation sets."""
+    enc = encode_shards(scorer, shards, batch_size=batch_size, progress=progress)
+    sim = enc["image_emb"] @ enc["text_emb"].T  # (N images, N texts)
+    n = enc["n"]
+    _, counts = np.unique(np.asarray(enc["captions"], dtype=object), return_counts=True)
+    return {
+        "n": n,
+        "image_to_text": recall_at_k(sim),
+        "text_to_image": recall_at_k(sim.T),
+        "chance": {f"R@{k}": min(1.0, k / n) for k in KS},
+        "caption_match_R@1": caption_match_at_1(sim, enc["captions"]),
+        "duplicate_captions": int(counts[counts > 1].sum()),
+        "skipped": enc["skipped"],
+        "model": scorer.model,
+        "pretrained": scorer.pretrained,
+    }
+
+
+# --- zero-shot ------------------------------------------------------------------------------
+
+
+def load_templates(path) -> list[str]:
+    """Prompt templates from a text file, one per line, each with ``{}`` for the class name;
+    blank lines and ``#`` comments are skipped."""
+    lines = [ln.strip() for ln in Path(path).read_text().splitlines()]
+    templates = [ln for ln in lines if ln and not ln.startswith("#")]
+    bad = [t for t in templates if "{}" not in t]
+    if bad or not templates:
+        raise ValueError(f"{path}: need templates with '{{}}' for the class name; bad: {bad}")
+    return templates
+
+
+def classifier(scorer, classnames: list[str], templates: list[str]) -> np.ndarray:
+    """CLIP's zero-shot weights: per class, the mean of its normalised prompt embeddings,
+    renormalised. Returns (C, D) float32."""
+    if not templates or any("{}" not in t for t in templates):
+        raise ValueError(f"every template needs '{{}}' for the class name: {templates}")
+    prompts = [t.format(c) for c in classnames for t in templates]  # class-major
+    emb = scorer.encode_texts(prompts).cpu().numpy()  # (C * T, D), normalised
+    emb = emb.reshape(len(classnames), len(templates), -1).mean(axis=1)  # (C, D)
+    return (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+
+
+def zeroshot(scorer, classnames, templates, images, batch_size: int = 256,
+             progress: bool = False) -> dict:  # fmt: skip
+    """Zero-shot classification of ``images``: :func:`folder_source`'s (file, class) pairs
+    (encoded here), or :func:`encode_shards`'s result with ``label_field`` (already encoded).
+    ``classnames`` default to the sorted distinct labels; samples whose label is not among
+    them are left out and counted (``excluded``).
+
+    Returns ``n``, ``classes``, ``top1``, ``top5`` (top-k with k = min(5, classes), given as
+    ``top5_k``), ``chance`` (1 / classes), ``per_class`` ({class: {"n", "accuracy"}}),
+    ``confusion`` (rows: true class, columns: predicted, in ``classes`` order), ``skipped``,
+    ``excluded``, ``templates``."""
+    enc = images if isinstance(images, dict) else encode_folder(
+        scorer, images, batch_size=batch_size, progress=progress)  # fmt: skip
+    if any(label is None for label in enc["labels"]):
+        raise ValueError("the images carry no labels: encode shards with label_field")
+    classnames = list(classnames) if classnames else sorted(set(enc["labels"]))
+    if len(set(classnames)) != len(classnames) or not classnames:
+        raise ValueError(f"need distinct class names, got {classnames}")
+    index = {c: i for i, c in enumerate(classnames)}
+    keep = np.array([label in index for label in enc["labels"]], dtype=bool)  # (N,)
+    if not keep.any():
+        seen = sorted(set(enc["labels"]))[:10]
+        raise ValueError(f"no sample's label is among the classes {classnames}; labels: {seen}")
+    truth = np.array([index[label] for label in np.asarray(enc["labels"])[keep]])  # (N,)
+    logits = enc["image_emb"][keep] @ classifier(scorer, classnames, templates).T  # (N, C)
+    return {
+        **_accuracies(logits, truth, classnames),
+        "skipped": enc["skipped"],
+        "excluded": int((~keep).sum()),
+        "templates": list(templates),
+        "model": scorer.model,
+        "pretrained": scorer.pretrained,
+    }
+
+
+def _accuracies(logits: np.ndarray, truth: np.ndarray, classnames: list[str]) -> dict:
+    """(N, C) logits and (N,) true class -> accuracy, per class, confusion. Ties count
+    against the model: the true class's rank is the number of others scoring >= it."""
+    n, c = logits.shape
+    rank = (logits >= logits[np.arange(n), truth][:, None]).sum(axis=1) - 1  # (N,)
+    predicted = logits.argmax(axis=1)  # (N,) first of the top classes
+    confusion = np.zeros((c, c), dtype=np.int64)
+    np.add.at(confusion, (truth, predicted), 1)
+    per_class = {}
+    for i, name in enumerate(classnames):
+        mine = truth == i
+        per_class[name] = {
+            "n": int(mine.sum()),
+            "accuracy": float((rank[mine] == 0).mean()) if mine.any() else None,
+        }
+    k = min(5, c)
+    return {
+        "n": int(n),
+        "classes": list(classnames),
+        "top1": float((rank < 1).mean()),
+        "top5": float((rank < k).mean()),
+        "top5_k": k,
+        "chance": 1.0 / c,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }
+
+
+def zeroshot_shards(scorer, shards, label_field: str, classnames=None, templates=None,
+                    batch_size: int = 256, progress: bool = False) -> dict:  # fmt: skip
+    """:func:`zeroshot` over labelled shards: each sample's class is its json's
+    ``label_field``; classes default to the sorted distinct labels, templates to
+    :data:`TEMPLATES`."""
+    enc = encode_shards(scorer, shards, batch_size, label_field, progress, with_text=False)
+    return zeroshot(scorer, classnames, templates or TEMPLATES, enc)
