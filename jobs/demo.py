@@ -21,6 +21,7 @@ from jobs import extract, run
 from jobs import filter as filter_job
 from pipeline import miniweb
 from pipeline.recipe import load_recipe
+from pipeline.score.clip import miniweb_home
 
 BUNDLED_WARCS = Path(__file__).resolve().parent.parent / "tests" / "data" / "warc"
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def miniweb_clip(args) -> None:
     """Train (or reuse) the mini web's CLIP and say how good it is on held-out scenes."""
-    from pipeline.score.clip import ClipScorer, miniweb_home
+    from pipeline.score.clip import ClipScorer
     from pipeline.train.evaluate import retrieval
     from pipeline.train.miniweb_clip import train_miniweb_clip
 
@@ -122,6 +123,11 @@ def mini_web(out: Path, args) -> int:
     if code == 0:
         print(against_truth(out / "scores", manifest))
         print(f"\ndemo: open {out / 'report.html'} to see what the recipe did")
+        heldout = miniweb_home() / "scenes" / "heldout" / "00000.tar"
+        print(f"demo: to see what the recipe buys a CLIP trained on its output (DataComp's "
+              f"loop): curate compare demo demo-nofilter --shards {out / 'shards'} --scores "
+              f"{out / 'scores'} --eval-shards {heldout} --label-field color --samples 4000 "
+              f"--output {out / 'compare'}")  # fmt: skip
     return code
 
 

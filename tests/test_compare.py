@@ -13,9 +13,11 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 def demo_variant(tmp_path, name: str) -> str:
-    """A bundled demo recipe without its watermark cut: the shared fixture skips OCR."""
+    """A bundled demo recipe without its watermark and language cuts: the shared fixture skips
+    OCR and its text stage keeps everything, without a language column."""
     data = yaml.safe_load((BUNDLED / f"{name}.yaml").read_text())
     data["select"].pop("watermark_max", None)
+    data["select"].pop("languages", None)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return str(path)
