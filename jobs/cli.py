@@ -7,7 +7,7 @@ import sys
 from functools import partial
 
 from jobs import compare as compare_job
-from jobs import demo, download, evaluate, extract, miniweb, run, score
+from jobs import demo, docs, download, evaluate, extract, miniweb, run, score
 from jobs import filter as filter_job
 from jobs import selection as select_job
 from jobs import train as train_job
@@ -26,6 +26,8 @@ COMMANDS = [
      partial(select_job.main, default_master="local[*]")),
     ("run", run, "the whole road: extract -> filter -> download -> score -> select, resumable",
      run.main),
+    ("docs", docs, "interleaved documents: OBELICS / mmc4 node, document and image-URL filters",
+     partial(docs.main, default_master="local[*]")),
     ("train", train_job, "train a CLIP on shards (open_clip model, our loop; DDP under torchrun)",
      train_job.main),
     ("eval", evaluate, "CLIP retrieval recall@1/5/10 and zero-shot accuracy of a checkpoint",

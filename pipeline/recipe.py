@@ -19,13 +19,15 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.docs.assign import AssignConfig
+from pipeline.docs.filters import DocFilterConfig
 from pipeline.filters import REGISTRY, Filter
 from pipeline.filters.text import CaptionValid
 from pipeline.select.config import ImageDedup, SelectConfig
 
 BUNDLED = Path(__file__).resolve().parent.parent / "recipes"
 SECTIONS = {"name", "version", "source", "description", "filters", "dedup", "download", "score",
-            "select"}
+            "select", "docs", "assign"}
 
 
 class RecipeError(ValueError):
@@ -49,6 +51,8 @@ class Recipe:
     download: dict = field(default_factory=dict)  # DownloadConfig fields: image_size, resize_mode
     score: dict = field(default_factory=dict)  # ScoreConfig fields: model, pretrained, faces, ...
     select: SelectConfig = field(default_factory=SelectConfig)
+    docs: DocFilterConfig | None = None  # interleaved documents: node, document, image rules
+    assign: AssignConfig | None = None  # interleaved documents: images to sentences
 
     @property
     def ident(self) -> str:
@@ -102,7 +106,16 @@ def parse_recipe(data, where: str = "recipe") -> Recipe:
         download=_download_options(data.get("download") or {}, f"{where}: download"),
         score=_score_options(data.get("score") or {}, f"{where}: score"),
         select=_select_options(data.get("select") or {}, f"{where}: select"),
+        docs=_section(DocFilterConfig, data, "docs", where),
+        assign=_section(AssignConfig, data, "assign", where),
     )
+
+
+def _section(cls, data: dict, key: str, where: str):
+    """An optional section as its config class; absent -> None."""
+    if key not in data:
+        return None
+    return _make(cls, data[key] or {}, f"{where}: {key}")
 
 
 def _score_options(params, where: str) -> dict:

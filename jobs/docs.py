@@ -1,0 +1,133 @@
+"""Interleaved documents (mmc4 / OBELICS style): ``curate docs filter``.
+
+    curate docs filter --input OUT/extract --recipe mmc4 --output OUT/docs
+    spark-submit --master spark://HOST:7077 jobs/docs.py filter -i s3://b/extract -r obelics -o ...
+
+Reads the extract stage's ``docs/`` parquet (each page's text and image nodes in order) and
+applies the recipe's ``docs:`` section (pipeline/docs/filters.py): text nodes outside OBELICS's
+word, repetition, special-character, stopword and flagged-word bounds are removed; image nodes
+that are not png/jpg, whose URL names a logo/button/icon/plugin/widget, or whose URL appears more
+than ``max_url_count`` times in the whole corpus are removed; then documents outside the
+word, repetition, special-character, stopword, language-confidence and image-count bounds are
+dropped. The URL count is a Spark aggregation over every document (explode the image nodes,
+group by URL); only the URLs over the limit come back to the driver, and they are broadcast.
+
+Writes ``OUTPUT/docs/NAME.parquet`` per input file (same schema; one Spark task per file),
+``OUTPUT/_stats/NAME.json`` when a file is done (a rerun skips it) and ``OUTPUT/stats.json``:
+documents in == kept + dropped by reason, and the same identity for text and image nodes.
+"""
+
+import argparse
+import sys
+
+from jobs import spark as spark_util
+from pipeline import storage
+from pipeline.docs.filters import DocFilterConfig
+from pipeline.docs.stage import filter_file, merge_stats
+from pipeline.recipe import RecipeError, bundled_recipes, load_recipe
+from schemas.extract import DOC_SCHEMA
+from schemas.spark import to_spark
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(
+        prog="docs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    filt = sub.add_parser("filter", help="node, document and image-URL rules (OBELICS, mmc4)",
+                          description=__doc__,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    filt.add_argument("--input", "-i", required=True,
+                      help="the extract stage's output folder (or its docs/ folder)")  # fmt: skip
+    filt.add_argument("--recipe", "-r", required=True,
+                      help=f"a recipe with a docs: section ({', '.join(bundled_recipes())}) or "
+                      "a YAML file")  # fmt: skip
+    filt.add_argument("--output", "-o", required=True, help="output folder")
+    filt.add_argument(
+        "--master", default=None, help="Spark master; default: what spark-submit set, else local[*]"
+    )
+    filt.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def docs_files(input_url: str) -> list[str]:
+    import fsspec
+
+    base = storage.absolute(input_url)
+    folder = storage.join(base, "docs") if storage.exists(storage.join(base, "docs")) else base
+    fs, path = fsspec.core.url_to_fs(folder)
+    found = sorted(fs.glob(path.rstrip("/") + "/*.parquet"))
+    local = fs.protocol in ("file", ("file", "local"))
+    return [p if local else fs.unstrip_protocol(p) for p in found]
+
+
+def frequent_image_urls(spark, files: list[str], max_count: int) -> list[str]:
+    """Image URLs seen more than ``max_count`` times across every document."""
+    from pyspark.sql import functions as F
+
+    docs = spark.read.schema(to_spark(DOC_SCHEMA)).parquet(*files)
+    nodes = docs.select(F.explode("nodes").alias("node")).where(F.col("node.type") == "image")
+    counts = nodes.groupBy(F.col("node.url").alias("url")).count()
+    return [row["url"] for row in counts.where(F.col("count") > max_count).collect()]
+
+
+def run_filter(input_url: str, recipe, output: str, master: str | None = None,
+               progress: bool = True) -> dict:  # fmt: skip
+    config: DocFilterConfig = recipe.docs
+    output = storage.absolute(output)
+    files = docs_files(input_url)
+    if not files:
+        raise storage.InputError(f"no docs parquet files in {input_url}")
+    spark = spark_util.session("curate-docs-filter", master)
+    frequent = frequent_image_urls(spark, files, config.max_url_count)
+    banned = spark.sparkContext.broadcast(frozenset(frequent))
+    rdd = spark.sparkContext.parallelize(files, len(files))
+    with spark_util.progress(spark, len(files), "docs filter", unit="file", enabled=progress):
+        parts = rdd.map(lambda path: filter_file(path, output, config, banned.value)).collect()
+    stats = merge_stats(parts, recipe=recipe.ident, frequent_image_urls=len(frequent))
+    storage.write_text_atomic(storage.join(output, "stats.json"), _json(stats))
+    return stats
+
+
+def _json(stats: dict) -> str:
+    import json
+
+    return json.dumps(stats, indent=2) + "\n"
+
+
+def format_summary(stats: dict, output: str) -> str:
+    lines = [f"docs filter ({stats['recipe']}): {stats['in']} documents in -> {stats['kept']} "
+             f"kept -> {output}/docs"]  # fmt: skip
+    lines += [f"  {r:<28} {n:>9}" for r, n in sorted(stats["dropped"].items(), key=lambda x: -x[1])]
+    for tally in ("text_nodes", "image_nodes"):
+        t = stats[tally]
+        lines.append(f"  {tally}: {t['in']} in -> {t['kept']} kept; dropped " +
+                     ", ".join(f"{r} {n}" for r, n in sorted(t["dropped"].items())))  # fmt: skip
+    lines.append(f"  image URLs seen more than the limit in the corpus: "
+                 f"{stats['frequent_image_urls']}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, default_master: str | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        recipe = load_recipe(args.recipe)
+    except RecipeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if recipe.docs is None:
+        print(f"error: recipe {recipe.ident} has no docs: section (try mmc4 or obelics)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        stats = run_filter(args.input, recipe, args.output, args.master or default_master,
+                           progress=not args.no_progress)  # fmt: skip
+    except storage.InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_summary(stats, args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
