@@ -1,8 +1,26 @@
-"""Interleaved documents (mmc4 / OBELICS style): ``curate docs filter``.
+"""Interleaved documents (mmc4 / OBELICS style): ``curate docs filter | images | assign``.
 
     curate docs filter --input OUT/extract --recipe mmc4 --output OUT/docs
+    curate docs images --input OUT/docs --output OUT/doc-images.parquet
+    curate download --input OUT/doc-images.parquet --output OUT/doc-shards --recipe mmc4
+    curate score --input OUT/doc-shards --output OUT/doc-scores --model tiny-clip \
+        --pretrained miniweb
+    curate docs assign --docs OUT/docs --shards OUT/doc-shards --scores OUT/doc-scores \
+        --recipe mmc4 --output OUT/interleaved
     spark-submit --master spark://HOST:7077 jobs/docs.py filter -i s3://b/extract -r obelics -o ...
 
+``images`` lists every image node of the filtered documents as download candidates that carry
+``doc_id`` and ``image_index``; the pair stages download and score them. ``assign`` applies the
+recipe's ``assign:`` section per document (downloaded, shorter side, aspect ratio, NSFW), assigns
+images to sentences as mmc4 does (bipartite matching on CLIP similarity, from the score stage's
+image embeddings; best similarity >= 0.15), drops in-document pHash duplicates, documents with no
+image left, with faces (``faces: drop_doc``, mmc4-ff) or outside mmc4-core (``core: true``), and
+writes OUTPUT/NNNNN.tar: one sample per document, mmc4's json (``text_list``, ``image_info``,
+``similarity_matrix``, provenance) and its images ``0.jpg``, ``1.jpg``... in order
+(``pipeline.docs.shards.InterleavedDataset`` reads them back as text with ``<image>``
+placeholders and image tensors), and OUTPUT/stats.json.
+
+The filter step:
 Reads the extract stage's ``docs/`` parquet (each page's text and image nodes in order) and
 applies the recipe's ``docs:`` section (pipeline/docs/filters.py): text nodes outside OBELICS's
 word, repetition, special-character, stopword and flagged-word bounds are removed; image nodes
@@ -25,6 +43,7 @@ from pipeline import storage
 from pipeline.docs.filters import DocFilterConfig
 from pipeline.docs.stage import filter_file, merge_stats
 from pipeline.recipe import RecipeError, bundled_recipes, load_recipe
+from pipeline.score.clip import WeightsError
 from schemas.extract import DOC_SCHEMA
 from schemas.spark import to_spark
 
@@ -47,7 +66,71 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--master", default=None, help="Spark master; default: what spark-submit set, else local[*]"
     )
     filt.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    images = sub.add_parser("images", help="the filtered documents' images as download input",
+                            description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    images.add_argument("--input", "-i", required=True, help="`curate docs filter`'s output")
+    images.add_argument("--output", "-o", required=True, help="a .parquet file to write")
+
+    assign = sub.add_parser("assign", help="images to sentences (mmc4), interleaved shards",
+                            description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    assign.add_argument("--docs", required=True, help="`curate docs filter`'s output")
+    assign.add_argument("--shards", required=True, help="the images, as `curate download` wrote")
+    assign.add_argument("--scores", required=True, help="their scores, as `curate score` wrote")
+    assign.add_argument("--recipe", "-r", required=True, help="a recipe with an assign: section")
+    assign.add_argument("--output", "-o", required=True, help="folder for the interleaved shards")
+    assign.add_argument("--docs-per-shard", type=int, default=100, help="(default: 100)")
+    assign.add_argument("--device", default="cpu", help="where sentences are encoded (cpu, cuda)")
     return parser
+
+
+def read_docs(folder: str) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    base = storage.absolute(folder)
+    inner = storage.join(base, "docs")
+    return pq.read_table(inner if storage.exists(inner) else base).to_pylist()
+
+
+def run_images(args) -> int:
+    import pyarrow.parquet as pq
+
+    from pipeline.docs.interleave import image_table
+
+    table = image_table(read_docs(args.input))
+    with storage.atomic_open(storage.absolute(args.output), "wb") as f:
+        pq.write_table(table, f)
+    docs = len(set(table.column("doc_id").to_pylist()))
+    print(f"docs images: {table.num_rows} image URLs of {docs} documents -> {args.output}")
+    return 0
+
+
+def run_assign(args, recipe) -> int:
+    from pipeline.docs import interleave
+    from pipeline.score.clip import ClipScorer
+    from pipeline.select.inputs import score_settings, shard_names
+
+    config = recipe.assign
+    shards, scores = storage.absolute(args.shards), storage.absolute(args.scores)
+    settings = score_settings(scores, shard_names(shards))
+    scorer = ClipScorer(model=settings["model"], pretrained=settings["pretrained"],
+                        device=args.device)  # fmt: skip
+    docs = read_docs(args.docs)
+    images = interleave.load_images(shards, scores)
+    kept, stats = interleave.assign_documents(docs, images, scorer, config)
+    output = storage.absolute(args.output)
+    paths = interleave.write_interleaved(kept, images, output, args.docs_per_shard)
+    model = {k: settings[k] for k in ("model", "pretrained")}
+    result = interleave.write_stats(output, stats, recipe=recipe.ident, shards=len(paths), **model)
+    t = result["images"]
+    print(f"docs assign ({recipe.ident}): {result['in']} documents in -> {result['kept']} kept "
+          f"in {len(paths)} shards -> {args.output}")  # fmt: skip
+    print("  documents dropped: " + ", ".join(f"{r} {n}" for r, n in result["dropped"].items()))
+    print(f"  images: {t['in']} in -> {t['kept']} kept; dropped " +
+          ", ".join(f"{r} {n}" for r, n in sorted(t["dropped"].items())))  # fmt: skip
+    return 0
 
 
 def docs_files(input_url: str) -> list[str]:
@@ -110,11 +193,23 @@ def format_summary(stats: dict, output: str) -> str:
 
 def main(argv: list[str] | None = None, default_master: str | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.step == "images":
+        return run_images(args)
     try:
         recipe = load_recipe(args.recipe)
     except RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.step == "assign":
+        if recipe.assign is None:
+            print(f"error: recipe {recipe.ident} has no assign: section (try mmc4)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        try:
+            return run_assign(args, recipe)
+        except (storage.InputError, WeightsError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     if recipe.docs is None:
         print(f"error: recipe {recipe.ident} has no docs: section (try mmc4 or obelics)",
               file=sys.stderr)  # fmt: skip

@@ -135,6 +135,20 @@ def similarity_matrix(
     return np.concatenate(rows).astype(np.float32)
 
 
+def embedding_similarity(
+    scorer, embeddings: np.ndarray, sentences: list[str], batch_size: int = 64
+) -> np.ndarray:
+    """Like :func:`similarity_matrix`, from image embeddings the score stage already computed
+    (L2-normalised, (images, D)): only the sentences are encoded."""
+    import torch
+
+    if not len(embeddings) or not sentences:
+        return np.zeros((len(embeddings), len(sentences)), dtype=np.float32)
+    text = torch.cat([scorer.encode_texts(list(sentences[i : i + batch_size]))
+                      for i in range(0, len(sentences), batch_size)])  # fmt: skip  # (S, D)
+    return (embeddings @ text.cpu().numpy().T).astype(np.float32)  # (images, S)
+
+
 def phash_of(image) -> str:
     """The pHash as the score stage computes it (``imagehash.phash`` of the RGB image, hex)."""
     import imagehash
@@ -246,6 +260,28 @@ class AssignConfig:
     )
     max_sentence_chars: int = field(default=1000, metadata={"help": "longer sentences are cut"})
     batch_size: int = field(default=64, metadata={"help": "CLIP batch size"})
+    min_side: int | None = field(
+        default=150, metadata={"help": "drop images with a shorter side (mmc4: 150 px)"}
+    )
+    max_aspect_ratio: float | None = field(
+        default=2.0, metadata={"help": "drop images with long/short side above (mmc4: 2)"}
+    )
+    nsfw_max: float | None = field(
+        default=0.1, metadata={"help": "drop images with nsfw_p above this (mmc4: 0.1)"}
+    )
+    faces: str = field(
+        default="keep",
+        metadata={"help": "keep, or drop_doc: drop documents with a face (mmc4 fewer-faces)"},
+    )
+    core: bool = field(
+        default=False,
+        metadata={"help": "keep only mmc4-core documents: 4-40 sentences, 2-15 images, >= 75% "
+                  "of assignments with similarity > 0.25"},
+    )
+
+    def __post_init__(self):
+        if self.faces not in ("keep", "drop_doc"):
+            raise ValueError(f"faces must be keep or drop_doc, not {self.faces!r}")
 
 
 def _image_fields(item) -> dict:
@@ -259,7 +295,8 @@ def assign_document(
     """An mmc4-style record for one document.
 
     ``doc_text_nodes``: the document's text, in page order (each split into sentences);
-    ``images``: in page order, each a dict with ``image`` (PIL, or None when undecoded), ``url``
+    ``images``: in page order, each a dict with ``image`` (PIL, or None when undecoded) or
+    ``embedding`` (its CLIP image embedding from the score stage, L2-normalised), ``url``
     and optionally ``phash`` (hex or int; computed when missing) and ``faces`` (face boxes,
     copied to ``face_detections``), or a bare PIL image.
 
@@ -295,12 +332,13 @@ def assign_document(
 
     live = []
     for i, it in enumerate(items):
-        if it.get("image") is None:
+        if it.get("image") is None and it.get("embedding") is None:
             drop(i, NO_PIXELS)
         else:
             live.append(i)
     hashes = {i: items[i]["phash"] if items[i].get("phash") is not None
-              else phash_of(items[i]["image"]) for i in live}  # fmt: skip
+              else phash_of(items[i]["image"]) if items[i].get("image") is not None
+              else None for i in live}  # fmt: skip
     dup_of = phash_duplicates_within([hashes[i] for i in live], cfg.phash_max_distance)
     unique = []
     for i, d in zip(live, dup_of, strict=True):
@@ -309,8 +347,12 @@ def assign_document(
         else:
             drop(i, DUPLICATE_PHASH_IN_DOC, duplicate_of=live[d])
 
-    pixels = [items[i]["image"] for i in unique]
-    sim = similarity_matrix(scorer, pixels, sentences, cfg.batch_size)  # (unique, sentences)
+    if unique and all(items[i].get("embedding") is not None for i in unique):
+        embeddings = np.stack([items[i]["embedding"] for i in unique]).astype(np.float32)
+        sim = embedding_similarity(scorer, embeddings, sentences, cfg.batch_size)
+    else:
+        pixels = [items[i]["image"] for i in unique]
+        sim = similarity_matrix(scorer, pixels, sentences, cfg.batch_size)  # (unique, sentences)
     kept_rows = []
     for a in assign(sim, cfg.min_sim):
         i = unique[a.image]

@@ -115,6 +115,19 @@ class _Renderer:
         return f'<picture><source srcset="{src} 1x"><img{alt}></picture>'
 
 
+_SHOWS = ("This picture shows {}.", "Here you can see {}.", "The next image has {}.",
+          "In this photo: {}.", "Look closely and you will find {}.")  # fmt: skip
+
+
+def _description(sample: Sample, i: int) -> str:
+    """A sentence of the page that says what an English image shows, as real pages do near
+    their pictures (what mmc4 assigns images to); none for other samples. Uses no randomness,
+    so the layout is the same with or without it."""
+    if sample.language not in (None, "en") or not sample.caption_true:
+        return ""
+    return f"<p>{html.escape(_SHOWS[i % len(_SHOWS)].format(sample.caption_true))}</p>"
+
+
 def _paragraph(rng: random.Random, lang: str) -> str:
     return " ".join(rng.sample(text.SENTENCES[lang], rng.randint(1, 3)))
 
@@ -140,6 +153,8 @@ def _render_page(
             )
         else:
             body.append(f"<p>{html.escape(_paragraph(rng, lang))} {element}</p>")
+        if lang == "en":
+            body.append(_description(sample, i))
     titles = text.TITLES["en"]
     related = "".join(
         f'<li><a href="/pages/{j:03d}.html">{titles[j % len(titles)]}</a></li>'
