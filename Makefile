@@ -54,6 +54,7 @@ bench: venv
 	$(BIN)/python benchmarks/score.py --ceilings
 	$(BIN)/python benchmarks/dedup.py
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/docs.py
 
 clean:
 	rm -rf build out .pytest_cache
