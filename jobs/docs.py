@@ -83,6 +83,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     assign.add_argument("--output", "-o", required=True, help="folder for the interleaved shards")
     assign.add_argument("--docs-per-shard", type=int, default=100, help="(default: 100)")
     assign.add_argument("--device", default="cpu", help="where sentences are encoded (cpu, cuda)")
+    assign.add_argument("--report", default="",
+                        help="where report.html goes (default: OUTPUT/report.html)")  # fmt: skip
+    assign.add_argument("--no-report", dest="report", action="store_const", const=None,
+                        help="skip report.html")  # fmt: skip
     return parser
 
 
@@ -92,6 +96,25 @@ def read_docs(folder: str) -> list[dict]:
     base = storage.absolute(folder)
     inner = storage.join(base, "docs")
     return pq.read_table(inner if storage.exists(inner) else base).to_pylist()
+
+
+def funnel_of(docs: str, shards: str, scores: str) -> list[tuple[str, dict]]:
+    """The earlier stages' stats.json: extract (beside the docs folder, as `curate run` lays
+    it out), docs filter, download and score."""
+    import json
+    import os
+
+    base = storage.absolute(docs)
+    stages = [("extract", os.path.join(os.path.dirname(base.rstrip("/")), "extract"),
+               "WARC response record"), ("docs filter", base, "document"),
+              ("download", shards, "image URL"), ("score", scores, "downloaded image")]  # fmt: skip
+    found = []
+    for name, folder, unit in stages:
+        path = os.path.join(folder, "stats.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                found.append((name, {**json.load(f), "unit": unit}))
+    return found
 
 
 def run_images(args) -> int:
@@ -119,11 +142,19 @@ def run_assign(args, recipe) -> int:
                         device=args.device)  # fmt: skip
     docs = read_docs(args.docs)
     images = interleave.load_images(shards, scores)
-    kept, stats = interleave.assign_documents(docs, images, scorer, config)
+    kept, stats, image_rows = interleave.assign_documents(docs, images, scorer, config)
     output = storage.absolute(args.output)
     paths = interleave.write_interleaved(kept, images, output, args.docs_per_shard)
     model = {k: settings[k] for k in ("model", "pretrained")}
     result = interleave.write_stats(output, stats, recipe=recipe.ident, shards=len(paths), **model)
+    if args.report is not None:
+        from pipeline.docs.report import write_docs_report
+
+        report = args.report or storage.join(output, "report.html")
+        funnel = funnel_of(args.docs, shards, scores) + [("assign", {**result, "unit": "document"})]
+        write_docs_report(report, image_rows=image_rows, images=images, settings=settings,
+                          config=config, recipe=recipe, funnel=funnel)  # fmt: skip
+        print(f"  report: {report}")
     t = result["images"]
     print(f"docs assign ({recipe.ident}): {result['in']} documents in -> {result['kept']} kept "
           f"in {len(paths)} shards -> {args.output}")  # fmt: skip

@@ -9,6 +9,14 @@ Folders under ``--output``: ``extract/`` (pairs and documents), ``candidates/`` 
 text rules), ``shards/`` (downloaded), ``scores/`` (CLIP, NSFW, watermark, faces, embeddings),
 ``final/`` (the selected shards, manifest.json, uids.npy), and ``report.html``.
 
+A recipe with a ``docs:`` section (mmc4, mmc4-core, mmc4-ff, obelics) runs the interleaved road
+instead: extract -> filter (``curate docs filter``, then ``docs images``) -> download (the
+documents' images) -> score -> select (``curate docs assign``), into ``extract/``, ``docs/``,
+``shards/``, ``scores/``, ``interleaved/`` and ``report.html``:
+
+    curate run mmc4 --input crawl.warc.gz --output out/mmc4 \
+        --score-args "--model tiny-clip --pretrained miniweb"
+
 Every stage resumes: a rerun after a kill skips the files, shards and URLs already done, and
 ``--from``/``--to`` run part of the road. The recipe's ``download:``, ``score:`` and
 ``select:`` sections set each stage; ``--STAGE-args`` adds flags to one stage (they win).
@@ -20,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from jobs import docs as docs_job
 from jobs import download, extract, score
 from jobs import filter as filter_job
 from jobs import selection as select_job
@@ -29,6 +38,12 @@ from pipeline.recipe import RecipeError, bundled_recipes, load_recipe
 STAGES = ("extract", "filter", "download", "score", "select")
 FOLDERS = {"extract": "extract", "filter": "candidates", "download": "shards",
            "score": "scores", "select": "final"}  # fmt: skip
+DOC_FOLDERS = {**FOLDERS, "filter": "docs", "select": "interleaved"}
+
+
+def folders_of(recipe) -> dict[str, str]:
+    """The road's folders: the pair road's, or the interleaved road's for a docs recipe."""
+    return DOC_FOLDERS if recipe.docs is not None else FOLDERS
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -71,9 +86,33 @@ def score_flags(settings: dict) -> list[str]:
 
 
 def stage_argv(stage: str, args, out: Path) -> list[str]:
-    folder = {name: str(out / f) for name, f in FOLDERS.items()}
-    quiet = ["--no-progress"] if args.no_progress else []
     recipe = load_recipe(args.recipe)
+    folder = {name: str(out / f) for name, f in folders_of(recipe).items()}
+    quiet = ["--no-progress"] if args.no_progress else []
+    if recipe.docs is not None and stage != "extract":
+        argv = doc_stage_argv(stage, args, recipe, folder, out, quiet)
+    else:
+        argv = pair_stage_argv(stage, args, recipe, folder, out, quiet)
+    if stage == "download" and args.allow_private_network is not None:
+        argv += ["--allow-private-network", *args.allow_private_network]
+    return argv + shlex.split(getattr(args, f"{stage}_args"))
+
+
+def doc_stage_argv(stage, args, recipe, folder, out, quiet) -> list[str]:
+    images = str(Path(folder["filter"]) / "images.parquet")
+    return {
+        "filter": ["filter", "--input", folder["extract"], "--recipe", args.recipe,
+                   "--output", folder["filter"], *quiet],
+        "download": ["--input", images, "--output", folder["download"], "--recipe", args.recipe],
+        "score": ["--input", folder["download"], "--output", folder["score"],
+                  *score_flags(recipe.score), *quiet],
+        "select": ["assign", "--docs", folder["filter"], "--shards", folder["download"],
+                   "--scores", folder["score"], "--recipe", args.recipe,
+                   "--output", folder["select"], "--report", str(out / "report.html")],
+    }[stage]  # fmt: skip
+
+
+def pair_stage_argv(stage, args, recipe, folder, out, quiet) -> list[str]:
     argv = {
         "extract": ["--input", *args.input, "--output", folder["extract"], *quiet],
         "filter": ["--input", folder["extract"], "--recipe", args.recipe,
@@ -86,10 +125,23 @@ def stage_argv(stage: str, args, out: Path) -> list[str]:
                    "--recipe", args.recipe, "--output", folder["select"],
                    "--report", str(out / "report.html"), *quiet],
     }[stage]  # fmt: skip
-    if stage == "download" and args.allow_private_network is not None:
-        argv += ["--allow-private-network", *args.allow_private_network]
-    return argv + shlex.split(getattr(args, f"{stage}_args"))
+    return argv
 
+
+def docs_filter(argv: list[str], master: str) -> int:
+    """``curate docs filter``, then ``docs images`` (the download stage's input)."""
+    code = docs_job.main(argv, master)
+    folder = argv[argv.index("--output") + 1]
+    if code == 0:
+        code = docs_job.main(["images", "--input", folder, "--output",
+                              str(Path(folder) / "images.parquet")])  # fmt: skip
+    return code
+
+
+DOC_RUNNERS = {
+    "filter": docs_filter,
+    "select": lambda argv, master: docs_job.main(argv, master),
+}
 
 RUNNERS = {
     "extract": lambda argv, master: extract.main(argv, master),
@@ -103,7 +155,7 @@ RUNNERS = {
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        load_recipe(args.recipe)  # an unknown key fails here, before any work
+        recipe = load_recipe(args.recipe)  # an unknown key fails here, before any work
     except RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -116,34 +168,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    folders = folders_of(recipe)
+    runners = {**RUNNERS, **DOC_RUNNERS} if recipe.docs is not None else RUNNERS
+    done_marker = "images.parquet" if recipe.docs is not None else "stats.json"
     timings = []
     for n, stage in enumerate(stages, 1):
-        print(f"\n=== run [{n}/{len(stages)}] {stage} -> {out / FOLDERS[stage]}", flush=True)
+        print(f"\n=== run [{n}/{len(stages)}] {stage} -> {out / folders[stage]}", flush=True)
         started = time.monotonic()
-        if stage == "filter" and storage.exists(str(out / FOLDERS[stage] / "stats.json")):
-            print("filter: done before (its stats.json exists); skipped")
+        if stage == "filter" and storage.exists(str(out / folders[stage] / done_marker)):
+            print(f"filter: done before ({done_marker} exists); skipped")
             code = 0
         else:
-            code = RUNNERS[stage](stage_argv(stage, args, out), args.master)
+            code = runners[stage](stage_argv(stage, args, out), args.master)
         timings.append((stage, time.monotonic() - started))
         if code != 0:
             print(f"\nrun: {stage} failed (exit {code}); fix it and rerun the same command: the "
                   "stages done so far are kept", file=sys.stderr)  # fmt: skip
             return code
-    print(summary(out, timings, "select" in stages))
+    print(summary(out, timings, "select" in stages, folders))
     return 0
 
 
-def summary(out: Path, timings: list[tuple[str, float]], report: bool) -> str:
+def summary(out: Path, timings: list[tuple[str, float]], report: bool,
+            folders: dict[str, str] = FOLDERS) -> str:  # fmt: skip
     import json
 
     lines = ["", f"run: done in {sum(t for _, t in timings):.0f} s", ""]
     lines.append(f"  {'stage':<9} {'in':>8} {'kept':>8} {'seconds':>8}  folder")
     for stage, seconds in timings:
-        stats_file = out / FOLDERS[stage] / "stats.json"
+        stats_file = out / folders[stage] / "stats.json"
         stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
         lines.append(f"  {stage:<9} {stats.get('in', ''):>8} {stats.get('kept', ''):>8} "
-                     f"{seconds:>8.1f}  {out / FOLDERS[stage]}")  # fmt: skip
+                     f"{seconds:>8.1f}  {out / folders[stage]}")  # fmt: skip
     if report:
         lines.append(f"\n  report: {out / 'report.html'}")
     return "\n".join(lines)

@@ -1,5 +1,6 @@
-"""The mmc4 road on the mini web: extract -> docs filter -> docs images -> download (127.0.0.1)
--> score (the mini web's CLIP) -> docs assign -> interleaved shards read back by the loader."""
+"""`curate run mmc4` on the mini web: extract -> docs filter + docs images -> download
+(127.0.0.1) -> score (the mini web's CLIP) -> docs assign -> interleaved shards, read back by
+the loader, and report.html."""
 
 import json
 
@@ -9,10 +10,8 @@ import torch
 import yaml
 
 from jobs import cli
-from jobs import extract as extract_job
 from pipeline import miniweb
 from pipeline.docs.shards import InterleavedDataset
-from pipeline.extract import ExtractConfig
 from pipeline.miniweb.scenes import brace_pattern
 from pipeline.recipe import BUNDLED
 
@@ -37,37 +36,32 @@ def test_mmc4_road_on_the_mini_web(spark, miniweb_clip, tmp_path):
     recipe_path.write_text(yaml.safe_dump(recipe))
     port = miniweb.free_port()
     manifest = miniweb.build(tmp_path / "web", seed=0, port=port, n_shapes=30)
-    extract_job.run([str(tmp_path / "web" / miniweb.WARC_FILE)], str(tmp_path / "extract"),
-                    ExtractConfig(), progress=False)  # fmt: skip
-    run = lambda *argv: cli.main(list(argv))  # noqa: E731
-    assert run("docs", "filter", "-i", str(tmp_path / "extract"), "-r", str(recipe_path),
-               "-o", str(tmp_path / "docs"), "--no-progress") == 0  # fmt: skip
-    filtered = json.loads((tmp_path / "docs" / "stats.json").read_text())
+    out = tmp_path / "out"
+    with miniweb.serve(tmp_path / "web", port=port, slow_seconds=3):
+        crawl = str(tmp_path / "web" / miniweb.WARC_FILE)
+        code = cli.main([
+            "run", str(recipe_path), "--input", crawl, "--output", str(out), "--master",
+            "local[2]", "--no-progress", "--allow-private-network", f"127.0.0.1:{port}",
+            "--download-args", "--image-size 128 --processes 1 --threads 16 --timeout 2",
+            "--score-args", "--model tiny-clip --pretrained miniweb --device cpu "
+            "--watermark none --workers 1",
+        ])  # fmt: skip
+    assert code == 0
+    filtered = json.loads((out / "docs" / "stats.json").read_text())
     identities(filtered, "nodes", "text_nodes", "image_nodes")
     assert filtered["kept"] > 0
-    assert run("docs", "images", "-i", str(tmp_path / "docs"),
-               "-o", str(tmp_path / "images.parquet")) == 0  # fmt: skip
-    images = pq.read_table(tmp_path / "images.parquet")
+    images = pq.read_table(out / "docs" / "images.parquet")
     assert images.num_rows == filtered["image_nodes"]["kept"]
-    with miniweb.serve(tmp_path / "web", port=port, slow_seconds=3):
-        assert run("download", "-i", str(tmp_path / "images.parquet"), "-o",
-                   str(tmp_path / "shards"), "--allow-private-network", f"127.0.0.1:{port}",
-                   "--image-size", "128", "--processes", "1", "--threads", "16",
-                   "--timeout", "2") == 0  # fmt: skip
-    assert run("score", "-i", str(tmp_path / "shards"), "-o", str(tmp_path / "scores"),
-               "--model", "tiny-clip", "--pretrained", "miniweb", "--device", "cpu",
-               "--watermark", "none", "--workers", "1", "--no-progress") == 0  # fmt: skip
-    assert run("docs", "assign", "--docs", str(tmp_path / "docs"), "--shards",
-               str(tmp_path / "shards"), "--scores", str(tmp_path / "scores"), "-r",
-               str(recipe_path), "-o", str(tmp_path / "interleaved"),
-               "--docs-per-shard", "3") == 0  # fmt: skip
-    stats = json.loads((tmp_path / "interleaved" / "stats.json").read_text())
+    stats = json.loads((out / "interleaved" / "stats.json").read_text())
     identities(stats, "images")
     assert stats["in"] == filtered["kept"] and stats["images"]["in"] == images.num_rows
     assert stats["kept"] > 0 and stats["model"] == "tiny-clip"
+    html = (out / "report.html").read_text()
+    assert "docs filter" in html and "not_downloaded" in html
+    assert "clip_tiny_clip_sim" in html and "data:image/jpeg;base64" in html
 
     truth = {s.image_url: s for s in manifest.samples}
-    shards = brace_pattern(sorted(str(p) for p in (tmp_path / "interleaved").glob("*.tar")))
+    shards = brace_pattern(sorted(str(p) for p in (out / "interleaved").glob("*.tar")))
     docs = list(InterleavedDataset(shards, lambda image: torch.zeros(3, 8, 8)))
     assert len(docs) == stats["kept"]
     matched = right = 0

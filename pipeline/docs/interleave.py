@@ -96,24 +96,23 @@ def image_reason(image: dict | None, config: AssignConfig) -> str | None:
 
 
 def assign_one(doc: dict, images: dict[int, dict], scorer, config: AssignConfig):
-    """(record or None, the document's drop reason, Counter-like dict of image drop reasons)."""
+    """(record or None, the document's drop reason, one row per image node of the document:
+    ``image_index``, ``reason`` (None: kept), ``matched_sim``, ``sentence``)."""
     texts = [n["text"] for n in doc["nodes"] if n["type"] == "text" and n.get("text")]
     n_images = sum(n["type"] == "image" for n in doc["nodes"])
-    drops: dict[str, int] = defaultdict(int)
-    live = []
-    for k in range(n_images):
-        reason = image_reason(images.get(k), config)
-        if reason:
-            drops[reason] += 1
-        else:
-            live.append(k)
+    rows = [{"image_index": k, "reason": image_reason(images.get(k), config), "matched_sim": None,
+             "sentence": None} for k in range(n_images)]  # fmt: skip
+    live = [row["image_index"] for row in rows if row["reason"] is None]
     items = [{"embedding": images[k]["embedding"], "url": images[k]["url"],
               "phash": images[k]["phash"], "faces": images[k]["faces"]} for k in live]  # fmt: skip
     record = assign_document(texts, items, scorer, config, url=doc.get("page_url"))
     for d in record["dropped"]:
-        drops[d["reason"]] += 1
+        rows[live[d["position"]]]["reason"] = d["reason"]
     for info in record["image_info"]:
         info["position"] = live[info["position"]]  # the image's place in the page
+        row = rows[info["position"]]
+        row["matched_sim"] = info["matched_sim"]
+        row["sentence"] = record["text_list"][info["matched_text_index"]]
     reason = record["refused"] or (NO_IMAGES_LEFT if not record["image_info"] else None)
     if reason is None and config.faces == "drop_doc":
         if any(images[i["position"]]["face_count"] for i in record["image_info"]):
@@ -121,27 +120,32 @@ def assign_one(doc: dict, images: dict[int, dict], scorer, config: AssignConfig)
     if reason is None and config.core:
         reason = MMC4Core().filter(record)[1]
     if reason is not None:
-        drops[IN_DROPPED_DOC] += len(record["image_info"])
-        return None, reason, drops
-    return record, None, drops
+        for info in record["image_info"]:
+            rows[info["position"]]["reason"] = IN_DROPPED_DOC
+        return None, reason, rows
+    return record, None, rows
 
 
 def assign_documents(docs: list[dict], images: dict, scorer, config: AssignConfig):
-    """(kept ``(doc, record)`` pairs in input order, StageStats)."""
+    """(kept ``(doc, record)`` pairs in input order, StageStats, one row per image node of every
+    document: ``doc_id``, ``image_index``, ``reason``, ``matched_sim``, ``sentence``)."""
     stats = StageStats(STAGE)
     tally = stats.tally("images")
-    kept = []
+    kept, image_rows = [], []
     for doc in docs:
-        record, reason, drops = assign_one(doc, images.get(doc["doc_id"], {}), scorer, config)
-        for r, n in drops.items():
-            tally.drop(r, n)
+        record, reason, rows = assign_one(doc, images.get(doc["doc_id"], {}), scorer, config)
+        for row in rows:
+            if row["reason"] is None:
+                tally.keep()
+            else:
+                tally.drop(row["reason"])
+            image_rows.append({"doc_id": doc["doc_id"], **row})
         if record is None:
             stats.main.drop(reason)
         else:
             stats.main.keep()
-            tally.keep(len(record["image_info"]))
             kept.append((doc, record))
-    return kept, stats
+    return kept, stats, image_rows
 
 
 def write_interleaved(kept: list[tuple[dict, dict]], images: dict, output: str,
