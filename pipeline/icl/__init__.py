@@ -1,0 +1,1 @@
+"""In-context (few-shot) evaluation data: episodes built after Frozen's protocol."""
