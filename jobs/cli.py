@@ -30,7 +30,7 @@ COMMANDS = [
      partial(docs.main, default_master="local[*]")),
     ("train", train_job, "train a CLIP on shards (open_clip model, our loop; DDP under torchrun)",
      train_job.main),
-    ("eval", evaluate, "CLIP retrieval recall@1/5/10 and zero-shot accuracy of a checkpoint",
+    ("eval", evaluate, "CLIP retrieval and zero-shot; few-shot ICL episodes (Frozen protocol)",
      evaluate.main),
     ("compare", compare_job, "recipes side by side: select, train a CLIP on each, evaluate",
      compare_job.main),

@@ -63,6 +63,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                    help="prompt templates, one per line with {} for the class name (default: "
                    "'a photo of a {}.', 'a picture of a {}.', 'a {}.')")  # fmt: skip
     _common(z)
+    _icl_parser(sub)
     return parser
 
 
@@ -100,6 +101,8 @@ def run(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.task == "icl":
+        return icl_main(args)
     try:
         results = run(args)
     except (WeightsError, ValueError, OSError) as e:
@@ -143,6 +146,165 @@ def format_zeroshot(r: dict) -> str:
     for name, c in r["per_class"].items():
         lines.append(f"  {name:<{width}} {c['n']:>6}  {_pct(c['accuracy'])}")
     return "\n".join(lines)
+
+
+# --- icl -----------------------------------------------------------------------------------
+
+ICL_MODELS = ("clip-prototype", "chance", "oracle")
+
+
+def _icl_parser(sub) -> None:
+    i = sub.add_parser("icl", help="few-shot in-context learning: Frozen-style episodes",
+                       description="Few-shot episodes after Frozen's protocol (support images "
+                       "named with nonsense or real words, then a query to name), run through "
+                       "in-context learners; prints the Frozen-style table.")  # fmt: skip
+    source = i.add_mutually_exclusive_group(required=True)
+    source.add_argument("--shards", help="shard brace pattern (quote it); needs --label-field")
+    source.add_argument("--folder", help="folder with one subfolder of images per class")
+    source.add_argument("--episodes", metavar="FILE.jsonl",
+                        help="reuse saved episodes (an earlier run's episodes.jsonl); the grid "
+                        "flags are then ignored")  # fmt: skip
+    i.add_argument("--label-field", help="with --shards: the .json field holding the class")
+    i.add_argument(
+        "--ways",
+        type=int,
+        nargs="+",
+        default=[2, 5],
+        help="classes per episode, one column set each (default: 2 5)",
+    )
+    i.add_argument(
+        "--shots",
+        type=int,
+        nargs="+",
+        default=[1, 3, 5],
+        help="support images per class (inner shots) (default: 1 3 5)",
+    )
+    i.add_argument(
+        "--repeats",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="extra showings of the support set (default: 0)",
+    )
+    i.add_argument(
+        "--induction",
+        choices=("both", "on", "off"),
+        default="both",
+        help="task-induction sentence first: both settings, on or off (default: both)",
+    )
+    i.add_argument(
+        "--episodes-per-set", type=int, default=100, help="episodes drawn per column (default: 100)"
+    )
+    i.add_argument(
+        "--names",
+        choices=("nonsense", "real"),
+        default="nonsense",
+        help="bind classes to nonsense words or their real labels (default: nonsense)",
+    )
+    i.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="episode seed; also the chance model's seed (default: 0)",
+    )
+    i.add_argument("--models", nargs="+", choices=ICL_MODELS, default=["clip-prototype", "chance"],
+                   help="models to run: clip-prototype, chance, oracle (a harness check) "
+                   "(default: clip-prototype chance)")  # fmt: skip
+    i.add_argument(
+        "--clip-model",
+        help="for clip-prototype: open_clip model name or shipped config (tiny-clip)",
+    )
+    i.add_argument(
+        "--clip-pretrained", help="for clip-prototype: open_clip tag, weights file, or miniweb"
+    )
+    i.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    i.add_argument("--batch-size", type=int, default=64, help="images per CLIP batch (default: 64)")
+    i.add_argument(
+        "--output",
+        "-o",
+        help="folder for icl.md, icl.json and episodes.jsonl (and predictions.jsonl)",
+    )
+    i.add_argument(
+        "--predictions",
+        action="store_true",
+        help="also write every prediction to predictions.jsonl (needs --output)",
+    )
+
+
+def _icl_models(args) -> list:
+    from pipeline.icl import models as icl_models
+
+    out = []
+    for name in dict.fromkeys(args.models):
+        if name == "oracle":
+            out.append(icl_models.Oracle())
+        elif name == "chance":
+            out.append(icl_models.Chance(args.seed))
+        else:
+            if not args.clip_model or not args.clip_pretrained:
+                raise ValueError("clip-prototype needs --clip-model and --clip-pretrained")
+            from pipeline.score.clip import ClipScorer
+            from pipeline.score.stage import resolve_device
+
+            pretrained = None if args.clip_pretrained.lower() in NO_WEIGHTS else \
+                args.clip_pretrained  # fmt: skip
+            scorer = ClipScorer(model=args.clip_model, pretrained=pretrained,
+                                device=resolve_device(args.device))  # fmt: skip
+            out.append(icl_models.ClipPrototype(scorer, args.batch_size))
+    return out
+
+
+def run_icl(args) -> tuple[dict, dict]:
+    """Build (or read) the episode sets and evaluate the models: ``(results, sets)``."""
+    from pipeline.icl import episodes as ep
+    from pipeline.icl import evaluate as icl_eval
+
+    notes: list[str] = []
+    if args.episodes:
+        sets = icl_eval.group_episodes(ep.read_jsonl(args.episodes))
+    else:
+        if args.shards:
+            if not args.label_field:
+                raise ValueError("--shards needs --label-field (the .json field holding the class)")
+            from pipeline.train.evaluate import expand_shards
+
+            items = ep.shard_source(expand_shards(args.shards), args.label_field)
+        else:
+            items = ep.folder_source(args.folder)
+        inductions = {"both": (False, True), "on": (True,), "off": (False,)}[args.induction]
+        sets, notes = icl_eval.episode_grid(
+            items, ways=args.ways, inductions=inductions, shots=args.shots,
+            repeats=args.repeats, episodes=args.episodes_per_set, seed=args.seed,
+            names=args.names,
+        )  # fmt: skip
+    if not sets:
+        raise ValueError("no episode set could be built: " + "; ".join(notes))
+    results = icl_eval.evaluate(_icl_models(args), sets, predictions=args.predictions)
+    results["notes"] = notes
+    return results, sets
+
+
+def icl_main(args) -> int:
+    from pathlib import Path
+
+    from pipeline.icl import episodes as ep
+    from pipeline.icl import evaluate as icl_eval
+
+    try:
+        results, sets = run_icl(args)
+    except (WeightsError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for note in results["notes"]:
+        print(f"note: {note}")
+    print(icl_eval.frozen_table(results))
+    if args.output:
+        paths = icl_eval.write_results(results, args.output, predictions=args.predictions)
+        episodes_path = str(Path(args.output) / "episodes.jsonl")
+        ep.write_jsonl((e for episodes in sets.values() for e in episodes), episodes_path)
+        for kind, path in {**paths, "episodes": episodes_path}.items():
+            print(f"  {kind}: {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -45,8 +45,10 @@ def road(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("road")
     port = miniweb.free_port()
     manifest = miniweb.build(root / "web", seed=0, port=port, n_shapes=40)
-    config = DownloadConfig(image_size=64, processes=2, threads=16, samples_per_shard=50, timeout=2)
-    with miniweb.serve(root / "web", port=port, slow_seconds=6) as server:
+    # Slow URLs answer after 8 s, past the 4 s timeout; every other answer has 4 s, room enough
+    # on a loaded machine (2 s once timed out a plain image while other tests ran beside it).
+    config = DownloadConfig(image_size=64, processes=2, threads=16, samples_per_shard=50, timeout=4)
+    with miniweb.serve(root / "web", port=port, slow_seconds=8) as server:
         extract_job.run(
             [str(root / "web" / miniweb.WARC_FILE)],
             str(root / "extract"),

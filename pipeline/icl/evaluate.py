@@ -1,0 +1,175 @@
+"""Run in-context learners over sets of episodes and report Frozen-style tables.
+
+A *set* is one column of Frozen's tables, e.g. ``"2-way, induction, 1 shot, 0 repeats"``: the
+episodes of one setting. :func:`episode_grid` builds the sets of a grid of settings from a source,
+:func:`evaluate` runs every model on every set (accuracy = exact match after normalisation, with
+a 95% Wilson interval over episodes), :func:`frozen_table` renders the markdown table and
+:func:`write_results` writes ``icl.md``, ``icl.json`` and optionally ``predictions.jsonl``.
+"""
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+from pipeline.icl.episodes import Episode, EpisodeConfig, build_episodes, exact_match
+
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval for ``correct`` successes in ``n`` trials (95% by default).
+
+    ``centre = (p + z²/2n) / (1 + z²/n)``, ``half = z / (1 + z²/n) * sqrt(p(1-p)/n + z²/4n²)``
+    with ``p = correct / n``. Unlike the normal (Wald) interval it stays inside [0, 1] and is not
+    empty at 0% or 100%, which matters for a hundred episodes. ``n = 0`` gives ``(0, 1)``."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = correct / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    lo = 0.0 if correct == 0 else max(0.0, centre - half)  # exact at the ends (no rounding)
+    hi = 1.0 if correct == n else min(1.0, centre + half)
+    return lo, hi
+
+
+def set_name(settings: dict) -> str:
+    """The column name of a setting: ``"2-way, induction, 3 shots, 0 repeats"`` (``", fast-VQA"``
+    appended for fast-VQA, ``", real names"`` for real names)."""
+    shots = settings.get("inner_shots", 1)
+    name = (
+        f"{settings.get('ways')}-way, "
+        f"{'induction' if settings.get('task_induction') else 'no induction'}, "
+        f"{shots} shot{'' if shots == 1 else 's'}, {settings.get('repeats', 0)} repeats"
+    )
+    if settings.get("fast_vqa"):
+        name += ", fast-VQA"
+    if settings.get("names") == "real":
+        name += ", real names"
+    return name
+
+
+def group_episodes(episodes: Iterable[Episode]) -> dict[str, list[Episode]]:
+    """Saved episodes -> sets by :func:`set_name` of their settings, in order of appearance."""
+    sets: dict[str, list[Episode]] = {}
+    for episode in episodes:
+        sets.setdefault(set_name(episode.settings), []).append(episode)
+    return sets
+
+
+def episode_grid(
+    items: Iterable[dict],
+    ways: Iterable[int] = (2, 5),
+    inductions: Iterable[bool] = (False, True),
+    shots: Iterable[int] = (1, 3, 5),
+    repeats: Iterable[int] = (0,),
+    episodes: int = 100,
+    seed: int = 0,
+    names: str = "nonsense",
+) -> tuple[dict[str, list[Episode]], list[str]]:
+    """The sets of every combination of the settings, drawn from ``items`` (read once).
+
+    Returns ``(sets, notes)``: ``sets`` maps :func:`set_name` to its episodes (ways, then
+    induction, shots and repeats, in the given orders); a combination the source cannot support
+    (too few classes with ``shots + 1`` images) is skipped and explained in ``notes``."""
+    items = list(items)
+    sets: dict[str, list[Episode]] = {}
+    notes: list[str] = []
+    for w in ways:
+        for induction in inductions:
+            for s in shots:
+                for r in repeats:
+                    config = EpisodeConfig(ways=w, names=names, task_induction=induction,
+                                           inner_shots=s, repeats=r, episodes=episodes,
+                                           seed=seed)  # fmt: skip
+                    key = set_name({"ways": w, "task_induction": induction, "inner_shots": s,
+                                    "repeats": r, "names": names})  # fmt: skip
+                    try:
+                        sets[key] = build_episodes(items, config)
+                    except ValueError as e:
+                        notes.append(f"skipped {key}: {e}")
+    return sets, notes
+
+
+def evaluate(models, episode_sets: dict[str, list[Episode]], predictions: bool = False) -> dict:
+    """Every model's ``answer`` on every episode of every set.
+
+    Returns ``{"models": [names], "sets": [set names], "n": {set: episodes},
+    "results": {model: {set: {"correct", "n", "accuracy", "ci95": [lo, hi], "half_width"}}}}``
+    and, with ``predictions``, ``"predictions"``: one dict per model and episode
+    (``model, set, episode, prediction, answer, correct``). ``accuracy`` is the share of exact
+    matches after :func:`~pipeline.icl.episodes.normalise` (``None`` for an empty set);
+    ``ci95`` is the 95% Wilson interval (:func:`wilson_interval`) and ``half_width`` half its
+    width (the interval is not symmetric about the accuracy near 0 or 1)."""
+    models = list(models)
+    out: dict = {
+        "models": [m.name for m in models],
+        "sets": list(episode_sets),
+        "n": {k: len(v) for k, v in episode_sets.items()},
+        "results": {},
+    }
+    rows = []
+    for model in models:
+        per_set = out["results"].setdefault(model.name, {})
+        for key, episodes in episode_sets.items():
+            correct = 0
+            for episode in episodes:
+                prediction = model.answer(episode)
+                hit = exact_match(prediction, episode.answer)
+                correct += hit
+                if predictions:
+                    rows.append({"model": model.name, "set": key, "episode": episode.id,
+                                 "prediction": prediction, "answer": episode.answer,
+                                 "correct": hit})  # fmt: skip
+            n = len(episodes)
+            lo, hi = wilson_interval(correct, n)
+            per_set[key] = {
+                "correct": correct,
+                "n": n,
+                "accuracy": correct / n if n else None,
+                "ci95": [lo, hi],
+                "half_width": (hi - lo) / 2,
+            }
+    if predictions:
+        out["predictions"] = rows
+    return out
+
+
+def frozen_table(results: dict) -> str:
+    """Markdown: one row per model, one column per set, cells ``"acc ± half-width"`` in percent
+    (the 95% Wilson interval's half width); a last row gives the episodes per set."""
+    sets = results["sets"]
+    lines = [
+        "| model | " + " | ".join(sets) + " |",
+        "|---|" + "---:|" * len(sets),
+    ]
+    for model in results["models"]:
+        cells = []
+        for key in sets:
+            r = results["results"][model].get(key)
+            if r is None or r["accuracy"] is None:
+                cells.append("-")
+            else:
+                cells.append(f"{100 * r['accuracy']:.1f} ± {100 * r['half_width']:.1f}")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines.append("| n | " + " | ".join(str(results["n"][k]) for k in sets) + " |")
+    return "\n".join(lines)
+
+
+def write_results(results: dict, folder, predictions: bool = False) -> dict[str, str]:
+    """``folder/icl.md`` (the table), ``folder/icl.json`` (the results without predictions) and,
+    with ``predictions`` (and predictions in the results), ``folder/predictions.jsonl``.
+    Returns the paths written, by kind."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"table": str(folder / "icl.md"), "results": str(folder / "icl.json")}
+    Path(paths["table"]).write_text(frozen_table(results) + "\n")
+    summary = {k: v for k, v in results.items() if k != "predictions"}
+    Path(paths["results"]).write_text(json.dumps(summary, indent=2) + "\n")
+    if predictions and "predictions" in results:
+        paths["predictions"] = str(folder / "predictions.jsonl")
+        with open(paths["predictions"], "w") as f:
+            for row in results["predictions"]:
+                f.write(json.dumps(row) + "\n")
+    return paths
