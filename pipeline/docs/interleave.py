@@ -164,10 +164,7 @@ def write_interleaved(kept: list[tuple[dict, dict]], images: dict, output: str,
             for info in record["image_info"]:
                 image = images[doc["doc_id"]][info["position"]]
                 wanted[image["shard"]][image["index"]] = (doc["doc_id"], info["position"])
-        data = {}
-        for shard, by_index in wanted.items():
-            for index, sample in shard_io.samples(shard, by_index.__contains__):
-                data[by_index[index]] = shard_io.image_bytes(sample)
+        data = shard_io.images_at(wanted)
         write_doc_shard(path, [
             {"record": record, "doc_id": doc["doc_id"], "page_url": doc.get("page_url"),
              "warc_path": doc.get("warc_path"), "warc_record_id": doc.get("warc_record_id"),

@@ -46,11 +46,7 @@ def write_docs_report(
             known = images.get(row["doc_id"], {}).get(row["image_index"])
             if known:
                 wanted.setdefault(known["shard"], {})[known["index"]] = row["uid"]
-        found = {}
-        for shard, by_index in wanted.items():
-            for index, sample in shard_io.samples(shard, by_index.__contains__):
-                found[by_index[index]] = shard_io.image_bytes(sample)
-        return found
+        return shard_io.images_at(wanted)
 
     notes = [f"Images of the documents the docs filter kept, one row each; a kept image's caption "
              f"is the sentence it was assigned to (mmc4's bipartite matching), its "

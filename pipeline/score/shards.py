@@ -84,6 +84,16 @@ def image_bytes(sample: dict) -> bytes:
     return next((sample[ext] for ext in IMAGE_EXTENSIONS if sample.get(ext)), b"")
 
 
+def images_at(wanted: dict[str, dict[int, object]]) -> dict[object, bytes]:
+    """``{shard path: {sample index: name}}`` -> ``{name: image bytes}``, each shard read once,
+    skipping the samples not asked for without reading their bytes."""
+    found = {}
+    for shard, by_index in wanted.items():
+        for index, sample in samples(shard, by_index.__contains__):
+            found[by_index[index]] = image_bytes(sample)
+    return found
+
+
 class ShardStream(torch.utils.data.IterableDataset):
     """The samples of several shards, one shard after the other, each turned into a dict by
     ``work(index, sample)`` in the worker processes, with ``shard`` (its position in

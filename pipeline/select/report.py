@@ -75,16 +75,14 @@ def write_selection_report(path, table: pa.Table, recipe, settings, facts, funne
 
     def images(rows: list[dict]) -> dict[str, bytes]:
         wanted: dict[str, dict] = {}
-        for row in rows:
-            wanted.setdefault(row["shard"], {})[row["index"]] = row
+        for i, row in enumerate(rows):
+            wanted.setdefault(storage.join(shards, f"{row['shard']}.tar"), {})[row["index"]] = i
         found = {}
-        for shard, by_index in wanted.items():
-            path = storage.join(shards, f"{shard}.tar")
-            for index, sample in shard_io.samples(path, by_index.__contains__):
-                row, data = by_index[index], shard_io.image_bytes(sample)
-                if config.faces == "blur" and row.get("face_count"):
-                    data, _ = blur_faces(data, json.loads(row["face_boxes"] or "[]"))
-                found[row["uid"]] = data
+        for i, data in shard_io.images_at(wanted).items():
+            row = rows[i]
+            if config.faces == "blur" and row.get("face_count"):
+                data, _ = blur_faces(data, json.loads(row["face_boxes"] or "[]"))
+            found[row["uid"]] = data
         return found
 
     write_report(
