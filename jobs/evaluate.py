@@ -150,7 +150,7 @@ def format_zeroshot(r: dict) -> str:
 
 # --- icl -----------------------------------------------------------------------------------
 
-ICL_MODELS = ("clip-prototype", "chance", "oracle")
+ICL_MODELS = ("frozen", "blind", "clip-prototype", "chance", "oracle")
 
 
 def _icl_parser(sub) -> None:
@@ -208,8 +208,15 @@ def _icl_parser(sub) -> None:
         help="episode seed; also the chance model's seed (default: 0)",
     )
     i.add_argument("--models", nargs="+", choices=ICL_MODELS, default=["clip-prototype", "chance"],
-                   help="models to run: clip-prototype, chance, oracle (a harness check) "
+                   help="models to run: frozen (needs --frozen), blind (the same LM without "
+                   "the images), clip-prototype, chance, oracle (a harness check) "
                    "(default: clip-prototype chance)")  # fmt: skip
+    i.add_argument("--frozen", metavar="FINAL.pt",
+                   help="for frozen: the weights of `curate train frozen` (OUTPUT/final.pt)")
+    i.add_argument("--lm", default="smollm2",
+                   help="for blind without --frozen: the causal LM (smollm2, a Hugging Face "
+                   "name or folder); with --frozen, blind uses the frozen model's LM "
+                   "(default: smollm2)")  # fmt: skip
     i.add_argument(
         "--clip-model",
         help="for clip-prototype: open_clip model name or shipped config (tiny-clip)",
@@ -229,14 +236,33 @@ def _icl_parser(sub) -> None:
         action="store_true",
         help="also write every prediction to predictions.jsonl (needs --output)",
     )
+    i.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _icl_models(args) -> list:
     from pipeline.icl import models as icl_models
+    from pipeline.score.stage import resolve_device
 
-    out = []
-    for name in dict.fromkeys(args.models):
-        if name == "oracle":
+    out, frozen = [], None
+    names = list(dict.fromkeys(args.models))
+    if "frozen" in names:
+        if not args.frozen:
+            raise ValueError("the frozen model needs --frozen (OUTPUT/final.pt of train frozen)")
+        from pipeline.icl.frozen import FrozenModel
+
+        frozen = FrozenModel.load(args.frozen, device=resolve_device(args.device))
+    for name in names:
+        if name in ("frozen", "blind"):
+            from pipeline.icl.frozen import BlindICL, FrozenICL, PrefixLM
+            from pipeline.icl.lm import load_causal_lm
+
+            if name == "frozen":
+                out.append(FrozenICL(frozen))
+            else:
+                lm = frozen.lm if frozen else PrefixLM(*load_causal_lm(args.lm,
+                                                       resolve_device(args.device)))  # fmt: skip
+                out.append(BlindICL(lm))
+        elif name == "oracle":
             out.append(icl_models.Oracle())
         elif name == "chance":
             out.append(icl_models.Chance(args.seed))
@@ -244,7 +270,6 @@ def _icl_models(args) -> list:
             if not args.clip_model or not args.clip_pretrained:
                 raise ValueError("clip-prototype needs --clip-model and --clip-pretrained")
             from pipeline.score.clip import ClipScorer
-            from pipeline.score.stage import resolve_device
 
             pretrained = None if args.clip_pretrained.lower() in NO_WEIGHTS else \
                 args.clip_pretrained  # fmt: skip
@@ -279,7 +304,8 @@ def run_icl(args) -> tuple[dict, dict]:
         )  # fmt: skip
     if not sets:
         raise ValueError("no episode set could be built: " + "; ".join(notes))
-    results = icl_eval.evaluate(_icl_models(args), sets, predictions=args.predictions)
+    results = icl_eval.evaluate(_icl_models(args), sets, predictions=args.predictions,
+                                progress=not args.no_progress)  # fmt: skip
     results["notes"] = notes
     return results, sets
 
@@ -289,15 +315,17 @@ def icl_main(args) -> int:
 
     from pipeline.icl import episodes as ep
     from pipeline.icl import evaluate as icl_eval
+    from pipeline.icl.lm import LanguageModelError
 
     try:
         results, sets = run_icl(args)
-    except (WeightsError, ValueError, OSError) as e:
+    except (WeightsError, LanguageModelError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for note in results["notes"]:
         print(f"note: {note}")
     print(icl_eval.frozen_table(results))
+    print(icl_eval.speed_line(results))
     if args.output:
         paths = icl_eval.write_results(results, args.output, predictions=args.predictions)
         episodes_path = str(Path(args.output) / "episodes.jsonl")

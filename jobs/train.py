@@ -1,4 +1,6 @@
-"""Train a CLIP on WebDataset shards (``curate train clip``): open_clip's model and ClipLoss,
+"""Train models on curated shards: ``curate train clip`` and ``curate train frozen``.
+
+``curate train clip`` trains a CLIP on WebDataset shards: open_clip's model and ClipLoss,
 our loop (pipeline/train/clip.py): resampled shards, a shuffle buffer, AdamW with warmup and
 cosine, AMP on CUDA, gradient accumulation, checkpoints with exact resume, metrics.jsonl.
 
@@ -13,6 +15,15 @@ cosine, AMP on CUDA, gradient accumulation, checkpoints with exact resume, metri
 to a JSON model config in open_clip's format. Running the same command again resumes from
 ``OUTPUT/checkpoints/latest.pt``. ``OUTPUT/final.pt`` loads in ``curate score --model MODEL
 --pretrained OUTPUT/final.pt``, ``curate eval`` and ``open_clip.create_model_and_transforms``.
+
+``curate train frozen`` trains a Frozen-style model (pipeline/train/frozen.py): the vision tower
+and a linear map to prefix embeddings of a frozen causal LM (SmolLM2-135M by default), on caption
+shards or, with ``--interleaved``, on interleaved document shards:
+
+    curate train frozen --shards 'out/scenes/{00000..00007}.tar' --output runs/frozen \
+        --steps 300 --batch-size 16 --device cpu
+    curate eval icl --shards 'out/heldout/00000.tar' --label-field color \
+        --models frozen blind clip-prototype chance --frozen runs/frozen/final.pt
 """
 
 import argparse
@@ -22,7 +33,8 @@ import sys
 from jobs.options import add_config_flags, config_from_args
 from pipeline.train.clip import TrainConfig, train
 
-MODELS = ("clip",)
+MODELS = ("clip", "frozen")
+NO_WEIGHTS = ("none", "null", "random")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -34,11 +46,41 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                           description=__doc__,
                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_config_flags(clip, TrainConfig)
+    from pipeline.train.frozen import FrozenTrainConfig
+
+    frozen = sub.add_parser("frozen", help="a Frozen-style model: vision -> prefix of a frozen LM",
+                            description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    add_config_flags(frozen, FrozenTrainConfig)
     return parser
+
+
+def main_frozen(args) -> int:
+    from pipeline.icl.lm import LanguageModelError
+    from pipeline.score.clip import WeightsError
+    from pipeline.train.frozen import FrozenTrainConfig
+    from pipeline.train.frozen import train as train_frozen
+
+    config = config_from_args(FrozenTrainConfig, args)
+    if str(config.clip_pretrained).lower() in NO_WEIGHTS:
+        config.clip_pretrained = None
+    try:
+        summary = train_frozen(config)
+    except (ValueError, FileNotFoundError, WeightsError, LanguageModelError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=1))
+    print(
+        f"train frozen: {summary['steps']} steps, loss {summary['first_loss']:.3f} -> "
+        f"{summary['loss']:.3f}, {summary['seconds']:.0f} s; weights: {summary['final']}"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.what == "frozen":
+        return main_frozen(args)
     config = config_from_args(TrainConfig, args)
     if not config.shards:
         print("error: --shards is required (a brace pattern such as 'DIR/{00000..00009}.tar')",

@@ -9,6 +9,7 @@ a 95% Wilson interval over episodes), :func:`frozen_table` renders the markdown 
 
 import json
 import math
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -92,7 +93,10 @@ def episode_grid(
     return sets, notes
 
 
-def evaluate(models, episode_sets: dict[str, list[Episode]], predictions: bool = False) -> dict:
+def evaluate(
+    models, episode_sets: dict[str, list[Episode]], predictions: bool = False,
+    progress: bool = False,
+) -> dict:  # fmt: skip
     """Every model's ``answer`` on every episode of every set.
 
     Returns ``{"models": [names], "sets": [set names], "n": {set: episodes},
@@ -101,17 +105,24 @@ def evaluate(models, episode_sets: dict[str, list[Episode]], predictions: bool =
     (``model, set, episode, prediction, answer, correct``). ``accuracy`` is the share of exact
     matches after :func:`~pipeline.icl.episodes.normalise` (``None`` for an empty set);
     ``ci95`` is the 95% Wilson interval (:func:`wilson_interval`) and ``half_width`` half its
-    width (the interval is not symmetric about the accuracy near 0 or 1)."""
+    width (the interval is not symmetric about the accuracy near 0 or 1). ``speed`` holds each
+    model's ``seconds`` and ``episodes_per_s`` (answering only; loading the model is not in it)."""
+    from tqdm import tqdm
+
     models = list(models)
     out: dict = {
         "models": [m.name for m in models],
         "sets": list(episode_sets),
         "n": {k: len(v) for k, v in episode_sets.items()},
         "results": {},
+        "speed": {},
     }
     rows = []
+    total = sum(out["n"].values())
     for model in models:
         per_set = out["results"].setdefault(model.name, {})
+        started = time.perf_counter()
+        bar = tqdm(total=total, desc=f"icl {model.name}", disable=not progress, unit="episode")
         for key, episodes in episode_sets.items():
             correct = 0
             for episode in episodes:
@@ -122,6 +133,7 @@ def evaluate(models, episode_sets: dict[str, list[Episode]], predictions: bool =
                     rows.append({"model": model.name, "set": key, "episode": episode.id,
                                  "prediction": prediction, "answer": episode.answer,
                                  "correct": hit})  # fmt: skip
+                bar.update(1)
             n = len(episodes)
             lo, hi = wilson_interval(correct, n)
             per_set[key] = {
@@ -131,6 +143,10 @@ def evaluate(models, episode_sets: dict[str, list[Episode]], predictions: bool =
                 "ci95": [lo, hi],
                 "half_width": (hi - lo) / 2,
             }
+        bar.close()
+        seconds = time.perf_counter() - started
+        out["speed"][model.name] = {"seconds": seconds,
+                                    "episodes_per_s": total / seconds if seconds > 0 else None}
     if predictions:
         out["predictions"] = rows
     return out
@@ -155,6 +171,15 @@ def frozen_table(results: dict) -> str:
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines.append("| n | " + " | ".join(str(results["n"][k]) for k in sets) + " |")
     return "\n".join(lines)
+
+
+def speed_line(results: dict) -> str:
+    """``"episodes/s: frozen 3.1, chance 51000"``: answering speed per model."""
+    parts = []
+    for model, speed in results.get("speed", {}).items():
+        rate = speed.get("episodes_per_s")
+        parts.append(f"{model} {rate:.3g}" if rate else f"{model} -")
+    return "episodes/s: " + ", ".join(parts)
 
 
 def write_results(results: dict, folder, predictions: bool = False) -> dict[str, str]:
