@@ -161,6 +161,10 @@ def _icl_parser(sub) -> None:
     source = i.add_mutually_exclusive_group(required=True)
     source.add_argument("--shards", help="shard brace pattern (quote it); needs --label-field")
     source.add_argument("--folder", help="folder with one subfolder of images per class")
+    source.add_argument("--frozen-tasks", metavar="FOLDER",
+                        help="Frozen's released tasks (open_ended_mi, real_name_mi, fast_vqa "
+                        "files and their *_all_questions.json), evaluated as released; the grid "
+                        "flags are then ignored")  # fmt: skip
     source.add_argument("--episodes", metavar="FILE.jsonl",
                         help="reuse saved episodes (an earlier run's episodes.jsonl); the grid "
                         "flags are then ignored")  # fmt: skip
@@ -287,6 +291,9 @@ def run_icl(args) -> tuple[dict, dict]:
     notes: list[str] = []
     if args.episodes:
         sets = icl_eval.group_episodes(ep.read_jsonl(args.episodes))
+    elif args.frozen_tasks:
+        episodes, notes = ep.frozen_episodes(args.frozen_tasks)
+        sets = icl_eval.group_episodes(episodes)
     else:
         if args.shards:
             if not args.label_field:

@@ -13,6 +13,7 @@ from pipeline.icl.episodes import (
     build_episodes,
     exact_match,
     folder_source,
+    frozen_episodes,
     frozen_source,
     load_image,
     normalise,
@@ -21,6 +22,7 @@ from pipeline.icl.episodes import (
     shard_source,
     write_jsonl,
 )
+from pipeline.icl.evaluate import set_name
 from pipeline.miniweb.scenes import write_scene_shards
 
 
@@ -217,3 +219,44 @@ def test_frozen_layout_parser(tmp_path):
     assert items[f"{prefix}_id_1_question.jpg"]["label"] == "wug"
     lone = items["fast_vqa_shots_3_ways_2_id_7_image_1.jpg"]
     assert lone["label"] == "" and lone["attributes"]["task"] == "fast_vqa"
+
+
+def test_frozen_released_questions_become_episodes(tmp_path):
+    def image(name, colour="white"):
+        Image.new("RGB", (8, 8), colour).save(tmp_path / name)
+
+    prefix = "open_ended_mi_shots_1_ways_2"
+    for x in (0, 1, 2):
+        for i in (1, 0):
+            image(f"{prefix}_id_{x}_image_{i}.jpg")
+        if x != 2:  # question 2 lost its query image
+            image(f"{prefix}_id_{x}_question.jpg")
+    (tmp_path / f"{prefix}_all_questions.json").write_text(json.dumps([
+        {"id": 0, "caption_0": "This is a dax.", "caption_1": "This is a blicket.",
+         "answer": "blicket"},
+        {"id": 1, "caption_0": "This is a wug.", "caption_1": "This is a zorb.", "answer": ""},
+        {"id": 2, "caption_0": "This is a dax.", "caption_1": "This is a wug.", "answer": "dax"},
+    ]))  # fmt: skip
+    vqa = "fast_vqa_shots_1_ways_2"
+    for i in (0, 1):
+        image(f"{vqa}_id_5_image_{i}.jpg")
+    image(f"{vqa}_id_5_question.jpg")
+    (tmp_path / f"{vqa}_all_questions.json").write_text(json.dumps([
+        {"id": 5, "captions": ["This is a dax.", "This is a blicket."],
+         "question": "Q: What colour is the dax? A:", "answer": "red"},
+    ]))  # fmt: skip
+    episodes, notes = frozen_episodes(tmp_path)
+    assert sorted(notes) == ["skipped 1 Frozen question(s): no answer",
+                             "skipped 1 Frozen question(s): no question image"]  # fmt: skip
+    by_id = {e.id: e for e in episodes}
+    open_ended = by_id["open_ended_mi-1-2-0"]
+    assert [s["name"] for s in open_ended.support] == ["dax", "blicket"]  # by position
+    assert open_ended.support[0]["ref"].endswith("_id_0_image_0.jpg")
+    assert open_ended.answer == "blicket" and open_ended.candidates == ["dax", "blicket"]
+    assert open_ended.query.endswith("_id_0_question.jpg") and open_ended.question is None
+    assert prompt_sequence(open_ended)[-1] == "Q: What is this? A: This is a"
+    assert set_name(open_ended.settings) == "2-way, no induction, 1 shot, 0 repeats"
+    fast = by_id["fast_vqa-1-2-5"]
+    assert fast.question == "What colour is the dax?" and fast.answer == "red"
+    assert prompt_sequence(fast)[-1] == "Q: What colour is the dax? A:"
+    assert set_name(fast.settings).endswith("fast-VQA")

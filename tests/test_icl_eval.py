@@ -138,6 +138,28 @@ def test_cli_end_to_end_on_scene_shards(tmp_path, capsys):
     assert "clip-prototype needs --clip-model" in capsys.readouterr().err
 
 
+def test_cli_on_frozen_released_tasks(tmp_path, capsys):
+    from PIL import Image
+
+    prefix = "open_ended_mi_shots_1_ways_2"
+    questions = []
+    for x in range(4):
+        for name in (f"{prefix}_id_{x}_image_0", f"{prefix}_id_{x}_image_1",
+                     f"{prefix}_id_{x}_question"):  # fmt: skip
+            Image.new("RGB", (8, 8), "gray").save(tmp_path / f"{name}.jpg")
+        questions.append({"id": x, "caption_0": "This is a dax.", "caption_1": "This is a wug.",
+                          "answer": "wug" if x % 2 else "dax"})  # fmt: skip
+    (tmp_path / f"{prefix}_all_questions.json").write_text(json.dumps(questions))
+    out = tmp_path / "icl"
+    argv = ["icl", "--frozen-tasks", str(tmp_path), "--models", "oracle", "chance",
+            "--output", str(out), "--no-progress"]  # fmt: skip
+    assert eval_job.main(argv) == 0
+    assert "| oracle | 100.0 ± " in capsys.readouterr().out
+    assert json.loads((out / "icl.json").read_text())["n"] == {
+        "2-way, no induction, 1 shot, 0 repeats": 4
+    }
+
+
 @pytest.mark.slow
 def test_clip_prototype_far_above_chance_on_colours(miniweb_clip):
     """The mini web's CLIP as a prototype learner on 2-way, 1-shot episodes over the held-out

@@ -175,6 +175,63 @@ def frozen_source(folder) -> Iterator[dict]:
         yield {"ref": str(file), "label": label, "attributes": attributes}
 
 
+def frozen_episodes(folder) -> tuple[list["Episode"], list[str]]:
+    """Frozen's released questions as episodes, exactly as released (no drawing): the items of
+    :func:`frozen_source` grouped by ``(task, shots, ways, id)``; the support images in the order
+    of their position, each named by its caption's name; the query is the question image and the
+    answer its label. ``fast_vqa`` tasks keep their question (a leading ``"Q:"`` and trailing
+    ``"A:"`` taken off, since :func:`prompt_sequence` adds them); the others ask "What is this?".
+    ``settings`` has ``task``, ``ways``, ``inner_shots``, ``repeats`` 0, ``task_induction``
+    False, ``names`` (``real`` for ``real_name_*`` tasks) and ``fast_vqa``, so the episodes
+    group into sets by :func:`pipeline.icl.evaluate.group_episodes`.
+
+    Returns ``(episodes, notes)``; a question without a query image, a support image, an answer
+    or (fast-VQA) a question is skipped and counted in ``notes``."""
+    groups: dict[tuple, dict] = {}
+    for item in frozen_source(folder):
+        a = item["attributes"]
+        group = groups.setdefault((a["task"], a["shots"], a["ways"], a["id"]),
+                                  {"support": [], "query": None})  # fmt: skip
+        if a["position"] == "question":
+            group["query"] = item
+        else:
+            group["support"].append(item)
+    episodes, skipped = [], {}
+    for (task, shots, ways, qid), group in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        query = group["query"]
+        support = sorted(group["support"], key=lambda item: item["attributes"]["position"])
+        fast_vqa = "vqa" in task
+        question = (query or {}).get("attributes", {}).get("question")
+        reason = (
+            "no question image" if query is None
+            else "no support image" if not support
+            else "no answer" if not query["label"]
+            else "a support image without a caption" if any(not i["label"] for i in support)
+            else "no question" if fast_vqa and not question
+            else None
+        )  # fmt: skip
+        if reason:
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        if fast_vqa:
+            question = re.sub(r"^\s*Q:\s*|\s*A:\s*$", "", question).strip()
+        names = list(dict.fromkeys(item["label"] for item in support))
+        settings = {"task": task, "ways": ways, "inner_shots": shots, "repeats": 0,
+                    "task_induction": False, "fast_vqa": fast_vqa,
+                    "names": "real" if task.startswith("real_name") else "nonsense"}  # fmt: skip
+        episodes.append(
+            Episode(
+                id=f"{task}-{shots}-{ways}-{qid}", settings=settings,
+                support=[{"ref": i["ref"], "name": i["label"]} for i in support],
+                query=query["ref"], query_name=query["label"] if not fast_vqa else "",
+                answer=query["label"], candidates=names,
+                question=question if fast_vqa else None,
+            )  # fmt: skip
+        )
+    notes = [f"skipped {n} Frozen question(s): {reason}" for reason, n in sorted(skipped.items())]
+    return episodes, notes
+
+
 def load_image(ref: str):
     """The PIL image (RGB) of a ref: a file path, or ``"shard.tar#key"`` (``key.jpg``, ``.jpeg``,
     ``.png`` or ``.webp`` inside the tar)."""
