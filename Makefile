@@ -59,6 +59,7 @@ bench: venv
 	$(BIN)/python benchmarks/dedup.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/docs.py
+	$(BIN)/python benchmarks/icl.py
 
 clean:
 	rm -rf build out .pytest_cache
