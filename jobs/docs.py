@@ -16,9 +16,9 @@ images to sentences as mmc4 does (bipartite matching on CLIP similarity, from th
 image embeddings; best similarity >= 0.15), drops in-document pHash duplicates, documents with no
 image left, with faces (``faces: drop_doc``, mmc4-ff) or outside mmc4-core (``core: true``), and
 writes OUTPUT/NNNNN.tar: one sample per document, mmc4's json (``text_list``, ``image_info``,
-``similarity_matrix``, provenance) and its images ``0.jpg``, ``1.jpg``... in order
-(``pipeline.docs.shards.InterleavedDataset`` reads them back as text with ``<image>``
-placeholders and image tensors), and OUTPUT/stats.json.
+``similarity_matrix``, ``could_have_url_duplicate``, provenance) and its images ``0.jpg``,
+``1.jpg``... in order (``pipeline.docs.shards.InterleavedDataset`` reads them back as text with
+``<image>`` placeholders and image tensors), and OUTPUT/stats.json.
 
 The filter step:
 Reads the extract stage's ``docs/`` parquet (each page's text and image nodes in order) and

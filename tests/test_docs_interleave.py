@@ -93,6 +93,18 @@ def test_image_rules_and_dropped_documents(scorer):
     assert not kept and stats.to_dict()["dropped"] == {"faces": 1}
 
 
+def test_could_have_url_duplicate_marks_pages_seen_twice(scorer):
+    rng = np.random.default_rng(2)
+    docs = [document(d, ["A red circle."], 1) for d in ("a", "b", "c", "d")]
+    docs[1]["page_url"] = docs[0]["page_url"]  # the same page in two snapshots
+    docs[3]["page_url"] = None
+    images = {d["doc_id"]: {0: image(rng)} for d in docs}
+    kept, stats, rows = assign_documents(docs, images, scorer, AssignConfig(min_sim=-1.0))
+    check(stats, rows, docs)
+    flags = {doc["doc_id"]: record["could_have_url_duplicate"] for doc, record in kept}
+    assert flags == {"a": 1, "b": 1, "c": 0, "d": 0}
+
+
 def test_image_table_carries_doc_and_position():
     table = image_table([document("a", ["t"], 2), document("b", [], 1)])
     assert table.to_pylist() == [

@@ -309,7 +309,7 @@ def assign_document(
     ``duplicate_of``, a position, for duplicates); ``refused`` is None or the reason the whole
     document was refused (more than ``max_images`` images or ``max_sentences`` sentences),
     decided before any image is hashed or encoded. mmc4's ``could_have_url_duplicate`` needs the
-    whole corpus and is left to the caller."""
+    whole corpus: ``pipeline.docs.interleave.assign_documents`` sets it."""
     cfg = config or AssignConfig()
     items = [_image_fields(it) for it in images]
     sentences = [

@@ -21,7 +21,7 @@ documents) in == kept + dropped by reason, an image of a dropped document counte
 import glob
 import json
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import pyarrow as pa
@@ -128,10 +128,15 @@ def assign_one(doc: dict, images: dict[int, dict], scorer, config: AssignConfig)
 
 def assign_documents(docs: list[dict], images: dict, scorer, config: AssignConfig):
     """(kept ``(doc, record)`` pairs in input order, StageStats, one row per image node of every
-    document: ``doc_id``, ``image_index``, ``reason``, ``matched_sim``, ``sentence``)."""
+    document: ``doc_id``, ``image_index``, ``reason``, ``matched_sim``, ``sentence``).
+
+    Each kept record gets mmc4's ``could_have_url_duplicate``: 1 when another of ``docs`` (the
+    whole corpus the stage is given) has the same page URL, as when Common Crawl captured a
+    page in several snapshots, else 0. It is a field of the document, not of its images."""
     stats = StageStats(STAGE)
     tally = stats.tally("images")
     kept, image_rows = [], []
+    page_urls = Counter(doc.get("page_url") for doc in docs if doc.get("page_url"))
     for doc in docs:
         record, reason, rows = assign_one(doc, images.get(doc["doc_id"], {}), scorer, config)
         for row in rows:
@@ -144,6 +149,7 @@ def assign_documents(docs: list[dict], images: dict, scorer, config: AssignConfi
             stats.main.drop(reason)
         else:
             stats.main.keep()
+            record["could_have_url_duplicate"] = int(page_urls[doc.get("page_url")] > 1)
             kept.append((doc, record))
     return kept, stats, image_rows
 

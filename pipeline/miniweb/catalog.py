@@ -34,6 +34,7 @@ class Catalog:
 
     base: str  # http://127.0.0.1:PORT
     rng: random.Random
+    seed: int = 0  # of ``rng``; pages seed their filler text's generators from it
     samples: list[Sample] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
 
@@ -205,7 +206,7 @@ def _foreign(cat: Catalog) -> None:
 
 def make_catalog(seed: int, base: str, n_shapes: int = 200) -> Catalog:
     """Every sample of the mini web, in id order, with the files to serve."""
-    cat = Catalog(base, random.Random(seed))
+    cat = Catalog(base, random.Random(seed), seed)
     photos = _photos(cat)
     shape_samples = _shapes(cat, n_shapes)
     originals = [(*photos[name], copy) for name in _COPIED_PHOTOS for copy in _COPIES]

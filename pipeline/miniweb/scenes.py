@@ -65,3 +65,24 @@ def brace_pattern(paths: list[str]) -> str:
     if len(paths) == 1:
         return str(first)
     return str(first.parent / f"{{{first.stem}..{last.stem}}}{first.suffix}")
+
+
+def write_shape_classes(
+    folder, per_class: int = 20, seed: int = 0, color: str = "white", background: str = "black",
+    size: int = 128,
+) -> list[str]:  # fmt: skip
+    """One subfolder per shape kind (``circle/``, ``square/``, ...), each with ``per_class``
+    pictures of one shape of that kind at a random place and size, all in one ``color`` on one
+    ``background``: classes that differ by shape alone, for few-shot episodes
+    (:func:`pipeline.icl.episodes.folder_source`). Returns the class folders."""
+    folder = Path(folder)
+    rng = random.Random(seed)
+    out = []
+    for kind in shapes.KINDS:
+        (folder / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            scene = shapes.make_scene(rng, [(kind, color, 1)], background, size=(size, size))
+            with atomic_open(str(folder / kind / f"{i:04d}.png"), "wb") as f:
+                shapes.draw(scene).save(f, format="PNG")
+        out.append(str(folder / kind))
+    return out
