@@ -211,6 +211,10 @@ def _icl_parser(sub) -> None:
         default=0,
         help="episode seed; also the chance model's seed (default: 0)",
     )
+    i.add_argument("--fast-vqa", metavar="ATTRIBUTE",
+                   help="fast-VQA episodes: after the named support set, ask for this attribute "
+                   "of the named object (e.g. color, with --shards and a .json field of that "
+                   "name; the mini web's scenes have color and kind)")  # fmt: skip
     i.add_argument("--models", nargs="+", choices=ICL_MODELS, default=["clip-prototype", "chance"],
                    help="models to run: frozen (needs --frozen), blind (the same LM without "
                    "the images), clip-prototype, chance, oracle (a harness check) "
@@ -300,14 +304,15 @@ def run_icl(args) -> tuple[dict, dict]:
                 raise ValueError("--shards needs --label-field (the .json field holding the class)")
             from pipeline.train.evaluate import expand_shards
 
-            items = ep.shard_source(expand_shards(args.shards), args.label_field)
+            attributes = [args.fast_vqa] if args.fast_vqa else []
+            items = ep.shard_source(expand_shards(args.shards), args.label_field, attributes)
         else:
             items = ep.folder_source(args.folder)
         inductions = {"both": (False, True), "on": (True,), "off": (False,)}[args.induction]
         sets, notes = icl_eval.episode_grid(
             items, ways=args.ways, inductions=inductions, shots=args.shots,
             repeats=args.repeats, episodes=args.episodes_per_set, seed=args.seed,
-            names=args.names,
+            names=args.names, fast_vqa=args.fast_vqa,
         )  # fmt: skip
     if not sets:
         raise ValueError("no episode set could be built: " + "; ".join(notes))

@@ -138,6 +138,25 @@ def test_cli_end_to_end_on_scene_shards(tmp_path, capsys):
     assert "clip-prototype needs --clip-model" in capsys.readouterr().err
 
 
+def test_cli_fast_vqa_on_scene_shards(tmp_path, capsys):
+    (shard,) = write_scene_shards(tmp_path / "scenes", 80, seed=6, per_shard=80, min_side=48)
+    out = tmp_path / "icl"
+    argv = ["icl", "--shards", shard, "--label-field", "kind", "--fast-vqa", "color",
+            "--ways", "2", "--shots", "1", "--induction", "off", "--episodes-per-set", "20",
+            "--models", "oracle", "chance", "--output", str(out), "--no-progress"]  # fmt: skip
+    assert eval_job.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "2-way, no induction, 1 shot, 0 repeats, fast-VQA" in printed
+    results = json.loads((out / "icl.json").read_text())["results"]
+    (key,) = results["oracle"]
+    assert results["oracle"][key]["accuracy"] == 1.0
+    assert results["chance"][key]["accuracy"] == 0.0  # it answers names, never a colour
+    episodes = read_jsonl(out / "episodes.jsonl")
+    colours = {"red", "green", "blue", "yellow", "orange", "purple", "white", "black"}
+    assert all(e.question.startswith("What colour is the ") for e in episodes)
+    assert all(e.answer in colours and e.query_name in e.candidates for e in episodes)
+
+
 def test_cli_on_frozen_released_tasks(tmp_path, capsys):
     from PIL import Image
 

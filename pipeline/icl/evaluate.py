@@ -68,12 +68,15 @@ def episode_grid(
     episodes: int = 100,
     seed: int = 0,
     names: str = "nonsense",
+    fast_vqa: str | None = None,
 ) -> tuple[dict[str, list[Episode]], list[str]]:
     """The sets of every combination of the settings, drawn from ``items`` (read once).
 
     Returns ``(sets, notes)``: ``sets`` maps :func:`set_name` to its episodes (ways, then
     induction, shots and repeats, in the given orders); a combination the source cannot support
-    (too few classes with ``shots + 1`` images) is skipped and explained in ``notes``."""
+    (too few classes with ``shots + 1`` images) is skipped and explained in ``notes``.
+    ``fast_vqa``: an attribute (e.g. ``"color"``) to ask about instead of the name (fast-VQA
+    episodes; only items whose ``attributes`` have it)."""
     items = list(items)
     sets: dict[str, list[Episode]] = {}
     notes: list[str] = []
@@ -83,9 +86,11 @@ def episode_grid(
                 for r in repeats:
                     config = EpisodeConfig(ways=w, names=names, task_induction=induction,
                                            inner_shots=s, repeats=r, episodes=episodes,
-                                           seed=seed)  # fmt: skip
+                                           seed=seed, fast_vqa=fast_vqa is not None,
+                                           attribute=fast_vqa or "color")  # fmt: skip
                     key = set_name({"ways": w, "task_induction": induction, "inner_shots": s,
-                                    "repeats": r, "names": names})  # fmt: skip
+                                    "repeats": r, "names": names,
+                                    "fast_vqa": fast_vqa is not None})  # fmt: skip
                     try:
                         sets[key] = build_episodes(items, config)
                     except ValueError as e:
