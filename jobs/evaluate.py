@@ -220,14 +220,19 @@ def _icl_parser(sub) -> None:
                    "the images), clip-prototype, chance, oracle (a harness check) "
                    "(default: clip-prototype chance)")  # fmt: skip
     i.add_argument("--frozen", metavar="FINAL.pt",
-                   help="for frozen: the weights of `curate train frozen` (OUTPUT/final.pt)")
+                   help="for frozen: the weights of `curate train frozen` (OUTPUT/final.pt); "
+                   "the blind, clip-prototype (on the frozen model's CLIP unless --clip-model "
+                   "is given) and chance baselines are then added")  # fmt: skip
+    i.add_argument("--no-baselines", action="store_true",
+                   help="with frozen: run only the models named in --models")
     i.add_argument("--lm", default="smollm2",
                    help="for blind without --frozen: the causal LM (smollm2, a Hugging Face "
                    "name or folder); with --frozen, blind uses the frozen model's LM "
                    "(default: smollm2)")  # fmt: skip
     i.add_argument(
         "--clip-model",
-        help="for clip-prototype: open_clip model name or shipped config (tiny-clip)",
+        help="for clip-prototype: open_clip model name or shipped config (tiny-clip); "
+        "default with --frozen: the frozen model's",
     )
     i.add_argument(
         "--clip-pretrained", help="for clip-prototype: open_clip tag, weights file, or miniweb"
@@ -259,6 +264,12 @@ def _icl_models(args) -> list:
         from pipeline.icl.frozen import FrozenModel
 
         frozen = FrozenModel.load(args.frozen, device=resolve_device(args.device))
+        if not args.no_baselines:  # Frozen's model is always reported beside its baselines
+            names += [b for b in ("blind", "clip-prototype", "chance") if b not in names]
+    clip_model, clip_pretrained = args.clip_model, args.clip_pretrained
+    if frozen is not None and not clip_model:  # the prototype on the frozen model's own CLIP
+        clip_model = frozen.config.clip_model
+        clip_pretrained = clip_pretrained or str(frozen.config.clip_pretrained)
     for name in names:
         if name in ("frozen", "blind"):
             from pipeline.icl.frozen import BlindICL, FrozenICL, PrefixLM
@@ -275,13 +286,12 @@ def _icl_models(args) -> list:
         elif name == "chance":
             out.append(icl_models.Chance(args.seed))
         else:
-            if not args.clip_model or not args.clip_pretrained:
+            if not clip_model or not clip_pretrained:
                 raise ValueError("clip-prototype needs --clip-model and --clip-pretrained")
             from pipeline.score.clip import ClipScorer
 
-            pretrained = None if args.clip_pretrained.lower() in NO_WEIGHTS else \
-                args.clip_pretrained  # fmt: skip
-            scorer = ClipScorer(model=args.clip_model, pretrained=pretrained,
+            pretrained = None if clip_pretrained.lower() in NO_WEIGHTS else clip_pretrained
+            scorer = ClipScorer(model=clip_model, pretrained=pretrained,
                                 device=resolve_device(args.device))  # fmt: skip
             out.append(icl_models.ClipPrototype(scorer, args.batch_size))
     return out

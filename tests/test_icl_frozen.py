@@ -163,10 +163,12 @@ def test_eval_icl_prints_the_table_for_frozen_and_blind(scenes, tmp_path, capsys
     ])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
-    for row in ("| frozen |", "| blind |", "| chance |", "episodes/s: frozen"):
+    for row in ("| frozen |", "| blind |", "| chance |", "| clip-prototype |",
+                "episodes/s: frozen"):  # fmt: skip
         assert row in printed
     results = json.loads((out / "icl.json").read_text())
-    assert results["models"] == ["frozen", "blind", "chance"]
+    # the baselines come with the frozen model (clip-prototype on its own CLIP) unasked
+    assert results["models"] == ["frozen", "blind", "chance", "clip-prototype"]
     assert results["speed"]["frozen"]["episodes_per_s"] > 0
 
 
