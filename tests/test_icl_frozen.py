@@ -47,6 +47,10 @@ def test_smollm2_comes_from_the_wheel_and_is_frozen():
     assert (cache_home() / "lm" / smollm2_gguf().stem / "config.json").exists()  # converted once
     ids = tokenizer("This is a dax.", return_tensors="pt").input_ids
     assert model(ids).logits.shape[-1] >= len(tokenizer) - 1
+    # any causal LM by folder (here the converted one) loads the same way, frozen
+    again, _ = load_causal_lm(str(cache_home() / "lm" / smollm2_gguf().stem))
+    assert torch.equal(again.lm_head.weight, model.lm_head.weight)
+    assert not any(p.requires_grad for p in again.parameters())
 
 
 def test_training_lowers_the_loss_and_leaves_the_lm_untouched(scenes, tmp_path):
