@@ -28,7 +28,7 @@ COMMANDS = [
      run.main),
     ("docs", docs, "interleaved documents: OBELICS / mmc4 node, document and image-URL filters",
      partial(docs.main, default_master="local[*]")),
-    ("train", train_job, "train a CLIP on shards (open_clip model, our loop; DDP under torchrun)",
+    ("train", train_job, "train a CLIP (DDP under torchrun) or a Frozen-style model on shards",
      train_job.main),
     ("eval", evaluate, "CLIP retrieval and zero-shot; few-shot ICL episodes (Frozen protocol)",
      evaluate.main),
