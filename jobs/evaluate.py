@@ -19,10 +19,9 @@ import argparse
 import json
 import sys
 
+from jobs.options import weights_or_none
 from pipeline import storage
 from pipeline.score.clip import WeightsError
-
-NO_WEIGHTS = ("none", "null", "")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -81,7 +80,7 @@ def run(args) -> dict:
     from pipeline.score.stage import resolve_device
     from pipeline.train import evaluate as ev
 
-    pretrained = None if args.pretrained.lower() in NO_WEIGHTS else args.pretrained
+    pretrained = weights_or_none(args.pretrained)
     if args.task == "zeroshot" and args.shards and not args.label_field:
         raise ValueError("--shards needs --label-field (the .json field holding the class)")
     templates = ev.load_templates(args.templates_file) if args.task == "zeroshot" and \
@@ -290,7 +289,7 @@ def _icl_models(args) -> list:
                 raise ValueError("clip-prototype needs --clip-model and --clip-pretrained")
             from pipeline.score.clip import ClipScorer
 
-            pretrained = None if clip_pretrained.lower() in NO_WEIGHTS else clip_pretrained
+            pretrained = weights_or_none(clip_pretrained)
             scorer = ClipScorer(model=clip_model, pretrained=pretrained,
                                 device=resolve_device(args.device))  # fmt: skip
             out.append(icl_models.ClipPrototype(scorer, args.batch_size))

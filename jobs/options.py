@@ -5,6 +5,13 @@ import argparse
 import dataclasses
 import types
 
+NO_WEIGHTS = ("none", "null", "", "random")  # what --pretrained-style flags take for None
+
+
+def weights_or_none(value: str | None) -> str | None:
+    """A weights flag's value, or None for random weights (``none``, ``null``, ``random``)."""
+    return None if value is None or str(value).lower() in NO_WEIGHTS else value
+
 
 def _value_type(annotation):
     """``str | None`` -> ``str``, ``str | list[str]`` -> ``str``: the type a flag's text

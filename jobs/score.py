@@ -23,7 +23,7 @@ task (``spark.task.resource.gpu.amount=1``), or on ``--device`` when Spark assig
 import argparse
 import sys
 
-from jobs.options import add_config_flags, config_from_args
+from jobs.options import add_config_flags, config_from_args, weights_or_none
 from pipeline import storage
 from pipeline.score.clip import WeightsError
 from pipeline.score.heads import HeadError
@@ -106,8 +106,7 @@ def score_with_spark(shards, output, config, master=None, conf=None, progress=Tr
 def main(argv: list[str] | None = None, default_master: str | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(ScoreConfig, args)
-    if config.pretrained in ("none", "null", ""):
-        config.pretrained = None
+    config.pretrained = weights_or_none(config.pretrained)
     shards = list_shards(args.input)
     if not shards:
         print(f"error: no .tar shards in {args.input}", file=sys.stderr)

@@ -30,11 +30,10 @@ import argparse
 import json
 import sys
 
-from jobs.options import add_config_flags, config_from_args
+from jobs.options import add_config_flags, config_from_args, weights_or_none
 from pipeline.train.clip import TrainConfig, train
 
 MODELS = ("clip", "frozen")
-NO_WEIGHTS = ("none", "null", "random")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -62,8 +61,7 @@ def main_frozen(args) -> int:
     from pipeline.train.frozen import train as train_frozen
 
     config = config_from_args(FrozenTrainConfig, args)
-    if str(config.clip_pretrained).lower() in NO_WEIGHTS:
-        config.clip_pretrained = None
+    config.clip_pretrained = weights_or_none(config.clip_pretrained)
     try:
         summary = train_frozen(config)
     except (ValueError, FileNotFoundError, WeightsError, LanguageModelError) as e:

@@ -1,14 +1,22 @@
 """Files on any filesystem fsspec knows (local paths, s3://, hdfs://, ...): input expansion,
 atomic writes (temporary name, then rename), and done markers."""
 
+import os
 import posixpath
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 
 import fsspec
 import pyarrow.parquet as pq
 
 LISTING_SUFFIXES = (".paths", ".paths.gz", ".txt", ".txt.gz", ".lst")
+
+
+def cache_home() -> Path:
+    """Where curate keeps what it makes once and reuses (the mini web's CLIP, the converted
+    language model): ``$CURATE_CACHE``, default ``~/.cache/curate``."""
+    return Path(os.environ.get("CURATE_CACHE") or Path.home() / ".cache" / "curate")
 
 
 class InputError(ValueError):

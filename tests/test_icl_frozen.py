@@ -14,8 +14,9 @@ from pipeline.docs.shards import write_doc_shard
 from pipeline.icl.episodes import EpisodeConfig, build_episodes, shard_source
 from pipeline.icl.evaluate import evaluate
 from pipeline.icl.frozen import BlindICL, FrozenConfig, FrozenICL, FrozenModel, answer_text
-from pipeline.icl.lm import cache_home, load_causal_lm, smollm2_gguf
+from pipeline.icl.lm import load_causal_lm, smollm2_gguf
 from pipeline.miniweb.scenes import write_scene_shards
+from pipeline.storage import cache_home
 from pipeline.train.frozen import FrozenTrainConfig, make_loader, train
 
 pytestmark = pytest.mark.slow

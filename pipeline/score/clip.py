@@ -9,7 +9,6 @@ file, ``miniweb`` (the mini web's CLIP: ``tiny-clip`` trained by ``curate demo``
 ``None`` for random weights. Missing weights fail before any work, saying how to supply them.
 """
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +30,9 @@ class WeightsError(RuntimeError):
 def miniweb_home() -> Path:
     """Where the mini web's CLIP is trained and kept: ``$CURATE_CACHE/miniweb-clip``
     (default ``~/.cache/curate/miniweb-clip``)."""
-    cache = os.environ.get("CURATE_CACHE") or Path.home() / ".cache" / "curate"
-    return Path(cache) / "miniweb-clip"
+    from pipeline.storage import cache_home
+
+    return cache_home() / "miniweb-clip"
 
 
 def miniweb_weights() -> Path:

@@ -234,6 +234,15 @@ def _save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop the ``metrics.jsonl`` lines past ``step``, the checkpoint a run resumes from (a run
+    killed after its last checkpoint logged steps it will do again)."""
+    if path.exists():
+        lines = [ln for ln in path.read_text().splitlines()
+                 if ln and json.loads(ln)["step"] <= step]  # fmt: skip
+        path.write_text("".join(ln + "\n" for ln in lines))
+
+
 def _device(name: str, local_rank: int = 0) -> str:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -322,13 +331,8 @@ def train(config: TrainConfig) -> dict:
         scaler.load_state_dict(ckpt["scaler"])
         step = ckpt["step"]
         _set_rng_state(ckpt["rng"])
-    if lead and metrics_path.exists():  # drop lines past the checkpoint (a run killed after it)
-        lines = [
-            ln
-            for ln in metrics_path.read_text().splitlines()
-            if ln and json.loads(ln)["step"] <= step
-        ]
-        metrics_path.write_text("".join(ln + "\n" for ln in lines))
+    if lead:
+        trim_metrics(metrics_path, step)
 
     def checkpoint(path_step: bool) -> None:
         if not lead:

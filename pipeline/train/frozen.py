@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.icl.frozen import FrozenConfig, FrozenModel
-from pipeline.train.clip import _device, _save, lr_at, param_groups
+from pipeline.train.clip import _device, _save, lr_at, param_groups, trim_metrics
 
 RESUME_KEYS = ("shards", "interleaved", "batch_size", "lr", "seed") + tuple(
     f.name for f in fields(FrozenConfig)
@@ -149,10 +149,7 @@ def train(config: FrozenTrainConfig, model: FrozenModel | None = None) -> dict:
         model.load_state_dict(ckpt["state"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
-    if metrics_path.exists():  # drop lines past the checkpoint (a run killed after it)
-        lines = [ln for ln in metrics_path.read_text().splitlines()
-                 if ln and json.loads(ln)["step"] <= step]  # fmt: skip
-        metrics_path.write_text("".join(ln + "\n" for ln in lines))
+    trim_metrics(metrics_path, step)
 
     def checkpoint() -> None:
         _save({"state": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
