@@ -44,12 +44,12 @@ demo: venv
 	$(BIN)/curate demo --output out/demo
 
 test: venv
-	$(BIN)/ruff check pipeline jobs schemas tests benchmarks
+	$(BIN)/ruff check pipeline jobs schemas miniweb tests benchmarks setup.py
 	$(BIN)/python -m pytest tests
 
 lint: venv
-	$(BIN)/ruff check pipeline jobs schemas tests benchmarks
-	$(BIN)/ruff format --check pipeline jobs schemas tests benchmarks
+	$(BIN)/ruff check pipeline jobs schemas miniweb tests benchmarks setup.py
+	$(BIN)/ruff format --check pipeline jobs schemas miniweb tests benchmarks setup.py
 
 bench: venv
 	$(BIN)/python benchmarks/extract.py

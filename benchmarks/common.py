@@ -45,7 +45,7 @@ def start_spark():
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    from jobs import spark as spark_util
+    from vlcurate.jobs import spark as spark_util
 
     return spark_util.session("bench", spark_master())
 

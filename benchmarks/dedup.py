@@ -17,7 +17,7 @@ Rows, each in its own spawned process so that memory peaks do not mix: wall seco
 process's RSS high-water mark (``ru_maxrss``), total and above its RSS once the embeddings are
 loaded (what the method itself adds).
 
-(a) IVF: ``pipeline.select.dedup.semantic_duplicates(index="ivf")`` over every row, with
+(a) IVF: ``vlcurate.pipeline.select.dedup.semantic_duplicates(index="ivf")`` over every row, with
     ``ivf_lists(rows)`` lists (4,000 at 1M), one row per ``--nprobes`` value (8, 16, 32; 16 is
     the default). ``build s`` is ``build_index`` inside it (k-means on 64 points per list, then
     add), timed by wrapping it; the rest is the search and the decision.
@@ -47,7 +47,7 @@ import faiss
 import numpy as np
 from common import WORK, load_line, write_json
 
-from pipeline.select import dedup
+from vlcurate.pipeline.select import dedup
 
 FOLDER = WORK / "select"
 CHUNK = 65_536  # rows generated at a time
@@ -98,8 +98,13 @@ def make_embeddings(rows: int, dim: int, copy_fraction: float, seed: int) -> dic
     stem = FOLDER / f"embeddings-{rows}-{dim}-{seed}"
     np.save(f"{stem}.npy", vectors)
     np.save(f"{stem}-rank.npy", rank)
-    return {"vectors": f"{stem}.npy", "rank": f"{stem}-rank.npy", "pairs": pairs,
-            "copies": copies, "groups": len(sizes)}  # fmt: skip
+    return {
+        "vectors": f"{stem}.npy",
+        "rank": f"{stem}-rank.npy",
+        "pairs": pairs,
+        "copies": copies,
+        "groups": len(sizes),
+    }
 
 
 # --- measurements, each in its own process -----------------------------------------------------
@@ -143,9 +148,16 @@ def measure_ivf(data: dict, queries: np.ndarray, nprobe: int, args) -> dict:
         dedup.build_index = build_index
     peak = peak_rss_bytes()
     similarities, ids = built["index"].search(query_vectors, args.neighbors + 1)
-    return {"seconds": seconds, "build_seconds": built["seconds"], "peak": peak,
-            "loaded": loaded, "duplicate_of": duplicate_of, "similarities": similarities,
-            "ids": ids, "lists": built["index"].nlist}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "build_seconds": built["seconds"],
+        "peak": peak,
+        "loaded": loaded,
+        "duplicate_of": duplicate_of,
+        "similarities": similarities,
+        "ids": ids,
+        "lists": built["index"].nlist,
+    }
 
 
 def measure_flat(data: dict, queries: np.ndarray, args) -> dict:
@@ -158,8 +170,14 @@ def measure_flat(data: dict, queries: np.ndarray, args) -> dict:
     start = time.perf_counter()
     similarities, ids = index.search(query_vectors, args.neighbors + 1)
     search = time.perf_counter() - start
-    return {"build_seconds": build, "search_seconds": search, "peak": peak_rss_bytes(),
-            "loaded": loaded, "similarities": similarities, "ids": ids}  # fmt: skip
+    return {
+        "build_seconds": build,
+        "search_seconds": search,
+        "peak": peak_rss_bytes(),
+        "loaded": loaded,
+        "similarities": similarities,
+        "ids": ids,
+    }
 
 
 def in_own_process(fn, *fn_args):
@@ -214,22 +232,42 @@ def measure_all(args) -> tuple[list[Row], dict]:
     rng = np.random.default_rng(args.seed + 1)
     queries = np.sort(rng.choice(rows, min(args.queries, rows), replace=False))
     rank = np.load(data["rank"])
-    print(f"{rows:,} x {args.dim} embeddings, {data['copies']:,} planted copies of "
-          f"{data['groups']:,} sources; {len(queries):,} queries; faiss {faiss.__version__}, "
-          f"{faiss.omp_get_max_threads()} threads", file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"{rows:,} x {args.dim} embeddings, {data['copies']:,} planted copies of "
+        f"{data['groups']:,} sources; {len(queries):,} queries; faiss {faiss.__version__}, "
+        f"{faiss.omp_get_max_threads()} threads",
+        file=sys.stderr,
+        flush=True,
+    )
 
     flat = in_own_process(measure_flat, data, queries, args)
     exact_pairs = close_pairs(queries, flat["similarities"], flat["ids"], args.min_cosine, rows)
     exact_drop = dropped(queries, flat["similarities"], flat["ids"], rank, args.min_cosine)
     scale = rows / len(queries)
     table = [
-        Row("b", f"flat, exact: build + {len(queries):,} queries measured", rows, len(queries),
-            flat["build_seconds"] + flat["search_seconds"], flat["build_seconds"],
-            gb(flat["peak"]), gb(flat["peak"] - flat["loaded"]), dropped=int(exact_drop.sum())),
-        Row("b", f"flat, exact: extrapolated from {len(queries):,} queries", rows, 0,
-            flat["build_seconds"] + flat["search_seconds"] * scale, flat["build_seconds"],
-            gb(flat["peak"]), gb(flat["peak"] - flat["loaded"]), extrapolated=True),
-    ]  # fmt: skip
+        Row(
+            "b",
+            f"flat, exact: build + {len(queries):,} queries measured",
+            rows,
+            len(queries),
+            flat["build_seconds"] + flat["search_seconds"],
+            flat["build_seconds"],
+            gb(flat["peak"]),
+            gb(flat["peak"] - flat["loaded"]),
+            dropped=int(exact_drop.sum()),
+        ),
+        Row(
+            "b",
+            f"flat, exact: extrapolated from {len(queries):,} queries",
+            rows,
+            0,
+            flat["build_seconds"] + flat["search_seconds"] * scale,
+            flat["build_seconds"],
+            gb(flat["peak"]),
+            gb(flat["peak"] - flat["loaded"]),
+            extrapolated=True,
+        ),
+    ]
     print(f"flat done: {table[-1].seconds:,.0f} s extrapolated", file=sys.stderr, flush=True)
     worse = np.where(rank[data["pairs"][:, 0]] > rank[data["pairs"][:, 1]], 0, 1)
     worse_of_pair = data["pairs"][np.arange(len(worse)), worse]
@@ -237,17 +275,32 @@ def measure_all(args) -> tuple[list[Row], dict]:
         ivf = in_own_process(measure_ivf, data, queries, nprobe, args)
         ivf_pairs = close_pairs(queries, ivf["similarities"], ivf["ids"], args.min_cosine, rows)
         ivf_drop = ivf["duplicate_of"][queries] >= 0
-        row = Row("a", f"IVF {ivf['lists']:,} lists, nprobe {nprobe}", rows, 0, ivf["seconds"],
-                  ivf["build_seconds"], gb(ivf["peak"]), gb(ivf["peak"] - ivf["loaded"]),
-                  pair_recall=float(np.isin(exact_pairs, ivf_pairs).mean()),
-                  agreement=float((ivf_drop == exact_drop).mean()),
-                  planted_resolved=float((ivf["duplicate_of"][worse_of_pair] >= 0).mean()),
-                  dropped=int((ivf["duplicate_of"] >= 0).sum()), nprobe=nprobe)  # fmt: skip
+        row = Row(
+            "a",
+            f"IVF {ivf['lists']:,} lists, nprobe {nprobe}",
+            rows,
+            0,
+            ivf["seconds"],
+            ivf["build_seconds"],
+            gb(ivf["peak"]),
+            gb(ivf["peak"] - ivf["loaded"]),
+            pair_recall=float(np.isin(exact_pairs, ivf_pairs).mean()),
+            agreement=float((ivf_drop == exact_drop).mean()),
+            planted_resolved=float((ivf["duplicate_of"][worse_of_pair] >= 0).mean()),
+            dropped=int((ivf["duplicate_of"] >= 0).sum()),
+            nprobe=nprobe,
+        )
         table.append(row)
         print(f"IVF nprobe {nprobe} done: {row.seconds:,.0f} s", file=sys.stderr, flush=True)
-    facts = {"copies": data["copies"], "groups": data["groups"], "queries": len(queries),
-             "exact_pairs": len(exact_pairs), "exact_dropped": int(exact_drop.sum()),
-             "faiss": faiss.__version__, "threads": faiss.omp_get_max_threads()}  # fmt: skip
+    facts = {
+        "copies": data["copies"],
+        "groups": data["groups"],
+        "queries": len(queries),
+        "exact_pairs": len(exact_pairs),
+        "exact_dropped": int(exact_drop.sum()),
+        "faiss": faiss.__version__,
+        "threads": faiss.omp_get_max_threads(),
+    }
     if not args.keep:
         os.remove(data["vectors"])
         os.remove(data["rank"])
@@ -258,8 +311,10 @@ def measure_all(args) -> tuple[list[Row], dict]:
 
 
 def format_table(table: list[Row], facts: dict) -> str:
-    head = (f"{'row':<56} {'queries':>9} {'seconds':>8} {'build s':>8} {'peak GB':>8} "
-            f"{'+GB':>6} {'pair recall':>11} {'agree':>7} {'planted':>8}")  # fmt: skip
+    head = (
+        f"{'row':<56} {'queries':>9} {'seconds':>8} {'build s':>8} {'peak GB':>8} "
+        f"{'+GB':>6} {'pair recall':>11} {'agree':>7} {'planted':>8}"
+    )
     lines = [head, "-" * len(head)]
     for row in table:
         queries = "all" if row.queries == 0 else f"{row.queries:,}"
@@ -284,8 +339,9 @@ def format_table(table: list[Row], facts: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000, help="embeddings")
     parser.add_argument("--dim", type=int, default=512, help="dimension (ViT-B-32: 512)")
     parser.add_argument("--queries", type=int, default=20_000, help="rows searched flat")
@@ -293,9 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-cosine", type=float, default=0.95, help="duplicate threshold")
     parser.add_argument("--neighbors", type=int, default=16, help="neighbours per sample")
     parser.add_argument(
-        "--nprobes", type=lambda s: [int(x) for x in s.split(",") if x], default=[8, 16, 32],
+        "--nprobes",
+        type=lambda s: [int(x) for x in s.split(",") if x],
+        default=[8, 16, 32],
         help='IVF rows, comma-separated ("": flat only)',
-    )  # fmt: skip
+    )
     parser.add_argument("--seed", type=int, default=0, help="embeddings, ranks, queries")
     parser.add_argument("--keep", action="store_true", help="keep the .npy files")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")

@@ -6,13 +6,13 @@ baseline in the same run.
     .venv/bin/python benchmarks/docs.py --docs 5000 --json docs.json
 
 (a) Filters: the documents of the bundled Common Crawl WARC files (``tests/data/warc``,
-    extracted once with ``pipeline.extract.extract_warc``), repeated to ``--docs`` documents,
-    through ``pipeline.docs.filters.filter_documents`` with the OBELICS defaults in one process
-    (so the rate is per core). Language id is timed separately (the fastText model dominates
-    when it runs on long pages): rows "all rules" and "no language rule". Baseline: reading the
-    same documents' words only (``str.split`` over every text node), the floor any word-based
-    rule pays.
-(b) Assignment: ``pipeline.docs.assign.assign`` (``linear_sum_assignment`` on images x
+    extracted once with ``vlcurate.pipeline.extract.stage.extract_warc``), repeated to ``--docs``
+    documents, through ``vlcurate.pipeline.docs.filters.filter_documents`` with the OBELICS
+    defaults in one process (so the rate is per core). Language id is timed separately (the
+    fastText model dominates when it runs on long pages): rows "all rules" and "no language rule".
+    Baseline: reading the same documents' words only (``str.split`` over every text node), the
+    floor any word-based rule pays.
+(b) Assignment: ``vlcurate.pipeline.docs.assign.assign`` (``linear_sum_assignment`` on images x
     sentences, the 0.15 cut, leftovers to their best sentence) on random similarity matrices of
     ``--sizes``; baseline: greedy (each image to its best sentence, no matching), the cheapest
     rule that gives every image a sentence.
@@ -25,10 +25,10 @@ import time
 import numpy as np
 from common import SOURCES, load_line, write_json
 
-from pipeline.docs.assign import assign
-from pipeline.docs.filters import DocFilterConfig, filter_documents
-from pipeline.extract import ExtractConfig, docs_table, extract_warc
-from pipeline.stats import StageStats
+from vlcurate.pipeline.docs.assign import assign
+from vlcurate.pipeline.docs.filters import DocFilterConfig, filter_documents
+from vlcurate.pipeline.extract.stage import ExtractConfig, docs_table, extract_warc
+from vlcurate.pipeline.stats import StageStats
 
 
 def real_documents() -> list[dict]:
@@ -59,10 +59,12 @@ def filter_rows(n_docs: int) -> list[dict]:
     rows = []
     for name, fn in [
         ("baseline: words only", words_only),
-        ("filters, no language rule",
-         lambda d: filter_documents(d, DocFilterConfig(languages=[], min_lang_score=0))),
+        (
+            "filters, no language rule",
+            lambda d: filter_documents(d, DocFilterConfig(languages=[], min_lang_score=0)),
+        ),
         ("filters, all rules (OBELICS)", lambda d: filter_documents(d, DocFilterConfig())),
-    ]:  # fmt: skip
+    ]:
         per_core, wall = rate(fn, docs)
         rows.append((name, len(docs), per_core, wall))
     return rows
@@ -91,8 +93,11 @@ def main() -> int:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--docs", type=int, default=2000, help="documents for (a)")
-    parser.add_argument("--sizes", default="5x20,15x40,30x200,100x1000",
-                        help="images x sentences for (b), comma separated")  # fmt: skip
+    parser.add_argument(
+        "--sizes",
+        default="5x20,15x40,30x200,100x1000",
+        help="images x sentences for (b), comma separated",
+    )
     parser.add_argument("--repeat", type=int, default=20, help="matrices per size in (b)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()

@@ -13,7 +13,8 @@ charged to this process; it is stopped at the end.
 Rows, each timed by the wall clock, with the same settings (``image_size`` 256, ``border``,
 1,000 samples per shard, 2 processes, 64 threads each, a 10 s timeout, no retries):
 
-(a) ours: ``pipeline.download.stage.download_stage`` on a candidates table (the filter stage's
+(a) ours: ``vlcurate.pipeline.download.stage.download_stage`` on a candidates table (the filter
+stage's
     ``CANDIDATE_SCHEMA``), loopback allowed: the safety pre-filter, the URL list and the unsafe
     list written as parquet, img2dataset (incremental mode, the candidates' columns carried into
     the shards), then the shard sidecars read back for the stats.
@@ -72,15 +73,15 @@ import pyarrow.parquet as pq
 from common import WORK, fresh_dir, load_line, target_lines, write_json
 from PIL import Image, ImageDraw
 
-from pipeline.download.safety import SafetyConfig, UrlSafety
-from pipeline.download.stage import (
+from vlcurate.pipeline.download.safety import SafetyConfig, UrlSafety
+from vlcurate.pipeline.download.stage import (
     DownloadConfig,
     download_stage,
     prepare_url_list,
     shard_stats,
 )
-from pipeline.page import pair_uid
-from schemas.filter import CANDIDATE_SCHEMA
+from vlcurate.pipeline.extract.page import pair_uid
+from vlcurate.schemas.filter import CANDIDATE_SCHEMA
 
 SEED = 20240425
 GENERATOR = "gradient+noise+shapes/1"  # change when image_bytes changes: the cache is rebuilt

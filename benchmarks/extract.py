@@ -14,9 +14,10 @@ reused while its size, part count and source pages match.
 
 Rows, each timed by the wall clock:
 
-(a) ``pipeline.extract.extract_file_to`` over every part, one after the other, in this process:
+(a) ``vlcurate.pipeline.extract.stage.extract_file_to`` over every part, one after the other, in
+this process:
     reading, decoding, parsing and writing parquet. One process is one core.
-(b) ``jobs.extract.run`` on the same parts in Spark ``local[2]``. Per core: total / 2.
+(b) ``vlcurate.jobs.extract.run`` on the same parts in Spark ``local[2]``. Per core: total / 2.
 (c) The baseline a newcomer writes: warcio's ``ArchiveIterator`` plus BeautifulSoup
     (``html.parser``) collecting ``<img>`` tags with alt text (``urljoin``-ed) and
     ``soup.get_text()``, over the first ``--baseline-pages`` pages. It writes nothing.
@@ -61,8 +62,8 @@ from common import (
 )
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
-from pipeline.extract import ExtractConfig, extract_file_to
-from pipeline.payload import decode_html
+from vlcurate.pipeline.extract.payload import decode_html
+from vlcurate.pipeline.extract.stage import ExtractConfig, extract_file_to
 
 MIN_PARTS = 4
 # Drop these from the copied HTTP headers; Content-Length is written afresh.
@@ -279,14 +280,16 @@ def measure_extract(parts: list[str]) -> Row:
 
 def measure_spark(parts: list[str]) -> Row:
     """(b) the Spark job in ``local[2]``, on the session that ``start_spark`` started."""
-    from jobs.extract import run
+    from vlcurate.jobs.extract import run
 
     output = fresh_dir("out-spark")
     wall = time.perf_counter()
     stats = run(parts, output, ExtractConfig(), master=spark_master(), progress=False)
     wall = time.perf_counter() - wall
     shutil.rmtree(output)
-    return Row("b", f"jobs.extract.run, {spark_master()}", stats["kept"], wall, SPARK_CORES)
+    return Row(
+        "b", f"vlcurate.jobs.extract.run, {spark_master()}", stats["kept"], wall, SPARK_CORES
+    )
 
 
 def measure_baseline(parts: list[str], limit: int) -> Row:

@@ -4,20 +4,22 @@
     .venv/bin/python benchmarks/filter.py --quick               # smoke run, 100,000 captions
     .venv/bin/python benchmarks/filter.py --json bench.json     # also write the results
 
-Captions: the pairs that ``pipeline.extract.extract_file_to`` finds in ``tests/data/warc/*.warc*``
-(extracted in this process into a temporary folder under ``benchmarks/_work/``), repeated in
-order into a table of ``--rows`` rows. The captions are the real alt text, unchanged.
+Captions: the pairs that ``vlcurate.pipeline.extract.stage.extract_file_to`` finds in
+``tests/data/warc/*.warc*`` (extracted in this process into a temporary folder under
+``benchmarks/_work/``), repeated in order into a table of ``--rows`` rows. The captions are the
+real alt text, unchanged.
 
 Rows, each timed by the wall clock:
 
-(a) ``pipeline.filters.apply.annotate_batches`` (``annotate`` on each batch, what
+(a) ``vlcurate.pipeline.filters.apply.annotate_batches`` (``annotate`` on each batch, what
     ``mapInArrow`` runs in a Python worker) over the table in RecordBatches of
     ``--batch-rows`` (10,000, Spark's ``maxRecordsPerBatch``), in this process, for every recipe
-    of ``pipeline.recipe.bundled_recipes()``: every rule of the recipe, language identification
-    included. One process is one core. A recipe whose rules run at under 25,000 captions/s on a
-    probe batch (cc3m, with spaCy) is measured on the first ``--slow-rows`` rows; its row says
-    ``[subset]``.
-(b) ``jobs.filter.run`` in Spark ``local[2]`` on the same table, written first as ``--parts``
+    of ``vlcurate.pipeline.recipe.bundled_recipes()``: every rule of the recipe, language
+    identification included. One process is one core. A recipe whose rules run at under 25,000
+    captions/s on a probe batch (cc3m, with spaCy) is measured on the first ``--slow-rows`` rows;
+    its row says ``[subset]``.
+(b) ``vlcurate.jobs.filter.run`` in Spark ``local[2]`` on the same table, written first as
+``--parts``
     parquet files, for laion and datacomp-basic: read, rules, deduplication (two window
     shuffles), counts and the parquet output. Per core: total / 2. Each copy of the source
     pairs gets its own uid and URL (``uid-N``, ``url#N``), so deduplication drops what the
@@ -66,10 +68,10 @@ from common import (
     write_json,
 )
 
-from pipeline.extract import ExtractConfig, extract_file_to
-from pipeline.filters.apply import annotate_batches
-from pipeline.recipe import Recipe, bundled_recipes, load_recipe
-from schemas.extract import PAIR_SCHEMA
+from vlcurate.pipeline.extract.stage import ExtractConfig, extract_file_to
+from vlcurate.pipeline.filters.apply import annotate_batches
+from vlcurate.pipeline.recipe import Recipe, bundled_recipes, load_recipe
+from vlcurate.schemas.extract import PAIR_SCHEMA
 
 SPARK_RECIPES = ("laion", "datacomp-basic")
 BASELINE_RECIPE = "datacomp-basic"
@@ -230,15 +232,15 @@ def _timed(judge, tally: list):
 
 
 def measure_spark(input_dir: str, name: str) -> Row:
-    """(b) ``jobs.filter.run`` on ``input_dir`` in ``local[2]``."""
-    from jobs.filter import run
+    """(b) ``vlcurate.jobs.filter.run`` on ``input_dir`` in ``local[2]``."""
+    from vlcurate.jobs.filter import run
 
     output = fresh_dir(f"out-filter-{name}")
     wall = time.perf_counter()
     stats = run(input_dir, load_recipe(name), output, master=spark_master())
     wall = time.perf_counter() - wall
     shutil.rmtree(output)
-    label = f"{name}: jobs.filter.run, {spark_master()}"
+    label = f"{name}: vlcurate.jobs.filter.run, {spark_master()}"
     return Row("b", label, stats["in"], wall, SPARK_CORES, None, name, False, stats["dropped"])
 
 

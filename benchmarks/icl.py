@@ -34,14 +34,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
-from pipeline.icl import evaluate as icl_eval  # noqa: E402
-from pipeline.icl.episodes import shard_source, write_jsonl  # noqa: E402
-from pipeline.icl.frozen import BlindICL, FrozenICL, FrozenModel  # noqa: E402
-from pipeline.icl.models import Chance, ClipPrototype  # noqa: E402
-from pipeline.score.clip import ClipScorer  # noqa: E402
-from pipeline.train.evaluate import expand_shards  # noqa: E402
-from pipeline.train.frozen import FrozenTrainConfig, train  # noqa: E402
-from pipeline.train.miniweb_clip import train_miniweb_clip  # noqa: E402
+from vlcurate.miniweb.clip import train_miniweb_clip  # noqa: E402
+from vlcurate.pipeline.icl import evaluate as icl_eval  # noqa: E402
+from vlcurate.pipeline.icl.episodes import shard_source, write_jsonl  # noqa: E402
+from vlcurate.pipeline.icl.frozen import BlindICL, FrozenICL, FrozenModel  # noqa: E402
+from vlcurate.pipeline.icl.models import Chance, ClipPrototype  # noqa: E402
+from vlcurate.pipeline.score.clip import ClipScorer  # noqa: E402
+from vlcurate.pipeline.storage import expand_shards  # noqa: E402
+from vlcurate.pipeline.train.frozen import FrozenTrainConfig, train  # noqa: E402
 
 FOLDER = WORK / "icl"
 
@@ -61,20 +61,32 @@ def main() -> int:
     clip = train_miniweb_clip(progress=False)
     run = FOLDER / f"frozen-{args.steps}x{args.batch_size}"
     t0 = time.perf_counter()
-    config = FrozenTrainConfig(shards=clip["train_shards"], output=str(run), steps=args.steps,
-                               batch_size=args.batch_size, lr=args.lr, device="cpu",
-                               checkpoint_every=100, progress=True)  # fmt: skip
+    config = FrozenTrainConfig(
+        shards=clip["train_shards"],
+        output=str(run),
+        steps=args.steps,
+        clip_model=clip["model"],
+        clip_pretrained="miniweb",
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device="cpu",
+        checkpoint_every=100,
+        progress=True,
+    )
     summary = train(config)
     rows = [json.loads(ln) for ln in open(summary["metrics"]) if ln.strip()]
     timed = rows[min(5, len(rows) - 1) :]  # start-up left out
     train_rate = sum(r["samples_per_s"] for r in timed) / len(timed)
-    print(f"frozen training: {summary['steps']} steps, loss {rows[0]['loss']:.3f} -> "
-          f"{summary['loss']:.3f}, {train_rate:.1f} captions/s, "
-          f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
+    print(
+        f"frozen training: {summary['steps']} steps, loss {rows[0]['loss']:.3f} -> "
+        f"{summary['loss']:.3f}, {train_rate:.1f} captions/s, "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
 
     items = list(shard_source(expand_shards(clip["heldout_shards"]), args.label_field))
-    sets, notes = icl_eval.episode_grid(items, ways=args.ways, shots=args.shots,
-                                        episodes=args.episodes, seed=args.seed)  # fmt: skip
+    sets, notes = icl_eval.episode_grid(
+        items, ways=args.ways, shots=args.shots, episodes=args.episodes, seed=args.seed
+    )
     for note in notes:
         print("note:", note)
     frozen = FrozenModel.load(summary["final"])
@@ -82,11 +94,20 @@ def main() -> int:
     models = [FrozenICL(frozen), BlindICL(frozen.lm), ClipPrototype(scorer), Chance(args.seed)]
     results = icl_eval.evaluate(models, sets, progress=True)
     results["notes"] = notes
-    results["training"] = {"steps": summary["steps"], "first_loss": rows[0]["loss"],
-                           "last_loss": summary["loss"], "captions_per_s": train_rate,
-                           "batch_size": args.batch_size, "lr": args.lr}  # fmt: skip
-    results["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "platform": platform.platform(), "load": os.getloadavg()}  # fmt: skip
+    results["training"] = {
+        "steps": summary["steps"],
+        "first_loss": rows[0]["loss"],
+        "last_loss": summary["loss"],
+        "captions_per_s": train_rate,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+    }
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "load": os.getloadavg(),
+    }
     icl_eval.write_results(results, FOLDER)
     write_jsonl((e for v in sets.values() for e in v), FOLDER / "episodes.jsonl")
     print()

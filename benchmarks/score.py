@@ -13,7 +13,8 @@ samples under ``benchmarks/_work/score/`` with short captions and, one in 25, a 
 
 Rows, each timed by the wall clock after the models are loaded and one warm-up shard is scored:
 
-(a) the pipeline, ``pipeline.score.stage.score_shard`` over every shard, CLIP only (faces, NSFW,
+(a) the pipeline, ``vlcurate.pipeline.score.stage.score_shard`` over every shard, CLIP only (faces,
+NSFW,
     watermark and pHash off): JPEG decode, resize, crop and tokenising in ``--workers``
     DataLoader processes, uint8 batches to the device (pinned memory on CUDA), CLIP under
     inference mode (fp16 autocast on CUDA), parquet + embeddings written.
@@ -62,8 +63,13 @@ LONG_EVERY = 25  # one caption in 25 is long, as in alt text: text batches are n
 def _photos():
     from skimage import data
 
-    return [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(),
-            np.stack([(data.horse() * 255).astype(np.uint8)] * 3, axis=-1)]  # fmt: skip
+    return [
+        data.astronaut(),
+        data.coffee(),
+        data.chelsea(),
+        data.rocket(),
+        np.stack([(data.horse() * 255).astype(np.uint8)] * 3, axis=-1),
+    ]
 
 
 def _jpeg(seed: int) -> bytes:
@@ -126,7 +132,7 @@ def clock(fn) -> float:
 def pipeline_row(name, shards, warm, config, device, n) -> dict:
     import shutil
 
-    from pipeline.score.stage import Scorers, score_shard, score_stream
+    from vlcurate.pipeline.score.stage import Scorers, score_shard, score_stream
 
     scorers = Scorers(config, device)
     out = WORK / "out"
@@ -137,8 +143,13 @@ def pipeline_row(name, shards, warm, config, device, n) -> dict:
         score_stream(shards, str(out / "timed"), scorers)
 
     seconds = clock(run)
-    return {"row": name, "model": config.model, "images": n, "seconds": seconds,
-            "images_per_s": n / seconds}  # fmt: skip
+    return {
+        "row": name,
+        "model": config.model,
+        "images": n,
+        "seconds": seconds,
+        "images_per_s": n / seconds,
+    }
 
 
 def ceiling_rows(config, shards, device: str, n: int) -> list[dict]:
@@ -146,8 +157,8 @@ def ceiling_rows(config, shards, device: str, n: int) -> list[dict]:
     DataLoader (tar, decode, resize, tokenise in the workers) with no model behind it."""
     import torch
 
-    from pipeline.score.shards import ShardStream
-    from pipeline.score.stage import FirstPass, Scorers, _loader
+    from vlcurate.pipeline.score.shards import ShardStream
+    from vlcurate.pipeline.score.stage import FirstPass, Scorers, _loader
 
     clip = Scorers(config, device).clip
     size = clip.prepare.transforms[1].size[0]
@@ -157,9 +168,15 @@ def ceiling_rows(config, shards, device: str, n: int) -> list[dict]:
     clip.score_batch(pixels, tokens)
     batches = max(1, n // config.batch_size)
     seconds = clock(lambda: [clip.score_batch(pixels, tokens) for _ in range(batches)])
-    rows = [{"row": "(e) device alone: CLIP on resident batches", "model": config.model,
-             "images": batches * config.batch_size, "seconds": seconds,
-             "images_per_s": batches * config.batch_size / seconds}]  # fmt: skip
+    rows = [
+        {
+            "row": "(e) device alone: CLIP on resident batches",
+            "model": config.model,
+            "images": batches * config.batch_size,
+            "seconds": seconds,
+            "images_per_s": batches * config.batch_size / seconds,
+        }
+    ]
     first = FirstPass(clip.prepare, clip.tokenizer, "none", False, False, clip.image_size)
     count = 0
 
@@ -169,8 +186,15 @@ def ceiling_rows(config, shards, device: str, n: int) -> list[dict]:
             count += 0 if batch["pixels"] is None else len(batch["pixels"])
 
     seconds = clock(read)
-    rows.append({"row": "(f) reading alone: DataLoader, no model", "model": config.model,
-                 "images": count, "seconds": seconds, "images_per_s": count / seconds})  # fmt: skip
+    rows.append(
+        {
+            "row": "(f) reading alone: DataLoader, no model",
+            "model": config.model,
+            "images": count,
+            "seconds": seconds,
+            "images_per_s": count / seconds,
+        }
+    )
     return rows
 
 
@@ -179,7 +203,7 @@ def naive_row(model: str, shards, device: str, n: int) -> dict:
     import torch
     from PIL import Image
 
-    from pipeline.score.clip import ClipScorer
+    from vlcurate.pipeline.score.clip import ClipScorer
 
     clip = ClipScorer(model, None, device)
     samples = []
@@ -200,13 +224,18 @@ def naive_row(model: str, shards, device: str, n: int) -> dict:
     for data, caption in samples[:8]:
         one(data, caption)
     seconds = clock(lambda: [one(d, c) for d, c in samples])
-    return {"row": "(c) naive per-image loop", "model": model, "images": len(samples),
-            "seconds": seconds, "images_per_s": len(samples) / seconds}  # fmt: skip
+    return {
+        "row": "(c) naive per-image loop",
+        "model": model,
+        "images": len(samples),
+        "seconds": seconds,
+        "images_per_s": len(samples) / seconds,
+    }
 
 
 def detector_rows(shards, n: int, ocr_n: int) -> list[dict]:
-    from pipeline.score.images import decode
-    from pipeline.score.shards import image_bytes, samples
+    from vlcurate.pipeline.score.images import decode
+    from vlcurate.pipeline.score.shards import image_bytes, samples
 
     data = [image_bytes(s) for _, s in samples(shards[0], lambda i: i < n)]
     images = [decode(d, phash=False)[0] for d in data]
@@ -217,15 +246,21 @@ def detector_rows(shards, n: int, ocr_n: int) -> list[dict]:
             return
         fn(images[:2])
         seconds = clock(lambda: fn(images[:count]))
-        rows.append({"row": f"(d) {name}", "images": count, "seconds": seconds,
-                     "images_per_s": count / seconds,
-                     "ms_per_image": 1000 * seconds / count})  # fmt: skip
+        rows.append(
+            {
+                "row": f"(d) {name}",
+                "images": count,
+                "seconds": seconds,
+                "images_per_s": count / seconds,
+                "ms_per_image": 1000 * seconds / count,
+            }
+        )
 
     add("decode (PIL, to RGB)", lambda _: [decode(d, phash=False) for d in data], len(data))
     import imagehash
 
     add("pHash (imagehash)", lambda ims: [imagehash.phash(i) for i in ims], len(images))
-    from pipeline.score import faces
+    from vlcurate.pipeline.score import faces
 
     haar = faces.HaarFaces()
     add("faces: Haar", lambda ims: [haar.detect(i) for i in ims], len(images))
@@ -236,7 +271,7 @@ def detector_rows(shards, n: int, ocr_n: int) -> list[dict]:
         except Exception as e:  # not installed here (the GPU machine)
             print(f"MTCNN skipped: {e}", file=sys.stderr)
     try:
-        from pipeline.score.nsfw import OpenNsfw
+        from vlcurate.pipeline.score.nsfw import OpenNsfw
 
         nsfw = OpenNsfw()
 
@@ -248,7 +283,7 @@ def detector_rows(shards, n: int, ocr_n: int) -> list[dict]:
     except Exception as e:
         print(f"open_nsfw skipped: {e}", file=sys.stderr)
     try:
-        from pipeline.score.watermark import OcrWatermark
+        from vlcurate.pipeline.score.watermark import OcrWatermark
 
         ocr = OcrWatermark()
         add("watermark: OCR + stock marks", lambda ims: [ocr.detect(i) for i in ims], ocr_n)
@@ -258,8 +293,9 @@ def detector_rows(shards, n: int, ocr_n: int) -> list[dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--images", type=int, default=2000, help="images in the timed shards")
     parser.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
@@ -269,8 +305,9 @@ def main() -> int:
     parser.add_argument("--naive-images", type=int, default=300, help="images for row (c)")
     parser.add_argument("--detector-images", type=int, default=200, help="images for row (d)")
     parser.add_argument("--ocr-images", type=int, default=20, help="images for the OCR row")
-    parser.add_argument("--full-images", type=int, default=1000,
-                        help="images for row (b), the default scorers on")  # fmt: skip
+    parser.add_argument(
+        "--full-images", type=int, default=1000, help="images for row (b), the default scorers on"
+    )
     parser.add_argument("--full-faces", default="haar", help="face detector for row (b)")
     parser.add_argument(
         "--ceilings", action="store_true", help="add rows (e) CLIP alone, (f) reading alone"
@@ -284,10 +321,11 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from pipeline.score.stage import ScoreConfig
+    from vlcurate.pipeline.score.stage import ScoreConfig
 
-    shards = write_shards(WORK / f"shards-{args.images}-{args.shard_size}", args.images,
-                          args.shard_size)  # fmt: skip
+    shards = write_shards(
+        WORK / f"shards-{args.images}-{args.shard_size}", args.images, args.shard_size
+    )
     (warm,) = write_shards(WORK / "warm", 2 * args.batch_size, 2 * args.batch_size, start=10**6)
     full_n = min(args.full_images, args.images)
     full_shards = (
@@ -295,11 +333,20 @@ def main() -> int:
     )
     rows = []
     for model in args.models.split(","):
-        config = ScoreConfig(model=model, pretrained=None, device=args.device,
-                             batch_size=args.batch_size, workers=args.workers, faces="none",
-                             nsfw="none", watermark="none", phash=False)  # fmt: skip
-        rows.append(pipeline_row("(a) pipeline, CLIP only", shards, warm, config, args.device,
-                                 args.images))  # fmt: skip
+        config = ScoreConfig(
+            model=model,
+            pretrained=None,
+            device=args.device,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            faces="none",
+            nsfw="none",
+            watermark="none",
+            phash=False,
+        )
+        rows.append(
+            pipeline_row("(a) pipeline, CLIP only", shards, warm, config, args.device, args.images)
+        )
         print(rows[-1], flush=True)
         if full_n and (model == "tiny-clip" or args.device.startswith("cuda")):
             full = replace(config, faces=args.full_faces, nsfw="open-nsfw", phash=True)
@@ -317,34 +364,57 @@ def main() -> int:
             print(rows[-1], flush=True)
     if args.detector_images:
         rows += detector_rows(shards, args.detector_images, args.ocr_images)
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
-               "torch": torch.__version__, "load_average": os.getloadavg(),
-               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available()
-               else None}  # fmt: skip
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "load_average": os.getloadavg(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
     print()
     print(f"{'row':<58} {'model':<10} {'images':>7} {'s':>7} {'images/s':>9}")
     for r in rows:
-        print(f"{r['row']:<58} {r.get('model', '-'):<10} {r['images']:>7} {r['seconds']:>7.2f} "
-              f"{r['images_per_s']:>9,.1f}")  # fmt: skip
+        print(
+            f"{r['row']:<58} {r.get('model', '-'):<10} {r['images']:>7} {r['seconds']:>7.2f} "
+            f"{r['images_per_s']:>9,.1f}"
+        )
     checks = []
     by = {}  # the fastest row of each kind and model
     for r in sorted(rows, key=lambda r: r["images_per_s"]):
         by[(r["row"][:3], r.get("model"))] = r
     if ("(a)", "tiny-clip") in by and ("(c)", "tiny-clip") in by:
         ratio = by[("(a)", "tiny-clip")]["images_per_s"] / by[("(c)", "tiny-clip")]["images_per_s"]
-        checks.append({"target": "tiny-clip: pipeline >= 3x naive loop", "value": ratio, "goal": 3,
-                       "met": ratio >= 3})  # fmt: skip
+        checks.append(
+            {
+                "target": "tiny-clip: pipeline >= 3x naive loop",
+                "value": ratio,
+                "goal": 3,
+                "met": ratio >= 3,
+            }
+        )
     if args.device.startswith("cuda") and ("(a)", "ViT-B-32") in by:
         rate = by[("(a)", "ViT-B-32")]["images_per_s"]
-        checks.append({"target": "ViT-B-32 fp16 on one GPU >= 4,000 images/s", "value": rate,
-                       "goal": 4000, "met": rate >= 4000})  # fmt: skip
+        checks.append(
+            {
+                "target": "ViT-B-32 fp16 on one GPU >= 4,000 images/s",
+                "value": rate,
+                "goal": 4000,
+                "met": rate >= 4000,
+            }
+        )
     for c in checks:
-        print(f"{c['target']:<50} {c['value']:>10,.2f} goal {c['goal']:,}  "
-              f"{'met' if c['met'] else 'NOT MET'}")  # fmt: skip
+        print(
+            f"{c['target']:<50} {c['value']:>10,.2f} goal {c['goal']:,}  "
+            f"{'met' if c['met'] else 'NOT MET'}"
+        )
     print(machine)
     if args.json:
-        Path(args.json).write_text(json.dumps({"settings": vars(args), "machine": machine,
-            "rows": rows, "checks": checks}, indent=2))  # fmt: skip
+        Path(args.json).write_text(
+            json.dumps(
+                {"settings": vars(args), "machine": machine, "rows": rows, "checks": checks},
+                indent=2,
+            )
+        )
     return 0
 
 

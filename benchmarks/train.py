@@ -1,13 +1,13 @@
-"""Training throughput of our CLIP loop (``pipeline.train.clip``), in samples per second, against
-open_clip's own trainer (``python -m open_clip_train.main``) on the same shards, model, batch size
-and DataLoader workers.
+"""Training throughput of our CLIP loop (``vlcurate.pipeline.train.clip``), in samples per second,
+against open_clip's own trainer (``python -m open_clip_train.main``) on the same shards, model,
+batch size and DataLoader workers.
 
     .venv/bin/python benchmarks/train.py                         # CPU: tiny-clip and ViT-B-32
     .venv/bin/python benchmarks/train.py --models tiny-clip --steps 12     # smoke run
     python benchmarks/train.py --device cuda --precision bf16 --models ViT-B-32 \\
         --batch-size 256 --steps 64 --workers 8                  # one GPU
 
-Data: ``--samples`` mini-web scenes (``pipeline.miniweb.scenes.write_scene_shards``: JPEGs of
+Data: ``--samples`` mini-web scenes (``vlcurate.miniweb.scenes.write_scene_shards``: JPEGs of
 96-192 px a side and their exact captions) in shards of ``--per-shard``, written to
 ``benchmarks/_work/train/shards/``. Weights are random (``pretrained`` is not used by training;
 the speed does not depend on the values). tiny-clip is ``pipeline/score/model_configs/
@@ -45,8 +45,9 @@ from common import ROOT, WORK, fresh_dir, load_line  # noqa: E402
 sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
-from pipeline.miniweb.scenes import brace_pattern, write_scene_shards  # noqa: E402
-from pipeline.train.clip import TrainConfig, train  # noqa: E402
+from vlcurate.miniweb.scenes import write_scene_shards
+from vlcurate.pipeline.storage import brace_pattern  # noqa: E402
+from vlcurate.pipeline.train.clip import TrainConfig, train  # noqa: E402
 
 FOLDER = WORK / "train"
 TINY = ROOT / "pipeline" / "score" / "model_configs" / "tiny-clip.json"
@@ -61,17 +62,27 @@ def summary(steps: list[tuple[float, float]], batch: int, skip: int) -> dict:
     """(step seconds, data seconds) per step -> samples/s and data share after ``skip`` steps."""
     timed = steps[skip:]
     seconds = sum(s for s, _ in timed)
-    return {"steps": len(timed), "samples_per_s": batch * len(timed) / seconds,
-            "data_share": sum(d for _, d in timed) / seconds}  # fmt: skip
+    return {
+        "steps": len(timed),
+        "samples_per_s": batch * len(timed) / seconds,
+        "data_share": sum(d for _, d in timed) / seconds,
+    }
 
 
 def run_ours(model: str, shards: str, batch: int, args) -> dict:
     out = fresh_dir("train/ours")
     config = TrainConfig(
-        shards=shards, model=str(TINY) if model == "tiny-clip" else model, output=out,
-        batch_size=batch, samples_per_epoch=batch * args.steps, workers=args.workers,
-        device=args.device, precision=args.precision, checkpoint_every=0, progress=False,
-    )  # fmt: skip
+        shards=shards,
+        model=str(TINY) if model == "tiny-clip" else model,
+        output=out,
+        batch_size=batch,
+        samples_per_epoch=batch * args.steps,
+        workers=args.workers,
+        device=args.device,
+        precision=args.precision,
+        checkpoint_every=0,
+        progress=False,
+    )
     start = time.perf_counter()
     train(config)
     wall = time.perf_counter() - start
@@ -90,14 +101,44 @@ def run_open_clip(model: str, shards: str, batch: int, args) -> dict:
         config = {"model_cfg": json.loads(TINY.read_text())}
         (work / "tiny" / "open_clip_config.json").write_text(json.dumps(config))
         model = f"local-dir:{work / 'tiny'}"
-    argv = [sys.executable, "-m", "open_clip_train.main", "--train-data", shards,
-            "--dataset-type", "webdataset", "--dataset-resampled",
-            "--train-num-samples", str(batch * args.steps), "--batch-size", str(batch),
-            "--epochs", "1", "--workers", str(args.workers), "--model", model,
-            "--device", args.device, "--precision", OPEN_CLIP_PRECISION[args.precision],
-            "--logs", str(work / "logs"), "--name", "bench", "--save-frequency", "0",
-            "--report-to", "", "--seed", "0", "--log-every-n-steps", "1",
-            "--warmup", "100"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "open_clip_train.main",
+        "--train-data",
+        shards,
+        "--dataset-type",
+        "webdataset",
+        "--dataset-resampled",
+        "--train-num-samples",
+        str(batch * args.steps),
+        "--batch-size",
+        str(batch),
+        "--epochs",
+        "1",
+        "--workers",
+        str(args.workers),
+        "--model",
+        model,
+        "--device",
+        args.device,
+        "--precision",
+        OPEN_CLIP_PRECISION[args.precision],
+        "--logs",
+        str(work / "logs"),
+        "--name",
+        "bench",
+        "--save-frequency",
+        "0",
+        "--report-to",
+        "",
+        "--seed",
+        "0",
+        "--log-every-n-steps",
+        "1",
+        "--warmup",
+        "100",
+    ]
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, cwd=work)
     wall = time.perf_counter() - start
@@ -117,9 +158,11 @@ def rate(samples_per_s: float) -> str:
 
 
 def markdown(rows: list[dict], args) -> str:
-    lines = ["| model | batch | steps timed | ours samples/s | ours data share | "
-             "open_clip_train samples/s | its data share | ours / open_clip_train |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| model | batch | steps timed | ours samples/s | ours data share | "
+        "open_clip_train samples/s | its data share | ours / open_clip_train |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         o, b = r["ours"], r["open_clip"]
         lines.append(
@@ -143,8 +186,9 @@ def markdown(rows: list[dict], args) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", default="tiny-clip,ViT-B-32", help="comma-separated")
     parser.add_argument("--batch-size", type=int, help="pairs per step (tiny-clip 64, ViT-B-32 16)")
     parser.add_argument("--steps", type=int, help="steps per run (tiny-clip 24, ViT-B-32 6)")
@@ -154,13 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-shard", type=int, default=500, help="scenes per shard")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument(
-        "--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
         help="autocast on CUDA (open_clip_train: fp32, amp_bf16, amp)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--reference", type=float, default=770.0,
+        "--reference",
+        type=float,
+        default=770.0,
         help="published open_clip ViT-B-32 samples/s per A100 (printed only)",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", help="also write the settings, machine and rows here")
     return parser
 
@@ -184,8 +232,9 @@ def main() -> int:
         print(f"  ours {ours}", file=sys.stderr, flush=True)
         theirs = run_open_clip(model, shards, batch, run_args)
         print(f"  open_clip_train {theirs}", file=sys.stderr, flush=True)
-        rows.append({"model": model, "batch": batch, "skip": skip, "ours": ours,
-                     "open_clip": theirs})  # fmt: skip
+        rows.append(
+            {"model": model, "batch": batch, "skip": skip, "ours": ours, "open_clip": theirs}
+        )
     device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
     machine = (
         f"{device}, {os.cpu_count()} CPUs; Python {platform.python_version()}, torch "
@@ -196,8 +245,18 @@ def main() -> int:
     print(machine)
     print(load_line())
     if args.json:
-        Path(args.json).write_text(json.dumps({"settings": vars(args), "machine": machine,
-            "load_average": os.getloadavg(), "rows": rows}, indent=2) + "\n")  # fmt: skip
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "settings": vars(args),
+                    "machine": machine,
+                    "load_average": os.getloadavg(),
+                    "rows": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -15,19 +15,23 @@ for --eval-shards: ``curate miniweb --scenes 500 --seed 2 --output DIR``.
 import argparse
 import sys
 
-from jobs.options import add_config_flags, config_from_args
-from pipeline.recipe import RecipeError
-from pipeline.score.clip import WeightsError
-from pipeline.storage import InputError
-from pipeline.train.compare import CompareConfig, compare, table
+from vlcurate.jobs.options import add_config_flags, config_from_args
+from vlcurate.pipeline.recipe import RecipeError
+from vlcurate.pipeline.score.clip import WeightsError
+from vlcurate.pipeline.storage import InputError
+from vlcurate.pipeline.train.compare import CompareConfig, compare, table
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(
         prog="compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("recipes", nargs="+", metavar="RECIPE",
-                        help="two or more recipes: bundled names or YAML paths")  # fmt: skip
+    parser.add_argument(
+        "recipes",
+        nargs="+",
+        metavar="RECIPE",
+        help="two or more recipes: bundled names or YAML paths",
+    )
     parser.add_argument("--shards", required=True, help="folder of the downloaded shards")
     parser.add_argument("--scores", required=True, help="folder `curate score` wrote for them")
     parser.add_argument("--output", "-o", required=True, help="folder for selections and runs")
@@ -43,8 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = config_from_args(CompareConfig, args)
     try:
-        result = compare(args.recipes, args.shards, args.scores, args.output, config,
-                         progress=not args.no_progress)  # fmt: skip
+        result = compare(
+            args.recipes,
+            args.shards,
+            args.scores,
+            args.output,
+            config,
+            progress=not args.no_progress,
+        )
     except (RecipeError, InputError, WeightsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -17,11 +17,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs import extract, run
-from jobs import filter as filter_job
-from pipeline import miniweb
-from pipeline.recipe import load_recipe
-from pipeline.score.clip import miniweb_home
+from vlcurate import miniweb
+from vlcurate.jobs import extract, run
+from vlcurate.jobs import filter as filter_job
+from vlcurate.miniweb.clip import miniweb_home
+from vlcurate.pipeline.recipe import load_recipe
 
 BUNDLED_WARCS = Path(__file__).resolve().parent.parent / "tests" / "data" / "warc"
 
@@ -44,7 +44,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         action="store_true",
         help="only the bundled WARC files: no mini web, no download",
     )
-    return parser  # fmt: skip
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,19 +59,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def miniweb_clip(args) -> None:
     """Train (or reuse) the mini web's CLIP and say how good it is on held-out scenes."""
-    from pipeline.score.clip import ClipScorer
-    from pipeline.train.evaluate import retrieval
-    from pipeline.train.miniweb_clip import train_miniweb_clip
+    from vlcurate.miniweb.clip import train_miniweb_clip
+    from vlcurate.pipeline.score.clip import ClipScorer
+    from vlcurate.pipeline.train.evaluate import retrieval
 
-    print(f"\ndemo: the mini web's CLIP: tiny-clip trained on mini-web scenes in {miniweb_home()}"
-          " (about two minutes on two cores the first time; reused after)")  # fmt: skip
+    print(
+        f"\ndemo: the mini web's CLIP: tiny-clip trained on mini-web scenes in {miniweb_home()}"
+        " (about two minutes on two cores the first time; reused after)"
+    )
     summary = train_miniweb_clip(progress=not args.no_progress)
     scorer = ClipScorer(model=summary["model"], pretrained=summary["final"], device="cpu")
     found = retrieval(scorer, summary["heldout_shards"])
     i2t, t2i = found["image_to_text"], found["text_to_image"]
-    print(f"demo: trained {summary['steps']} steps (last loss {summary['loss']:.3f}); on "
-          f"{found['n']} held-out scenes, image->text R@1 {i2t['R@1']:.3f}, R@5 {i2t['R@5']:.3f},"
-          f" text->image R@1 {t2i['R@1']:.3f} (chance {found['chance']['R@1']:.3f})")
+    print(
+        f"demo: trained {summary['steps']} steps (last loss {summary['loss']:.3f}); on "
+        f"{found['n']} held-out scenes, image->text R@1 {i2t['R@1']:.3f}, R@5 {i2t['R@5']:.3f},"
+        f" text->image R@1 {t2i['R@1']:.3f} (chance {found['chance']['R@1']:.3f})"
+    )
 
 
 def bundled_warcs(out: Path, args) -> int:
@@ -106,28 +110,43 @@ def mini_web(out: Path, args) -> int:
     port = miniweb.free_port()
     manifest = miniweb.build(out / "web", seed=0, port=port)
     counts = manifest.counts()
-    print(f"\ndemo: built the mini web in {out / 'web'}: {len(manifest.samples)} image references, "
-          f"{counts}")  # fmt: skip
+    print(
+        f"\ndemo: built the mini web in {out / 'web'}: {len(manifest.samples)} image references, "
+        f"{counts}"
+    )
     recipe = load_recipe("demo")
-    print(f"demo: models: CLIP {recipe.score['model']} trained above on mini-web scenes (not "
-          "pretrained on the web: it knows coloured shapes, not photos, and the report says "
-          "so); NSFW open_nsfw, watermark PP-OCRv4, faces Haar: real weights shipped in their "
-          "packages")  # fmt: skip
+    print(
+        f"demo: models: CLIP {recipe.score['model']} trained above on mini-web scenes (not "
+        "pretrained on the web: it knows coloured shapes, not photos, and the report says "
+        "so); NSFW open_nsfw, watermark PP-OCRv4, faces Haar: real weights shipped in their "
+        "packages"
+    )
     with miniweb.serve(out / "web", port=port, slow_seconds=5) as server:
         print(f"demo: serving it at {server.url}; running `curate run demo` on its crawl")
-        argv = ["demo", "--input", str(out / "web" / miniweb.WARC_FILE), "--output", str(out),
-                "--master", args.master, "--allow-private-network", f"127.0.0.1:{port}",
-                "--download-args", "--timeout 3 --processes 2 --threads 32 "
-                "--samples-per-shard 100"]  # fmt: skip
+        argv = [
+            "demo",
+            "--input",
+            str(out / "web" / miniweb.WARC_FILE),
+            "--output",
+            str(out),
+            "--master",
+            args.master,
+            "--allow-private-network",
+            f"127.0.0.1:{port}",
+            "--download-args",
+            "--timeout 3 --processes 2 --threads 32 --samples-per-shard 100",
+        ]
         code = run.main(argv + (["--no-progress"] if args.no_progress else []))
     if code == 0:
         print(against_truth(out / "scores", manifest))
         print(f"\ndemo: open {out / 'report.html'} to see what the recipe did")
         heldout = miniweb_home() / "scenes" / "heldout" / "00000.tar"
-        print(f"demo: to see what the recipe buys a CLIP trained on its output (DataComp's "
-              f"loop): curate compare demo demo-nofilter --shards {out / 'shards'} --scores "
-              f"{out / 'scores'} --eval-shards {heldout} --label-field color --samples 4000 "
-              f"--output {out / 'compare'}")  # fmt: skip
+        print(
+            f"demo: to see what the recipe buys a CLIP trained on its output (DataComp's "
+            f"loop): curate compare demo demo-nofilter --shards {out / 'shards'} --scores "
+            f"{out / 'scores'} --eval-shards {heldout} --label-field color --samples 4000 "
+            f"--output {out / 'compare'}"
+        )
     return code
 
 

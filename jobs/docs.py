@@ -17,8 +17,8 @@ image embeddings; best similarity >= 0.15), drops in-document pHash duplicates, 
 image left, with faces (``faces: drop_doc``, mmc4-ff) or outside mmc4-core (``core: true``), and
 writes OUTPUT/NNNNN.tar: one sample per document, mmc4's json (``text_list``, ``image_info``,
 ``similarity_matrix``, ``could_have_url_duplicate``, provenance) and its images ``0.jpg``,
-``1.jpg``... in order (``pipeline.docs.shards.InterleavedDataset`` reads them back as text with
-``<image>`` placeholders and image tensors), and OUTPUT/stats.json.
+``1.jpg``... in order (``vlcurate.pipeline.docs.shards.InterleavedDataset`` reads them back as text
+with ``<image>`` placeholders and image tensors), and OUTPUT/stats.json.
 
 The filter step:
 Reads the extract stage's ``docs/`` parquet (each page's text and image nodes in order) and
@@ -38,14 +38,14 @@ documents in == kept + dropped by reason, and the same identity for text and ima
 import argparse
 import sys
 
-from jobs import spark as spark_util
-from pipeline import storage
-from pipeline.docs.filters import DocFilterConfig
-from pipeline.docs.stage import filter_file, merge_stats
-from pipeline.recipe import RecipeError, bundled_recipes, load_recipe
-from pipeline.score.clip import WeightsError
-from schemas.extract import DOC_SCHEMA
-from schemas.spark import to_spark
+from vlcurate.jobs import spark as spark_util
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.docs.filters import DocFilterConfig
+from vlcurate.pipeline.docs.stage import filter_file, merge_stats
+from vlcurate.pipeline.recipe import RecipeError, bundled_recipes, load_recipe
+from vlcurate.pipeline.score.clip import WeightsError
+from vlcurate.schemas.extract import DOC_SCHEMA
+from vlcurate.schemas.spark import to_spark
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -53,29 +53,45 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         prog="docs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
-    filt = sub.add_parser("filter", help="node, document and image-URL rules (OBELICS, mmc4)",
-                          description=__doc__,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    filt.add_argument("--input", "-i", required=True,
-                      help="the extract stage's output folder (or its docs/ folder)")  # fmt: skip
-    filt.add_argument("--recipe", "-r", required=True,
-                      help=f"a recipe with a docs: section ({', '.join(bundled_recipes())}) or "
-                      "a YAML file")  # fmt: skip
+    filt = sub.add_parser(
+        "filter",
+        help="node, document and image-URL rules (OBELICS, mmc4)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    filt.add_argument(
+        "--input",
+        "-i",
+        required=True,
+        help="the extract stage's output folder (or its docs/ folder)",
+    )
+    filt.add_argument(
+        "--recipe",
+        "-r",
+        required=True,
+        help=f"a recipe with a docs: section ({', '.join(bundled_recipes())}) or a YAML file",
+    )
     filt.add_argument("--output", "-o", required=True, help="output folder")
     filt.add_argument(
         "--master", default=None, help="Spark master; default: what spark-submit set, else local[*]"
     )
     filt.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    images = sub.add_parser("images", help="the filtered documents' images as download input",
-                            description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    images = sub.add_parser(
+        "images",
+        help="the filtered documents' images as download input",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     images.add_argument("--input", "-i", required=True, help="`curate docs filter`'s output")
     images.add_argument("--output", "-o", required=True, help="a .parquet file to write")
 
-    assign = sub.add_parser("assign", help="images to sentences (mmc4), interleaved shards",
-                            description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    assign = sub.add_parser(
+        "assign",
+        help="images to sentences (mmc4), interleaved shards",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     assign.add_argument("--docs", required=True, help="`curate docs filter`'s output")
     assign.add_argument("--shards", required=True, help="the images, as `curate download` wrote")
     assign.add_argument("--scores", required=True, help="their scores, as `curate score` wrote")
@@ -83,10 +99,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     assign.add_argument("--output", "-o", required=True, help="folder for the interleaved shards")
     assign.add_argument("--docs-per-shard", type=int, default=100, help="(default: 100)")
     assign.add_argument("--device", default="cpu", help="where sentences are encoded (cpu, cuda)")
-    assign.add_argument("--report", default="",
-                        help="where report.html goes (default: OUTPUT/report.html)")  # fmt: skip
-    assign.add_argument("--no-report", dest="report", action="store_const", const=None,
-                        help="skip report.html")  # fmt: skip
+    assign.add_argument(
+        "--report", default="", help="where report.html goes (default: OUTPUT/report.html)"
+    )
+    assign.add_argument(
+        "--no-report", dest="report", action="store_const", const=None, help="skip report.html"
+    )
     return parser
 
 
@@ -105,9 +123,16 @@ def funnel_of(docs: str, shards: str, scores: str) -> list[tuple[str, dict]]:
     import os
 
     base = storage.absolute(docs)
-    stages = [("extract", os.path.join(os.path.dirname(base.rstrip("/")), "extract"),
-               "WARC response record"), ("docs filter", base, "document"),
-              ("download", shards, "image URL"), ("score", scores, "downloaded image")]  # fmt: skip
+    stages = [
+        (
+            "extract",
+            os.path.join(os.path.dirname(base.rstrip("/")), "extract"),
+            "WARC response record",
+        ),
+        ("docs filter", base, "document"),
+        ("download", shards, "image URL"),
+        ("score", scores, "downloaded image"),
+    ]
     found = []
     for name, folder, unit in stages:
         path = os.path.join(folder, "stats.json")
@@ -120,7 +145,7 @@ def funnel_of(docs: str, shards: str, scores: str) -> list[tuple[str, dict]]:
 def run_images(args) -> int:
     import pyarrow.parquet as pq
 
-    from pipeline.docs.interleave import image_table
+    from vlcurate.pipeline.docs.interleave import image_table
 
     table = image_table(read_docs(args.input))
     with storage.atomic_open(storage.absolute(args.output), "wb") as f:
@@ -131,15 +156,16 @@ def run_images(args) -> int:
 
 
 def run_assign(args, recipe) -> int:
-    from pipeline.docs import interleave
-    from pipeline.score.clip import ClipScorer
-    from pipeline.select.inputs import score_settings, shard_names
+    from vlcurate.pipeline.docs import interleave
+    from vlcurate.pipeline.score.clip import ClipScorer
+    from vlcurate.pipeline.select.inputs import score_settings, shard_names
 
     config = recipe.assign
     shards, scores = storage.absolute(args.shards), storage.absolute(args.scores)
     settings = score_settings(scores, shard_names(shards))
-    scorer = ClipScorer(model=settings["model"], pretrained=settings["pretrained"],
-                        device=args.device)  # fmt: skip
+    scorer = ClipScorer(
+        model=settings["model"], pretrained=settings["pretrained"], device=args.device
+    )
     docs = read_docs(args.docs)
     images = interleave.load_images(shards, scores)
     kept, stats, image_rows = interleave.assign_documents(docs, images, scorer, config)
@@ -148,19 +174,30 @@ def run_assign(args, recipe) -> int:
     model = {k: settings[k] for k in ("model", "pretrained")}
     result = interleave.write_stats(output, stats, recipe=recipe.ident, shards=len(paths), **model)
     if args.report is not None:
-        from pipeline.docs.report import write_docs_report
+        from vlcurate.pipeline.docs.report import write_docs_report
 
         report = args.report or storage.join(output, "report.html")
         funnel = funnel_of(args.docs, shards, scores) + [("assign", {**result, "unit": "document"})]
-        write_docs_report(report, image_rows=image_rows, images=images, settings=settings,
-                          config=config, recipe=recipe, funnel=funnel)  # fmt: skip
+        write_docs_report(
+            report,
+            image_rows=image_rows,
+            images=images,
+            settings=settings,
+            config=config,
+            recipe=recipe,
+            funnel=funnel,
+        )
         print(f"  report: {report}")
     t = result["images"]
-    print(f"docs assign ({recipe.ident}): {result['in']} documents in -> {result['kept']} kept "
-          f"in {len(paths)} shards -> {args.output}")  # fmt: skip
+    print(
+        f"docs assign ({recipe.ident}): {result['in']} documents in -> {result['kept']} kept "
+        f"in {len(paths)} shards -> {args.output}"
+    )
     print("  documents dropped: " + ", ".join(f"{r} {n}" for r, n in result["dropped"].items()))
-    print(f"  images: {t['in']} in -> {t['kept']} kept; dropped " +
-          ", ".join(f"{r} {n}" for r, n in sorted(t["dropped"].items())))  # fmt: skip
+    print(
+        f"  images: {t['in']} in -> {t['kept']} kept; dropped "
+        + ", ".join(f"{r} {n}" for r, n in sorted(t["dropped"].items()))
+    )
     return 0
 
 
@@ -185,8 +222,9 @@ def frequent_image_urls(spark, files: list[str], max_count: int) -> list[str]:
     return [row["url"] for row in counts.where(F.col("count") > max_count).collect()]
 
 
-def run_filter(input_url: str, recipe, output: str, master: str | None = None,
-               progress: bool = True) -> dict:  # fmt: skip
+def run_filter(
+    input_url: str, recipe, output: str, master: str | None = None, progress: bool = True
+) -> dict:
     config: DocFilterConfig = recipe.docs
     output = storage.absolute(output)
     files = docs_files(input_url)
@@ -210,15 +248,20 @@ def _json(stats: dict) -> str:
 
 
 def format_summary(stats: dict, output: str) -> str:
-    lines = [f"docs filter ({stats['recipe']}): {stats['in']} documents in -> {stats['kept']} "
-             f"kept -> {output}/docs"]  # fmt: skip
+    lines = [
+        f"docs filter ({stats['recipe']}): {stats['in']} documents in -> {stats['kept']} "
+        f"kept -> {output}/docs"
+    ]
     lines += [f"  {r:<28} {n:>9}" for r, n in sorted(stats["dropped"].items(), key=lambda x: -x[1])]
     for tally in ("text_nodes", "image_nodes"):
         t = stats[tally]
-        lines.append(f"  {tally}: {t['in']} in -> {t['kept']} kept; dropped " +
-                     ", ".join(f"{r} {n}" for r, n in sorted(t["dropped"].items())))  # fmt: skip
-    lines.append(f"  image URLs seen more than the limit in the corpus: "
-                 f"{stats['frequent_image_urls']}")  # fmt: skip
+        lines.append(
+            f"  {tally}: {t['in']} in -> {t['kept']} kept; dropped "
+            + ", ".join(f"{r} {n}" for r, n in sorted(t["dropped"].items()))
+        )
+    lines.append(
+        f"  image URLs seen more than the limit in the corpus: {stats['frequent_image_urls']}"
+    )
     return "\n".join(lines)
 
 
@@ -233,8 +276,9 @@ def main(argv: list[str] | None = None, default_master: str | None = None) -> in
         return 2
     if args.step == "assign":
         if recipe.assign is None:
-            print(f"error: recipe {recipe.ident} has no assign: section (try mmc4)",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"error: recipe {recipe.ident} has no assign: section (try mmc4)", file=sys.stderr
+            )
             return 2
         try:
             return run_assign(args, recipe)
@@ -242,12 +286,19 @@ def main(argv: list[str] | None = None, default_master: str | None = None) -> in
             print(f"error: {e}", file=sys.stderr)
             return 2
     if recipe.docs is None:
-        print(f"error: recipe {recipe.ident} has no docs: section (try mmc4 or obelics)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: recipe {recipe.ident} has no docs: section (try mmc4 or obelics)",
+            file=sys.stderr,
+        )
         return 2
     try:
-        stats = run_filter(args.input, recipe, args.output, args.master or default_master,
-                           progress=not args.no_progress)  # fmt: skip
+        stats = run_filter(
+            args.input,
+            recipe,
+            args.output,
+            args.master or default_master,
+            progress=not args.no_progress,
+        )
     except storage.InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

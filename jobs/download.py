@@ -18,12 +18,12 @@ import sys
 
 import pyarrow.parquet as pq
 
-from jobs import spark as spark_util
-from jobs.options import add_config_flags, config_from_layers
-from pipeline import storage
-from pipeline.download.safety import SafetyConfig
-from pipeline.download.stage import DownloadConfig, download_stage
-from pipeline.recipe import RecipeError, bundled_recipes, load_recipe
+from vlcurate.jobs import spark as spark_util
+from vlcurate.jobs.options import add_config_flags, config_from_layers
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.download.safety import SafetyConfig
+from vlcurate.pipeline.download.stage import DownloadConfig, download_stage
+from vlcurate.pipeline.recipe import RecipeError, bundled_recipes, load_recipe
 
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
@@ -64,7 +64,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "win); default: the recipe named in the candidates' recipe column, if bundled",
     )
     add_config_flags(parser, DownloadConfig, layered=True)
-    return parser  # fmt: skip
+    return parser
 
 
 def read_candidates(url: str):
@@ -104,13 +104,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def format_summary(stats: dict, output: str) -> str:
-    lines = [f"download: {stats['in']} candidates -> {stats['kept']} images in "
-             f"{stats.get('shards', 0)} shards -> {output}"]  # fmt: skip
+    lines = [
+        f"download: {stats['in']} candidates -> {stats['kept']} images in "
+        f"{stats.get('shards', 0)} shards -> {output}"
+    ]
     lines += [
         f"  {r:<28} {n:>8}" for r, n in sorted(stats["dropped"].items(), key=lambda kv: -kv[1])
     ]
-    lines.append(f"  accounting: in {stats['in']} == kept {stats['kept']} + dropped "
-                 f"{sum(stats['dropped'].values())}")  # fmt: skip
+    lines.append(
+        f"  accounting: in {stats['in']} == kept {stats['kept']} + dropped "
+        f"{sum(stats['dropped'].values())}"
+    )
     return "\n".join(lines)
 
 

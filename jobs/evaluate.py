@@ -19,18 +19,24 @@ import argparse
 import json
 import sys
 
-from jobs.options import weights_or_none
-from pipeline import storage
-from pipeline.score.clip import WeightsError
+from vlcurate.jobs.options import weights_or_none
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.score.clip import WeightsError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True,
-                   help="open_clip model name (ViT-B-32), a shipped config (tiny-clip), or a "
-                   "model config JSON")  # fmt: skip
-    p.add_argument("--pretrained", required=True,
-                   help="open_clip tag (laion2b_s34b_b79k), weights file (a training run's "
-                   "final.pt), or none for random weights")  # fmt: skip
+    p.add_argument(
+        "--model",
+        required=True,
+        help="open_clip model name (ViT-B-32), a shipped config (tiny-clip), or a "
+        "model config JSON",
+    )
+    p.add_argument(
+        "--pretrained",
+        required=True,
+        help="open_clip tag (laion2b_s34b_b79k), weights file (a training run's "
+        "final.pt), or none for random weights",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--batch-size", type=int, default=256, help="images per batch (default: 256)")
     p.add_argument("--output", "-o", default=None, help="write the results as JSON here")
@@ -42,15 +48,21 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         prog="eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
-    r = sub.add_parser("retrieval", help="image<->text recall@1/5/10 on captioned shards",
-                       description="Image<->text retrieval recall@1/5/10 among all the pairs "
-                       "of the shards.")  # fmt: skip
-    r.add_argument("--shards", required=True,
-                   help="shard brace pattern: 'DIR/{00000..00003}.tar' (quote it)")  # fmt: skip
+    r = sub.add_parser(
+        "retrieval",
+        help="image<->text recall@1/5/10 on captioned shards",
+        description="Image<->text retrieval recall@1/5/10 among all the pairs of the shards.",
+    )
+    r.add_argument(
+        "--shards", required=True, help="shard brace pattern: 'DIR/{00000..00003}.tar' (quote it)"
+    )
     _common(r)
-    z = sub.add_parser("zeroshot", help="zero-shot classification accuracy",
-                       description="Zero-shot classification with CLIP's prompt ensemble, "
-                       "images from a class-per-subfolder folder or labelled shards.")  # fmt: skip
+    z = sub.add_parser(
+        "zeroshot",
+        help="zero-shot classification accuracy",
+        description="Zero-shot classification with CLIP's prompt ensemble, "
+        "images from a class-per-subfolder folder or labelled shards.",
+    )
     source = z.add_mutually_exclusive_group(required=True)
     source.add_argument("--folder", help="folder with one subfolder of images per class")
     source.add_argument("--shards", help="shard brace pattern; needs --label-field")
@@ -58,9 +70,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     classes = z.add_mutually_exclusive_group()
     classes.add_argument("--classes", help="comma-separated class names (default: all labels)")
     classes.add_argument("--classes-file", help="text file of class names, one per line")
-    z.add_argument("--templates-file",
-                   help="prompt templates, one per line with {} for the class name (default: "
-                   "'a photo of a {}.', 'a picture of a {}.', 'a {}.')")  # fmt: skip
+    z.add_argument(
+        "--templates-file",
+        help="prompt templates, one per line with {} for the class name (default: "
+        "'a photo of a {}.', 'a picture of a {}.', 'a {}.')",
+    )
     _common(z)
     _icl_parser(sub)
     return parser
@@ -76,25 +90,33 @@ def _classes(args) -> list[str] | None:
 
 
 def run(args) -> dict:
-    from pipeline.score.clip import ClipScorer
-    from pipeline.score.stage import resolve_device
-    from pipeline.train import evaluate as ev
+    from vlcurate.pipeline.devices import resolve_device
+    from vlcurate.pipeline.score.clip import ClipScorer
+    from vlcurate.pipeline.train import evaluate as ev
 
     pretrained = weights_or_none(args.pretrained)
     if args.task == "zeroshot" and args.shards and not args.label_field:
         raise ValueError("--shards needs --label-field (the .json field holding the class)")
-    templates = ev.load_templates(args.templates_file) if args.task == "zeroshot" and \
-        args.templates_file else ev.TEMPLATES  # fmt: skip
-    scorer = ClipScorer(model=args.model, pretrained=pretrained,
-                        device=resolve_device(args.device))  # fmt: skip
+    templates = (
+        ev.load_templates(args.templates_file)
+        if args.task == "zeroshot" and args.templates_file
+        else ev.TEMPLATES
+    )
+    scorer = ClipScorer(model=args.model, pretrained=pretrained, device=resolve_device(args.device))
     progress = not args.no_progress
     if args.task == "retrieval":
         return ev.retrieval(scorer, args.shards, args.batch_size, progress=progress)
     if args.folder:
         images = ev.folder_source(args.folder)
     else:
-        images = ev.encode_shards(scorer, args.shards, args.batch_size, args.label_field,
-                                  progress=progress, with_text=False)  # fmt: skip
+        images = ev.encode_shards(
+            scorer,
+            args.shards,
+            args.batch_size,
+            args.label_field,
+            progress=progress,
+            with_text=False,
+        )
     return ev.zeroshot(scorer, _classes(args), templates, images, args.batch_size, progress)
 
 
@@ -126,8 +148,11 @@ def format_retrieval(r: dict) -> str:
         f"{r['skipped']} skipped, {r['duplicate_captions']} with a repeated caption",
         "               " + " ".join(f"{k:>6}" for k in ks),
     ]
-    for name, key in (("image->text", "image_to_text"), ("text->image", "text_to_image"),
-                      ("chance", "chance")):  # fmt: skip
+    for name, key in (
+        ("image->text", "image_to_text"),
+        ("text->image", "text_to_image"),
+        ("chance", "chance"),
+    ):
         lines.append(f"  {name:<12} " + " ".join(_pct(r[key][k]) for k in ks))
     lines.append(f"  image->text R@1, identical caption counts: {_pct(r['caption_match_R@1'])}")
     return "\n".join(lines)
@@ -153,20 +178,29 @@ ICL_MODELS = ("frozen", "blind", "clip-prototype", "chance", "oracle")
 
 
 def _icl_parser(sub) -> None:
-    i = sub.add_parser("icl", help="few-shot in-context learning: Frozen-style episodes",
-                       description="Few-shot episodes after Frozen's protocol (support images "
-                       "named with nonsense or real words, then a query to name), run through "
-                       "in-context learners; prints the Frozen-style table.")  # fmt: skip
+    i = sub.add_parser(
+        "icl",
+        help="few-shot in-context learning: Frozen-style episodes",
+        description="Few-shot episodes after Frozen's protocol (support images "
+        "named with nonsense or real words, then a query to name), run through "
+        "in-context learners; prints the Frozen-style table.",
+    )
     source = i.add_mutually_exclusive_group(required=True)
     source.add_argument("--shards", help="shard brace pattern (quote it); needs --label-field")
     source.add_argument("--folder", help="folder with one subfolder of images per class")
-    source.add_argument("--frozen-tasks", metavar="FOLDER",
-                        help="Frozen's released tasks (open_ended_mi, real_name_mi, fast_vqa "
-                        "files and their *_all_questions.json), evaluated as released; the grid "
-                        "flags are then ignored")  # fmt: skip
-    source.add_argument("--episodes", metavar="FILE.jsonl",
-                        help="reuse saved episodes (an earlier run's episodes.jsonl); the grid "
-                        "flags are then ignored")  # fmt: skip
+    source.add_argument(
+        "--frozen-tasks",
+        metavar="FOLDER",
+        help="Frozen's released tasks (open_ended_mi, real_name_mi, fast_vqa "
+        "files and their *_all_questions.json), evaluated as released; the grid "
+        "flags are then ignored",
+    )
+    source.add_argument(
+        "--episodes",
+        metavar="FILE.jsonl",
+        help="reuse saved episodes (an earlier run's episodes.jsonl); the grid "
+        "flags are then ignored",
+    )
     i.add_argument("--label-field", help="with --shards: the .json field holding the class")
     i.add_argument(
         "--ways",
@@ -210,24 +244,41 @@ def _icl_parser(sub) -> None:
         default=0,
         help="episode seed; also the chance model's seed (default: 0)",
     )
-    i.add_argument("--fast-vqa", metavar="ATTRIBUTE",
-                   help="fast-VQA episodes: after the named support set, ask for this attribute "
-                   "of the named object (e.g. color, with --shards and a .json field of that "
-                   "name; the mini web's scenes have color and kind)")  # fmt: skip
-    i.add_argument("--models", nargs="+", choices=ICL_MODELS, default=["clip-prototype", "chance"],
-                   help="models to run: frozen (needs --frozen), blind (the same LM without "
-                   "the images), clip-prototype, chance, oracle (a harness check) "
-                   "(default: clip-prototype chance)")  # fmt: skip
-    i.add_argument("--frozen", metavar="FINAL.pt",
-                   help="for frozen: the weights of `curate train frozen` (OUTPUT/final.pt); "
-                   "the blind, clip-prototype (on the frozen model's CLIP unless --clip-model "
-                   "is given) and chance baselines are then added")  # fmt: skip
-    i.add_argument("--no-baselines", action="store_true",
-                   help="with frozen: run only the models named in --models")
-    i.add_argument("--lm", default="smollm2",
-                   help="for blind without --frozen: the causal LM (smollm2, a Hugging Face "
-                   "name or folder); with --frozen, blind uses the frozen model's LM "
-                   "(default: smollm2)")  # fmt: skip
+    i.add_argument(
+        "--fast-vqa",
+        metavar="ATTRIBUTE",
+        help="fast-VQA episodes: after the named support set, ask for this attribute "
+        "of the named object (e.g. color, with --shards and a .json field of that "
+        "name; the mini web's scenes have color and kind)",
+    )
+    i.add_argument(
+        "--models",
+        nargs="+",
+        choices=ICL_MODELS,
+        default=["clip-prototype", "chance"],
+        help="models to run: frozen (needs --frozen), blind (the same LM without "
+        "the images), clip-prototype, chance, oracle (a harness check) "
+        "(default: clip-prototype chance)",
+    )
+    i.add_argument(
+        "--frozen",
+        metavar="FINAL.pt",
+        help="for frozen: the weights of `curate train frozen` (OUTPUT/final.pt); "
+        "the blind, clip-prototype (on the frozen model's CLIP unless --clip-model "
+        "is given) and chance baselines are then added",
+    )
+    i.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="with frozen: run only the models named in --models",
+    )
+    i.add_argument(
+        "--lm",
+        default="smollm2",
+        help="for blind without --frozen: the causal LM (smollm2, a Hugging Face "
+        "name or folder); with --frozen, blind uses the frozen model's LM "
+        "(default: smollm2)",
+    )
     i.add_argument(
         "--clip-model",
         help="for clip-prototype: open_clip model name or shipped config (tiny-clip); "
@@ -252,15 +303,15 @@ def _icl_parser(sub) -> None:
 
 
 def _icl_models(args) -> list:
-    from pipeline.icl import models as icl_models
-    from pipeline.score.stage import resolve_device
+    from vlcurate.pipeline.devices import resolve_device
+    from vlcurate.pipeline.icl import models as icl_models
 
     out, frozen = [], None
     names = list(dict.fromkeys(args.models))
     if "frozen" in names:
         if not args.frozen:
             raise ValueError("the frozen model needs --frozen (OUTPUT/final.pt of train frozen)")
-        from pipeline.icl.frozen import FrozenModel
+        from vlcurate.pipeline.icl.frozen import FrozenModel
 
         frozen = FrozenModel.load(args.frozen, device=resolve_device(args.device))
         if not args.no_baselines:  # Frozen's model is always reported beside its baselines
@@ -271,14 +322,17 @@ def _icl_models(args) -> list:
         clip_pretrained = clip_pretrained or str(frozen.config.clip_pretrained)
     for name in names:
         if name in ("frozen", "blind"):
-            from pipeline.icl.frozen import BlindICL, FrozenICL, PrefixLM
-            from pipeline.icl.lm import load_causal_lm
+            from vlcurate.pipeline.icl.frozen import BlindICL, FrozenICL, PrefixLM
+            from vlcurate.pipeline.icl.lm import load_causal_lm
 
             if name == "frozen":
                 out.append(FrozenICL(frozen))
             else:
-                lm = frozen.lm if frozen else PrefixLM(*load_causal_lm(args.lm,
-                                                       resolve_device(args.device)))  # fmt: skip
+                lm = (
+                    frozen.lm
+                    if frozen
+                    else PrefixLM(*load_causal_lm(args.lm, resolve_device(args.device)))
+                )
                 out.append(BlindICL(lm))
         elif name == "oracle":
             out.append(icl_models.Oracle())
@@ -287,19 +341,20 @@ def _icl_models(args) -> list:
         else:
             if not clip_model or not clip_pretrained:
                 raise ValueError("clip-prototype needs --clip-model and --clip-pretrained")
-            from pipeline.score.clip import ClipScorer
+            from vlcurate.pipeline.score.clip import ClipScorer
 
             pretrained = weights_or_none(clip_pretrained)
-            scorer = ClipScorer(model=clip_model, pretrained=pretrained,
-                                device=resolve_device(args.device))  # fmt: skip
+            scorer = ClipScorer(
+                model=clip_model, pretrained=pretrained, device=resolve_device(args.device)
+            )
             out.append(icl_models.ClipPrototype(scorer, args.batch_size))
     return out
 
 
 def run_icl(args) -> tuple[dict, dict]:
     """Build (or read) the episode sets and evaluate the models: ``(results, sets)``."""
-    from pipeline.icl import episodes as ep
-    from pipeline.icl import evaluate as icl_eval
+    from vlcurate.pipeline.icl import episodes as ep
+    from vlcurate.pipeline.icl import evaluate as icl_eval
 
     notes: list[str] = []
     if args.episodes:
@@ -311,7 +366,7 @@ def run_icl(args) -> tuple[dict, dict]:
         if args.shards:
             if not args.label_field:
                 raise ValueError("--shards needs --label-field (the .json field holding the class)")
-            from pipeline.train.evaluate import expand_shards
+            from vlcurate.pipeline.storage import expand_shards
 
             attributes = [args.fast_vqa] if args.fast_vqa else []
             items = ep.shard_source(expand_shards(args.shards), args.label_field, attributes)
@@ -319,14 +374,21 @@ def run_icl(args) -> tuple[dict, dict]:
             items = ep.folder_source(args.folder)
         inductions = {"both": (False, True), "on": (True,), "off": (False,)}[args.induction]
         sets, notes = icl_eval.episode_grid(
-            items, ways=args.ways, inductions=inductions, shots=args.shots,
-            repeats=args.repeats, episodes=args.episodes_per_set, seed=args.seed,
-            names=args.names, fast_vqa=args.fast_vqa,
-        )  # fmt: skip
+            items,
+            ways=args.ways,
+            inductions=inductions,
+            shots=args.shots,
+            repeats=args.repeats,
+            episodes=args.episodes_per_set,
+            seed=args.seed,
+            names=args.names,
+            fast_vqa=args.fast_vqa,
+        )
     if not sets:
         raise ValueError("no episode set could be built: " + "; ".join(notes))
-    results = icl_eval.evaluate(_icl_models(args), sets, predictions=args.predictions,
-                                progress=not args.no_progress)  # fmt: skip
+    results = icl_eval.evaluate(
+        _icl_models(args), sets, predictions=args.predictions, progress=not args.no_progress
+    )
     results["notes"] = notes
     return results, sets
 
@@ -334,9 +396,9 @@ def run_icl(args) -> tuple[dict, dict]:
 def icl_main(args) -> int:
     from pathlib import Path
 
-    from pipeline.icl import episodes as ep
-    from pipeline.icl import evaluate as icl_eval
-    from pipeline.icl.lm import LanguageModelError
+    from vlcurate.pipeline.icl import episodes as ep
+    from vlcurate.pipeline.icl import evaluate as icl_eval
+    from vlcurate.pipeline.icl.lm import LanguageModelError
 
     try:
         results, sets = run_icl(args)

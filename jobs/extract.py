@@ -14,12 +14,12 @@ import dataclasses
 import json
 import sys
 
-from jobs import spark as spark_util
-from jobs.options import add_config_flags, config_from_args
-from pipeline import storage
-from pipeline.extract import STAGE, ExtractConfig, extract_file_to, shard_name
-from pipeline.stats import StageStats
-from schemas.extract import SCHEMA_VERSION
+from vlcurate.jobs import spark as spark_util
+from vlcurate.jobs.options import add_config_flags, config_from_args
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.extract.stage import STAGE, ExtractConfig, extract_file_to, shard_name
+from vlcurate.pipeline.stats import StageStats
+from vlcurate.schemas.extract import SCHEMA_VERSION
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

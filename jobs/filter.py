@@ -19,14 +19,14 @@ import json
 import sys
 from functools import partial
 
-from jobs import spark as spark_util
-from pipeline import storage
-from pipeline.filters.apply import ANNOTATED_SCHEMA, annotate_batches
-from pipeline.recipe import Recipe, RecipeError, bundled_recipes, load_recipe
-from pipeline.stats import StageStats
-from schemas.extract import PAIR_SCHEMA
-from schemas.filter import DUPLICATE_UID, DUPLICATE_URL, SCHEMA_VERSION
-from schemas.spark import to_spark
+from vlcurate.jobs import spark as spark_util
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.filters.apply import ANNOTATED_SCHEMA, annotate_batches
+from vlcurate.pipeline.recipe import Recipe, RecipeError, bundled_recipes, load_recipe
+from vlcurate.pipeline.stats import StageStats
+from vlcurate.schemas.extract import PAIR_SCHEMA
+from vlcurate.schemas.filter import DUPLICATE_UID, DUPLICATE_URL, SCHEMA_VERSION
+from vlcurate.schemas.spark import to_spark
 
 STAGE = "filter"
 INPUT_ORDER = ("warc_path", "warc_offset", "position", "uid")
@@ -70,7 +70,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=None,
         help="output files in pairs/ (default: as many as Spark's input splits)",
     )
-    return parser  # fmt: skip
+    return parser
 
 
 def _pairs_folder(url: str) -> str:
@@ -103,8 +103,14 @@ def dedup(df, recipe: Recipe):
     return df
 
 
-def run(input_url: str, recipe: Recipe, output: str, master: str | None = None,
-        write_dropped: bool = False, partitions: int | None = None) -> dict:  # fmt: skip
+def run(
+    input_url: str,
+    recipe: Recipe,
+    output: str,
+    master: str | None = None,
+    write_dropped: bool = False,
+    partitions: int | None = None,
+) -> dict:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 

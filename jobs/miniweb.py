@@ -18,8 +18,9 @@ import argparse
 import sys
 import threading
 
-from pipeline.miniweb import DEFAULT_PORT, DEFAULT_SLOW_SECONDS, WARC_FILE, build, free_port, serve
-from pipeline.miniweb.scenes import brace_pattern, write_scene_shards
+from vlcurate.miniweb import DEFAULT_PORT, DEFAULT_SLOW_SECONDS, WARC_FILE, build, free_port, serve
+from vlcurate.miniweb.scenes import write_scene_shards
+from vlcurate.pipeline.storage import brace_pattern
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -28,16 +28,21 @@ import sys
 import time
 from pathlib import Path
 
-from jobs import docs as docs_job
-from jobs import download, extract, score
-from jobs import filter as filter_job
-from jobs import selection as select_job
-from pipeline import storage
-from pipeline.recipe import RecipeError, bundled_recipes, load_recipe
+from vlcurate.jobs import docs as docs_job
+from vlcurate.jobs import download, extract, score
+from vlcurate.jobs import filter as filter_job
+from vlcurate.jobs import selection as select_job
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.recipe import RecipeError, bundled_recipes, load_recipe
 
 STAGES = ("extract", "filter", "download", "score", "select")
-FOLDERS = {"extract": "extract", "filter": "candidates", "download": "shards",
-           "score": "scores", "select": "final"}  # fmt: skip
+FOLDERS = {
+    "extract": "extract",
+    "filter": "candidates",
+    "download": "shards",
+    "score": "scores",
+    "select": "final",
+}
 DOC_FOLDERS = {**FOLDERS, "filter": "docs", "select": "interleaved"}
 
 
@@ -50,25 +55,53 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(
         prog="run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("recipe", help=f"bundled recipe ({', '.join(bundled_recipes())}) or a "
-                        "YAML file")  # fmt: skip
-    parser.add_argument("--input", "-i", nargs="+", default=[],
-                        help="WARC files, folders or globs (local paths or URLs); needed when "
-                        "the road starts at extract")  # fmt: skip
+    parser.add_argument(
+        "recipe", help=f"bundled recipe ({', '.join(bundled_recipes())}) or a YAML file"
+    )
+    parser.add_argument(
+        "--input",
+        "-i",
+        nargs="+",
+        default=[],
+        help="WARC files, folders or globs (local paths or URLs); needed when "
+        "the road starts at extract",
+    )
     parser.add_argument("--output", "-o", required=True, help="folder for every stage's output")
-    parser.add_argument("--from", dest="start", choices=STAGES, default="extract",
-                        help="first stage to run (default: extract)")  # fmt: skip
-    parser.add_argument("--to", dest="stop", choices=STAGES, default="select",
-                        help="last stage to run (default: select)")  # fmt: skip
-    parser.add_argument("--master", default="local[*]",
-                        help="Spark master for extract and filter (default: local[*])")  # fmt: skip
-    parser.add_argument("--allow-private-network", nargs="*", metavar="CIDR", default=None,
-                        help="passed to download: for tests and the demo, fetch from these "
-                        "private networks or ADDRESS:PORT pairs")  # fmt: skip
+    parser.add_argument(
+        "--from",
+        dest="start",
+        choices=STAGES,
+        default="extract",
+        help="first stage to run (default: extract)",
+    )
+    parser.add_argument(
+        "--to",
+        dest="stop",
+        choices=STAGES,
+        default="select",
+        help="last stage to run (default: select)",
+    )
+    parser.add_argument(
+        "--master",
+        default="local[*]",
+        help="Spark master for extract and filter (default: local[*])",
+    )
+    parser.add_argument(
+        "--allow-private-network",
+        nargs="*",
+        metavar="CIDR",
+        default=None,
+        help="passed to download: for tests and the demo, fetch from these "
+        "private networks or ADDRESS:PORT pairs",
+    )
     for stage in STAGES:
-        parser.add_argument(f"--{stage}-args", default="", metavar="FLAGS",
-                            help=f"extra flags for `curate {stage}`, quoted as one string "
-                            f"(see `curate {stage} --help`)")  # fmt: skip
+        parser.add_argument(
+            f"--{stage}-args",
+            default="",
+            metavar="FLAGS",
+            help=f"extra flags for `curate {stage}`, quoted as one string "
+            f"(see `curate {stage} --help`)",
+        )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
 
@@ -101,30 +134,84 @@ def stage_argv(stage: str, args, out: Path) -> list[str]:
 def doc_stage_argv(stage, args, recipe, folder, out, quiet) -> list[str]:
     images = str(Path(folder["filter"]) / "images.parquet")
     return {
-        "filter": ["filter", "--input", folder["extract"], "--recipe", args.recipe,
-                   "--output", folder["filter"], *quiet],
+        "filter": [
+            "filter",
+            "--input",
+            folder["extract"],
+            "--recipe",
+            args.recipe,
+            "--output",
+            folder["filter"],
+            *quiet,
+        ],
         "download": ["--input", images, "--output", folder["download"], "--recipe", args.recipe],
-        "score": ["--input", folder["download"], "--output", folder["score"],
-                  *score_flags(recipe.score), *quiet],
-        "select": ["assign", "--docs", folder["filter"], "--shards", folder["download"],
-                   "--scores", folder["score"], "--recipe", args.recipe,
-                   "--output", folder["select"], "--report", str(out / "report.html")],
-    }[stage]  # fmt: skip
+        "score": [
+            "--input",
+            folder["download"],
+            "--output",
+            folder["score"],
+            *score_flags(recipe.score),
+            *quiet,
+        ],
+        "select": [
+            "assign",
+            "--docs",
+            folder["filter"],
+            "--shards",
+            folder["download"],
+            "--scores",
+            folder["score"],
+            "--recipe",
+            args.recipe,
+            "--output",
+            folder["select"],
+            "--report",
+            str(out / "report.html"),
+        ],
+    }[stage]
 
 
 def pair_stage_argv(stage, args, recipe, folder, out, quiet) -> list[str]:
     argv = {
         "extract": ["--input", *args.input, "--output", folder["extract"], *quiet],
-        "filter": ["--input", folder["extract"], "--recipe", args.recipe,
-                   "--output", folder["filter"]],
-        "download": ["--input", folder["filter"], "--output", folder["download"],
-                     "--recipe", args.recipe],
-        "score": ["--input", folder["download"], "--output", folder["score"],
-                  *score_flags(recipe.score), *quiet],
-        "select": ["--shards", folder["download"], "--scores", folder["score"],
-                   "--recipe", args.recipe, "--output", folder["select"],
-                   "--report", str(out / "report.html"), *quiet],
-    }[stage]  # fmt: skip
+        "filter": [
+            "--input",
+            folder["extract"],
+            "--recipe",
+            args.recipe,
+            "--output",
+            folder["filter"],
+        ],
+        "download": [
+            "--input",
+            folder["filter"],
+            "--output",
+            folder["download"],
+            "--recipe",
+            args.recipe,
+        ],
+        "score": [
+            "--input",
+            folder["download"],
+            "--output",
+            folder["score"],
+            *score_flags(recipe.score),
+            *quiet,
+        ],
+        "select": [
+            "--shards",
+            folder["download"],
+            "--scores",
+            folder["score"],
+            "--recipe",
+            args.recipe,
+            "--output",
+            folder["select"],
+            "--report",
+            str(out / "report.html"),
+            *quiet,
+        ],
+    }[stage]
     return argv
 
 
@@ -133,8 +220,9 @@ def docs_filter(argv: list[str], master: str) -> int:
     code = docs_job.main(argv, master)
     folder = argv[argv.index("--output") + 1]
     if code == 0:
-        code = docs_job.main(["images", "--input", folder, "--output",
-                              str(Path(folder) / "images.parquet")])  # fmt: skip
+        code = docs_job.main(
+            ["images", "--input", folder, "--output", str(Path(folder) / "images.parquet")]
+        )
     return code
 
 
@@ -182,15 +270,19 @@ def main(argv: list[str] | None = None) -> int:
             code = runners[stage](stage_argv(stage, args, out), args.master)
         timings.append((stage, time.monotonic() - started))
         if code != 0:
-            print(f"\nrun: {stage} failed (exit {code}); fix it and rerun the same command: the "
-                  "stages done so far are kept", file=sys.stderr)  # fmt: skip
+            print(
+                f"\nrun: {stage} failed (exit {code}); fix it and rerun the same command: the "
+                "stages done so far are kept",
+                file=sys.stderr,
+            )
             return code
     print(summary(out, timings, "select" in stages, folders))
     return 0
 
 
-def summary(out: Path, timings: list[tuple[str, float]], report: bool,
-            folders: dict[str, str] = FOLDERS) -> str:  # fmt: skip
+def summary(
+    out: Path, timings: list[tuple[str, float]], report: bool, folders: dict[str, str] = FOLDERS
+) -> str:
     import json
 
     lines = ["", f"run: done in {sum(t for _, t in timings):.0f} s", ""]
@@ -198,8 +290,10 @@ def summary(out: Path, timings: list[tuple[str, float]], report: bool,
     for stage, seconds in timings:
         stats_file = out / folders[stage] / "stats.json"
         stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
-        lines.append(f"  {stage:<9} {stats.get('in', ''):>8} {stats.get('kept', ''):>8} "
-                     f"{seconds:>8.1f}  {out / folders[stage]}")  # fmt: skip
+        lines.append(
+            f"  {stage:<9} {stats.get('in', ''):>8} {stats.get('kept', ''):>8} "
+            f"{seconds:>8.1f}  {out / folders[stage]}"
+        )
     if report:
         lines.append(f"\n  report: {out / 'report.html'}")
     return "\n".join(lines)

@@ -23,15 +23,15 @@ task (``spark.task.resource.gpu.amount=1``), or on ``--device`` when Spark assig
 import argparse
 import sys
 
-from jobs.options import add_config_flags, config_from_args, weights_or_none
-from pipeline import storage
-from pipeline.score.clip import WeightsError
-from pipeline.score.heads import HeadError
-from pipeline.score.stage import (
+from vlcurate.jobs.options import add_config_flags, config_from_args, weights_or_none
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.devices import resolve_device
+from vlcurate.pipeline.score.clip import WeightsError
+from vlcurate.pipeline.score.heads import HeadError
+from vlcurate.pipeline.score.stage import (
     ScoreConfig,
     Scorers,
     done_result,
-    resolve_device,
     score_shard,
     score_shards,
     write_stats,
@@ -46,15 +46,27 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     parser.add_argument("--input", "-i", required=True, help="folder (or URL) of NNNNN.tar shards")
     parser.add_argument("--output", "-o", required=True, help="folder for scores and embeddings")
-    parser.add_argument("--distributor", choices=DISTRIBUTORS, default="local",
-                        help="local: this machine, one process per GPU; pyspark: one Spark task "
-                        "per shard (default: local)")  # fmt: skip
-    parser.add_argument("--master", default=None,
-                        help="Spark master for --distributor pyspark; default: what spark-submit "
-                        "set, else local[*]")  # fmt: skip
-    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
-                        help="Spark setting for --distributor pyspark (repeatable), e.g. "
-                        "spark.task.resource.gpu.amount=1")  # fmt: skip
+    parser.add_argument(
+        "--distributor",
+        choices=DISTRIBUTORS,
+        default="local",
+        help="local: this machine, one process per GPU; pyspark: one Spark task "
+        "per shard (default: local)",
+    )
+    parser.add_argument(
+        "--master",
+        default=None,
+        help="Spark master for --distributor pyspark; default: what spark-submit "
+        "set, else local[*]",
+    )
+    parser.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Spark setting for --distributor pyspark (repeatable), e.g. "
+        "spark.task.resource.gpu.amount=1",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_config_flags(parser, ScoreConfig)
     return parser
@@ -88,7 +100,7 @@ def score_task(shard: str, output: str, config: ScoreConfig) -> dict:
 
 
 def score_with_spark(shards, output, config, master=None, conf=None, progress=True) -> dict:
-    from jobs import spark as spark_util
+    from vlcurate.jobs import spark as spark_util
 
     output = storage.absolute(output)
     done = {s: done_result(output, s, config) for s in shards}
@@ -114,8 +126,14 @@ def main(argv: list[str] | None = None, default_master: str | None = None) -> in
     try:
         if args.distributor == "pyspark":
             conf = dict(item.split("=", 1) for item in args.conf)
-            stats = score_with_spark(shards, args.output, config, args.master or default_master,
-                                     conf, progress=not args.no_progress)  # fmt: skip
+            stats = score_with_spark(
+                shards,
+                args.output,
+                config,
+                args.master or default_master,
+                conf,
+                progress=not args.no_progress,
+            )
         else:
             stats = score_shards(shards, args.output, config, progress=not args.no_progress)
     except (WeightsError, HeadError, ValueError) as e:

@@ -20,17 +20,25 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import storage
-from pipeline.recipe import RecipeError, load_recipe
-from pipeline.select import dedup
-from pipeline.select.stage import select
-from pipeline.select.writer import PlanMismatch
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.recipe import RecipeError, load_recipe
+from vlcurate.pipeline.select import dedup
+from vlcurate.pipeline.select.stage import select
+from vlcurate.pipeline.select.writer import PlanMismatch
 
 DISTRIBUTORS = ("local", "pyspark")
-FUNNEL = [("extract", "extract"), ("filter", "candidates"), ("download", "shards"),
-          ("score", "scores")]  # fmt: skip
-UNITS = {"extract": "WARC response record", "filter": "pair", "download": "URL",
-         "score": "downloaded sample"}  # fmt: skip
+FUNNEL = [
+    ("extract", "extract"),
+    ("filter", "candidates"),
+    ("download", "shards"),
+    ("score", "scores"),
+]
+UNITS = {
+    "extract": "WARC response record",
+    "filter": "pair",
+    "download": "URL",
+    "score": "downloaded sample",
+}
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -39,21 +47,35 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     parser.add_argument("--shards", required=True, help="folder of the downloaded NNNNN.tar shards")
     parser.add_argument("--scores", required=True, help="folder `curate score` wrote")
-    parser.add_argument("--recipe", required=True,
-                        help="bundled recipe name (laion, datacomp-basic, cc3m, demo) or YAML "
-                        "file; its select: section holds the thresholds")  # fmt: skip
+    parser.add_argument(
+        "--recipe",
+        required=True,
+        help="bundled recipe name (laion, datacomp-basic, cc3m, demo) or YAML "
+        "file; its select: section holds the thresholds",
+    )
     parser.add_argument("--output", "-o", required=True, help="folder for the final shards")
-    parser.add_argument("--dedup-distributor", choices=DISTRIBUTORS, default="local",
-                        help="local: semantic dedup in memory here; pyspark: per IVF cluster, "
-                        "one Spark task each (default: local)")  # fmt: skip
-    parser.add_argument("--clusters", type=int, default=None,
-                        help="k-means clusters for --dedup-distributor pyspark (default: about "
-                        "n / 5000)")  # fmt: skip
-    parser.add_argument("--master", default=None,
-                        help="Spark master for --dedup-distributor pyspark (default: what "
-                        "spark-submit set, else local[*])")  # fmt: skip
-    parser.add_argument("--report", default="",
-                        help="where report.html goes (default: OUTPUT/report.html)")  # fmt: skip
+    parser.add_argument(
+        "--dedup-distributor",
+        choices=DISTRIBUTORS,
+        default="local",
+        help="local: semantic dedup in memory here; pyspark: per IVF cluster, "
+        "one Spark task each (default: local)",
+    )
+    parser.add_argument(
+        "--clusters",
+        type=int,
+        default=None,
+        help="k-means clusters for --dedup-distributor pyspark (default: about n / 5000)",
+    )
+    parser.add_argument(
+        "--master",
+        default=None,
+        help="Spark master for --dedup-distributor pyspark (default: what "
+        "spark-submit set, else local[*])",
+    )
+    parser.add_argument(
+        "--report", default="", help="where report.html goes (default: OUTPUT/report.html)"
+    )
     parser.add_argument("--no-report", action="store_true", help="skip report.html")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -76,8 +98,8 @@ def spark_semantic(master: str | None, clusters: int | None):
     """Semantic dedup as one Spark task per k-means cluster of the embeddings."""
 
     def run(rows, rank, d, scores):
-        from jobs import spark as spark_util
-        from pipeline.select.inputs import load_embeddings
+        from vlcurate.jobs import spark as spark_util
+        from vlcurate.pipeline.select.inputs import load_embeddings
 
         names = np.array(rows["shard"].to_pylist(), dtype=object)
         emb_rows = rows["emb_row"].to_numpy()
@@ -95,8 +117,11 @@ def spark_semantic(master: str | None, clusters: int | None):
 
         def to_clusters(item):
             name, members = item
-            emb = load_embeddings(scores, np.array([name] * len(members), dtype=object),
-                                  np.array([m[1] for m in members]))  # fmt: skip
+            emb = load_embeddings(
+                scores,
+                np.array([name] * len(members), dtype=object),
+                np.array([m[1] for m in members]),
+            )
             clusters_of = dedup.nearest_centroid(emb, centres.value)
             for (position, _, r), cluster, vector in zip(
                 members, clusters_of, emb.astype(np.float16), strict=True
@@ -136,9 +161,16 @@ def main(argv: list[str] | None = None, default_master: str | None = None) -> in
         semantic = None
         if args.dedup_distributor == "pyspark":
             semantic = spark_semantic(args.master or default_master, args.clusters)
-        stats = select(args.shards, args.scores, recipe, args.output,
-                       funnel=funnel_of(args.shards), semantic=semantic,
-                       progress=not args.no_progress, report=report)  # fmt: skip
+        stats = select(
+            args.shards,
+            args.scores,
+            recipe,
+            args.output,
+            funnel=funnel_of(args.shards),
+            semantic=semantic,
+            progress=not args.no_progress,
+            report=report,
+        )
     except (RecipeError, storage.InputError, PlanMismatch) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

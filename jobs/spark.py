@@ -10,8 +10,12 @@ import threading
 from contextlib import contextmanager
 
 
-def session(app_name: str, master: str | None = None, conf: dict | None = None,
-            console_progress: bool = False):  # fmt: skip
+def session(
+    app_name: str,
+    master: str | None = None,
+    conf: dict | None = None,
+    console_progress: bool = False,
+):
     """Return the active SparkSession, or build one. ``master=None`` keeps what ``spark-submit``
     (or ``spark.master`` in the environment) chose; ``curate`` passes ``local[*]``.
     ``console_progress`` turns on Spark's own stage progress bar (for SQL jobs, whose task

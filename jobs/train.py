@@ -8,7 +8,7 @@ cosine, AMP on CUDA, gradient accumulation, checkpoints with exact resume, metri
         --output runs/tiny --samples-per-epoch 2000 --epochs 5 --batch-size 64 --device cpu
     curate train clip --shards 's3://b/final/{00000..09999}.tar' --model ViT-B-32 \\
         --output runs/b32 --batch-size 256 --precision bf16       # one GPU
-    torchrun --nproc_per_node 8 -m jobs.cli train clip --shards ... --output runs/b32
+    torchrun --nproc_per_node 8 -m vlcurate.jobs.cli train clip --shards ... --output runs/b32
                                                          # 8 GPUs: DDP, features gathered
 
 ``--model`` is an open_clip model name, a config shipped with curate (``tiny-clip``), or a path
@@ -21,6 +21,7 @@ and a linear map to prefix embeddings of a frozen causal LM (SmolLM2-135M by def
 shards or, with ``--interleaved``, on interleaved document shards:
 
     curate train frozen --shards 'out/scenes/{00000..00007}.tar' --output runs/frozen \
+        --clip-model tiny-clip --clip-pretrained miniweb \
         --steps 300 --batch-size 16 --device cpu
     curate eval icl --shards 'out/heldout/00000.tar' --label-field color \
         --models frozen blind clip-prototype chance --frozen runs/frozen/final.pt
@@ -30,8 +31,8 @@ import argparse
 import json
 import sys
 
-from jobs.options import add_config_flags, config_from_args, weights_or_none
-from pipeline.train.clip import TrainConfig, train
+from vlcurate.jobs.options import add_config_flags, config_from_args, weights_or_none
+from vlcurate.pipeline.train.clip import TrainConfig, train
 
 MODELS = ("clip", "frozen")
 
@@ -41,24 +42,30 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         prog="train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="what", required=True, metavar="MODEL")
-    clip = sub.add_parser("clip", help="a CLIP (open_clip) on image-text shards",
-                          description=__doc__,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    clip = sub.add_parser(
+        "clip",
+        help="a CLIP (open_clip) on image-text shards",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_flags(clip, TrainConfig)
-    from pipeline.train.frozen import FrozenTrainConfig
+    from vlcurate.pipeline.train.frozen import FrozenTrainConfig
 
-    frozen = sub.add_parser("frozen", help="a Frozen-style model: vision -> prefix of a frozen LM",
-                            description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    frozen = sub.add_parser(
+        "frozen",
+        help="a Frozen-style model: vision -> prefix of a frozen LM",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_flags(frozen, FrozenTrainConfig)
     return parser
 
 
 def main_frozen(args) -> int:
-    from pipeline.icl.lm import LanguageModelError
-    from pipeline.score.clip import WeightsError
-    from pipeline.train.frozen import FrozenTrainConfig
-    from pipeline.train.frozen import train as train_frozen
+    from vlcurate.pipeline.icl.lm import LanguageModelError
+    from vlcurate.pipeline.score.clip import WeightsError
+    from vlcurate.pipeline.train.frozen import FrozenTrainConfig
+    from vlcurate.pipeline.train.frozen import train as train_frozen
 
     config = config_from_args(FrozenTrainConfig, args)
     config.clip_pretrained = weights_or_none(config.clip_pretrained)
@@ -81,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         return main_frozen(args)
     config = config_from_args(TrainConfig, args)
     if not config.shards:
-        print("error: --shards is required (a brace pattern such as 'DIR/{00000..00009}.tar')",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: --shards is required (a brace pattern such as 'DIR/{00000..00009}.tar')",
+            file=sys.stderr,
+        )
         return 2
     try:
         summary = train(config)
@@ -92,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     if summary.get("rank", 0) == 0:
         print(json.dumps(summary, indent=1))
         done = f"{summary['steps']}/{summary['total_steps']} steps"
-        print(f"train: {done}, last loss {summary['loss']:.4f}, {summary['seconds']:.0f} s; "
-              f"weights: {summary['final']}")  # fmt: skip
+        print(
+            f"train: {done}, last loss {summary['loss']:.4f}, {summary['seconds']:.0f} s; "
+            f"weights: {summary['final']}"
+        )
     return 0
 
 

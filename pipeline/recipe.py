@@ -19,15 +19,26 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.docs.assign import AssignConfig
-from pipeline.docs.filters import DocFilterConfig
-from pipeline.filters import REGISTRY, Filter
-from pipeline.filters.text import CaptionValid
-from pipeline.select.config import ImageDedup, SelectConfig
+from vlcurate.pipeline.docs.assign import AssignConfig
+from vlcurate.pipeline.docs.filters import DocFilterConfig
+from vlcurate.pipeline.filters import REGISTRY, Filter
+from vlcurate.pipeline.filters.text import CaptionValid
+from vlcurate.pipeline.select.config import ImageDedup, SelectConfig
 
 BUNDLED = Path(__file__).resolve().parent.parent / "recipes"
-SECTIONS = {"name", "version", "source", "description", "filters", "dedup", "download", "score",
-            "select", "docs", "assign"}
+SECTIONS = {
+    "name",
+    "version",
+    "source",
+    "description",
+    "filters",
+    "dedup",
+    "download",
+    "score",
+    "select",
+    "docs",
+    "assign",
+}
 
 
 class RecipeError(ValueError):
@@ -119,7 +130,7 @@ def _section(cls, data: dict, key: str, where: str):
 
 
 def _score_options(params, where: str) -> dict:
-    from pipeline.score.stage import ScoreConfig
+    from vlcurate.pipeline.score.stage import ScoreConfig
 
     _make(ScoreConfig, params, where)
     return dict(params)
@@ -134,7 +145,7 @@ def _select_options(params, where: str) -> SelectConfig:
 
 
 def _download_options(params, where: str) -> dict:
-    from pipeline.download.stage import DownloadConfig
+    from vlcurate.pipeline.download.stage import DownloadConfig
 
     _make(DownloadConfig, params, where)  # validates names and types now, before any work
     return dict(params)

@@ -161,12 +161,24 @@ def _histogram(name: str, values: list, groups: list[str], lines: list[tuple[str
         bins = np.arange(every.min() - 0.5, every.max() + 1.5)  # counts: one bar per value
     fig = _figure(5, 2.8)
     ax = fig.add_subplot()
-    ax.hist([kept, gone], bins=bins, stacked=True, color=["#2e86de", "#ee5253"],
-            label=[f"{KEPT} ({len(kept)})", f"dropped ({len(gone)})"])  # fmt: skip
+    ax.hist(
+        [kept, gone],
+        bins=bins,
+        stacked=True,
+        color=["#2e86de", "#ee5253"],
+        label=[f"{KEPT} ({len(kept)})", f"dropped ({len(gone)})"],
+    )
     for i, (label, value) in enumerate(lines):
         ax.axvline(value, color="black", linestyle="--", linewidth=1)
-        ax.annotate(label, (value, 0.95 - 0.1 * i), xycoords=("data", "axes fraction"),
-                    fontsize=8, ha="left", va="top", rotation=0)  # fmt: skip
+        ax.annotate(
+            label,
+            (value, 0.95 - 0.1 * i),
+            xycoords=("data", "axes fraction"),
+            fontsize=8,
+            ha="left",
+            va="top",
+            rotation=0,
+        )
     nulls = values.count(None)
     ax.set_title(f"{name}" + (f" ({nulls} null)" if nulls else ""), fontsize=10)
     ax.legend(fontsize=7, loc="upper right")

@@ -89,6 +89,18 @@ def exists(url: str) -> bool:
     return fs.exists(path)
 
 
+def isdir(url: str) -> bool:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.isdir(path)
+
+
+def remove_tree(url: str) -> None:
+    """Delete a folder and everything in it, if it exists."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
 def remove(url: str) -> None:
     """Delete a file if it exists."""
     fs, path = fsspec.core.url_to_fs(url)
@@ -147,3 +159,19 @@ def remove_stale_temporaries(url: str) -> int:
     for p in stale:
         fs.rm(p)
     return len(stale)
+
+
+def brace_pattern(paths: list[str]) -> str:
+    """``['d/00000.tar', 'd/00001.tar']`` -> ``'d/{00000..00001}.tar'`` (webdataset's form)."""
+    first, last = Path(paths[0]), Path(paths[-1])
+    if len(paths) == 1:
+        return str(first)
+    return str(first.parent / f"{{{first.stem}..{last.stem}}}{first.suffix}")
+
+
+def expand_shards(shards: str | list[str]) -> list[str]:
+    """A brace pattern (or a list of them) -> the shard URLs, in order."""
+    import webdataset as wds
+
+    patterns = [shards] if isinstance(shards, str) else list(shards)
+    return [url for p in patterns for url in wds.shardlists.expand_urls(p)]

@@ -9,7 +9,7 @@ duplicate is only counted as one when its first copy survived the rules.
 
 import pyarrow as pa
 
-from schemas.extract import PAIR_SCHEMA
+from vlcurate.schemas.extract import PAIR_SCHEMA
 
 SCHEMA_VERSION = "filter/1"
 

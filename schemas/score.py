@@ -52,7 +52,7 @@ METADATA_SCHEMA = pa.schema(  # clip-retrieval's metadata/, row i <-> row i of i
         ("uid", pa.string()),
         ("url", pa.string()),
         ("caption", pa.string()),
-    ]  # fmt: skip
+    ]
 )
 
 

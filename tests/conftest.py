@@ -17,7 +17,7 @@ WARCS = DATA / "warc"
 @pytest.fixture(scope="session")
 def spark():
     """One local[2] Spark session for the whole test session."""
-    from jobs.spark import session
+    from vlcurate.jobs.spark import session
 
     s = session("curate-tests", "local[2]", {"spark.sql.shuffle.partitions": "4"})
     yield s
@@ -41,13 +41,18 @@ def miniweb_clip(curate_cache) -> dict:
     in the session's cache, where ``--pretrained miniweb`` finds it; shared by every test that
     needs a CLIP that works: ``final`` (weights), ``model`` (config name), ``train_shards`` and
     ``heldout_shards`` (brace patterns)."""
-    from pipeline.train.miniweb_clip import train_miniweb_clip
+    from vlcurate.miniweb.clip import train_miniweb_clip
 
     return train_miniweb_clip(progress=False)
 
 
-KEEP_ALL = {"name": "keep-all", "version": 1, "source": "test", "filters": [],
-            "dedup": {"uid": False, "max_per_url": None}}  # fmt: skip
+KEEP_ALL = {
+    "name": "keep-all",
+    "version": 1,
+    "source": "test",
+    "filters": [],
+    "dedup": {"uid": False, "max_per_url": None},
+}
 
 
 @pytest.fixture(scope="session")
@@ -57,28 +62,42 @@ def scored_miniweb(spark, miniweb_clip, tmp_path_factory):
     ``root/shards`` and ``root/scores``."""
     import pyarrow.parquet as pq
 
-    from jobs import extract as extract_job
-    from jobs import filter as filter_job
-    from pipeline import miniweb
-    from pipeline.download.safety import SafetyConfig
-    from pipeline.download.stage import DownloadConfig, download_stage
-    from pipeline.extract import ExtractConfig
-    from pipeline.recipe import parse_recipe
-    from pipeline.score.stage import ScoreConfig, score_shards
+    from vlcurate import miniweb
+    from vlcurate.jobs import extract as extract_job
+    from vlcurate.jobs import filter as filter_job
+    from vlcurate.pipeline.download.safety import SafetyConfig
+    from vlcurate.pipeline.download.stage import DownloadConfig, download_stage
+    from vlcurate.pipeline.extract.stage import ExtractConfig
+    from vlcurate.pipeline.recipe import parse_recipe
+    from vlcurate.pipeline.score.stage import ScoreConfig, score_shards
 
     root = tmp_path_factory.mktemp("scored-miniweb")
     port = miniweb.free_port()
     manifest = miniweb.build(root / "web", seed=0, port=port, n_shapes=40)
     with miniweb.serve(root / "web", port=port, slow_seconds=4):
-        extract_job.run([str(root / "web" / miniweb.WARC_FILE)], str(root / "extract"),
-                        ExtractConfig(), progress=False)  # fmt: skip
+        extract_job.run(
+            [str(root / "web" / miniweb.WARC_FILE)],
+            str(root / "extract"),
+            ExtractConfig(),
+            progress=False,
+        )
         filter_job.run(str(root / "extract"), parse_recipe(KEEP_ALL), str(root / "candidates"))
-        download_stage(pq.read_table(root / "candidates" / "pairs"), str(root / "shards"),
-                       DownloadConfig(image_size=128, processes=2, threads=16,
-                                      samples_per_shard=40, timeout=2),
-                       SafetyConfig(allow_networks=[f"127.0.0.1:{port}"]))  # fmt: skip
-    config = ScoreConfig(model="tiny-clip", pretrained="miniweb", device="cpu", batch_size=64,
-                         workers=1, watermark="none")  # fmt: skip
+        download_stage(
+            pq.read_table(root / "candidates" / "pairs"),
+            str(root / "shards"),
+            DownloadConfig(
+                image_size=128, processes=2, threads=16, samples_per_shard=40, timeout=2
+            ),
+            SafetyConfig(allow_networks=[f"127.0.0.1:{port}"]),
+        )
+    config = ScoreConfig(
+        model="tiny-clip",
+        pretrained="miniweb",
+        device="cpu",
+        batch_size=64,
+        workers=1,
+        watermark="none",
+    )
     tars = sorted(str(p) for p in (root / "shards").glob("*.tar"))
     score_shards(tars, str(root / "scores"), config, progress=False)
     return root, manifest

@@ -2,8 +2,8 @@
 
 import pyarrow as pa
 
-from pipeline.page import pair_uid
-from schemas.extract import PAIR_SCHEMA
+from vlcurate.pipeline.extract.page import pair_uid
+from vlcurate.schemas.extract import PAIR_SCHEMA
 
 
 def pairs_table(*captions: str | None, urls=None, widths=None, heights=None, **extra) -> pa.Table:

@@ -21,7 +21,8 @@ similarity there, as in mmc4.
 Within-document pHash dedup: mmc4 removes images with the same pHash within a document, an
 exact match, so :func:`phash_duplicates_within` defaults to ``max_distance=0``; a larger
 distance (Hamming, 64-bit pHash) is available. The earliest image of a group is kept. The pHash is
-``imagehash.phash`` of the RGB image, as :func:`pipeline.score.images.decode` computes it, as hex.
+``imagehash.phash`` of the RGB image, as :func:`vlcurate.pipeline.score.images.decode` computes it,
+as hex.
 
 Every image not in ``image_info`` has a row in ``dropped`` with one reason (a module constant).
 """
@@ -30,12 +31,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.docs.sentences import split_sentences
+from vlcurate.pipeline.docs.sentences import split_sentences
 
 __all__ = [
-    "AssignConfig", "Assignment", "MMC4Core", "assign", "assign_document", "is_core",
-    "phash_duplicates_within", "similarity_matrix",
-]  # fmt: skip
+    "AssignConfig",
+    "Assignment",
+    "MMC4Core",
+    "assign",
+    "assign_document",
+    "is_core",
+    "phash_duplicates_within",
+    "similarity_matrix",
+]
 
 # --- image drop reasons (unit: image of a document) -----------------------------------------
 LOW_SIMILARITY = "low_similarity"  # best similarity to any sentence < min_sim
@@ -44,8 +51,14 @@ NO_SENTENCES = "no_sentences"  # the document has no sentence to place the image
 NO_PIXELS = "no_pixels"  # no decoded image was given
 TOO_MANY_IMAGES = "too_many_images"  # the document was refused (also the document's reason)
 TOO_MANY_SENTENCES = "too_many_sentences"  # the document was refused (idem)
-IMAGE_REASONS = (LOW_SIMILARITY, DUPLICATE_PHASH_IN_DOC, NO_SENTENCES, NO_PIXELS,
-                 TOO_MANY_IMAGES, TOO_MANY_SENTENCES)  # fmt: skip
+IMAGE_REASONS = (
+    LOW_SIMILARITY,
+    DUPLICATE_PHASH_IN_DOC,
+    NO_SENTENCES,
+    NO_PIXELS,
+    TOO_MANY_IMAGES,
+    TOO_MANY_SENTENCES,
+)
 
 # --- mmc4-core reasons (unit: document) -----------------------------------------------------
 CORE_TOO_FEW_SENTENCES = "core_too_few_sentences"
@@ -53,8 +66,13 @@ CORE_TOO_MANY_SENTENCES = "core_too_many_sentences"
 CORE_TOO_FEW_IMAGES = "core_too_few_images"
 CORE_TOO_MANY_IMAGES = "core_too_many_images"
 CORE_LOW_SIMILARITY_SHARE = "core_low_similarity_share"
-CORE_REASONS = (CORE_TOO_FEW_SENTENCES, CORE_TOO_MANY_SENTENCES, CORE_TOO_FEW_IMAGES,
-                CORE_TOO_MANY_IMAGES, CORE_LOW_SIMILARITY_SHARE)  # fmt: skip
+CORE_REASONS = (
+    CORE_TOO_FEW_SENTENCES,
+    CORE_TOO_MANY_SENTENCES,
+    CORE_TOO_FEW_IMAGES,
+    CORE_TOO_MANY_IMAGES,
+    CORE_LOW_SIMILARITY_SHARE,
+)
 
 MATCHING = "matching"  # placed by the linear assignment
 BEST_SENTENCE = "best_sentence"  # more images than sentences: placed at its most similar one
@@ -112,17 +130,21 @@ def similarity_matrix(
     scorer, images: list, sentences: list[str], batch_size: int = 64
 ) -> np.ndarray:
     """CLIP cosine similarities, (len(images), len(sentences)) float32, with ``scorer`` a
-    :class:`pipeline.score.clip.ClipScorer`. Images (PIL, any mode) and sentences are encoded
-    in batches of ``batch_size``, so memory is bounded by the batch and the two embedding
+    :class:`vlcurate.pipeline.score.clip.ClipScorer`. Images (PIL, any mode) and sentences are
+    encoded in batches of ``batch_size``, so memory is bounded by the batch and the two embedding
     tables, whatever the document's size."""
     import torch
 
-    from pipeline.score.images import to_rgb
+    from vlcurate.pipeline.score.images import to_rgb
 
     if not images or not sentences:
         return np.zeros((len(images), len(sentences)), dtype=np.float32)
-    text = torch.cat([scorer.encode_texts(list(sentences[i : i + batch_size]))
-                      for i in range(0, len(sentences), batch_size)])  # fmt: skip  # (S, D)
+    text = torch.cat(
+        [
+            scorer.encode_texts(list(sentences[i : i + batch_size]))
+            for i in range(0, len(sentences), batch_size)
+        ]
+    )  # (S, D)
     rows = []
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
@@ -144,8 +166,12 @@ def embedding_similarity(
 
     if not len(embeddings) or not sentences:
         return np.zeros((len(embeddings), len(sentences)), dtype=np.float32)
-    text = torch.cat([scorer.encode_texts(list(sentences[i : i + batch_size]))
-                      for i in range(0, len(sentences), batch_size)])  # fmt: skip  # (S, D)
+    text = torch.cat(
+        [
+            scorer.encode_texts(list(sentences[i : i + batch_size]))
+            for i in range(0, len(sentences), batch_size)
+        ]
+    )  # (S, D)
     return (embeddings @ text.cpu().numpy().T).astype(np.float32)  # (images, S)
 
 
@@ -153,7 +179,7 @@ def phash_of(image) -> str:
     """The pHash as the score stage computes it (``imagehash.phash`` of the RGB image, hex)."""
     import imagehash
 
-    from pipeline.score.images import to_rgb
+    from vlcurate.pipeline.score.images import to_rgb
 
     return str(imagehash.phash(to_rgb(image)))
 
@@ -197,10 +223,16 @@ def phash_duplicates_within(phashes: list, max_distance: int = 0) -> list[int | 
 
 
 def is_core(
-    n_sentences: int, n_images: int, matched_sims, min_sentences: int = 4,
-    max_sentences: int = 40, min_images: int = 2, max_images: int = 15, sim: float = 0.25,
+    n_sentences: int,
+    n_images: int,
+    matched_sims,
+    min_sentences: int = 4,
+    max_sentences: int = 40,
+    min_images: int = 2,
+    max_images: int = 15,
+    sim: float = 0.25,
     share: float = 0.75,
-) -> str | None:  # fmt: skip
+) -> str | None:
     """mmc4-core: None when the document passes, else the first failing reason. Passing means
     ``min_sentences <= n_sentences <= max_sentences``, ``min_images <= n_images <=
     max_images`` and at least ``share`` of the assignments with similarity strictly above
@@ -235,10 +267,17 @@ class MMC4Core:
 
     def filter(self, record: dict) -> tuple[bool, str | None]:
         info = record.get("image_info") or []
-        reason = is_core(len(record.get("text_list") or []), len(info),
-                         [im["matched_sim"] for im in info], self.min_sentences,
-                         self.max_sentences, self.min_images, self.max_images, self.sim,
-                         self.share)  # fmt: skip
+        reason = is_core(
+            len(record.get("text_list") or []),
+            len(info),
+            [im["matched_sim"] for im in info],
+            self.min_sentences,
+            self.max_sentences,
+            self.min_images,
+            self.max_images,
+            self.sim,
+            self.share,
+        )
         return reason is None, reason
 
 
@@ -275,8 +314,10 @@ class AssignConfig:
     )
     core: bool = field(
         default=False,
-        metadata={"help": "keep only mmc4-core documents: 4-40 sentences, 2-15 images, >= 75% "
-                  "of assignments with similarity > 0.25"},
+        metadata={
+            "help": "keep only mmc4-core documents: 4-40 sentences, 2-15 images, >= 75% "
+            "of assignments with similarity > 0.25"
+        },
     )
 
     def __post_init__(self):
@@ -289,9 +330,12 @@ def _image_fields(item) -> dict:
 
 
 def assign_document(
-    doc_text_nodes: list[str], images: list, scorer, config: AssignConfig | None = None,
+    doc_text_nodes: list[str],
+    images: list,
+    scorer,
+    config: AssignConfig | None = None,
     url: str | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """An mmc4-style record for one document.
 
     ``doc_text_nodes``: the document's text, in page order (each split into sentences);
@@ -309,21 +353,33 @@ def assign_document(
     ``duplicate_of``, a position, for duplicates); ``refused`` is None or the reason the whole
     document was refused (more than ``max_images`` images or ``max_sentences`` sentences),
     decided before any image is hashed or encoded. mmc4's ``could_have_url_duplicate`` needs the
-    whole corpus: ``pipeline.docs.interleave.assign_documents`` sets it."""
+    whole corpus: ``vlcurate.pipeline.docs.interleave.assign_documents`` sets it."""
     cfg = config or AssignConfig()
     items = [_image_fields(it) for it in images]
     sentences = [
         s for node in doc_text_nodes or [] for s in split_sentences(node, cfg.max_sentence_chars)
     ]
-    record = {"url": url, "text_list": sentences, "image_info": [], "similarity_matrix": [],
-              "dropped": [], "refused": None}  # fmt: skip
+    record = {
+        "url": url,
+        "text_list": sentences,
+        "image_info": [],
+        "similarity_matrix": [],
+        "dropped": [],
+        "refused": None,
+    }
 
     def drop(i: int, reason: str, **extra) -> None:
-        record["dropped"].append({"position": i, "raw_url": items[i].get("url"), "reason": reason,
-                                  **extra})  # fmt: skip
+        record["dropped"].append(
+            {"position": i, "raw_url": items[i].get("url"), "reason": reason, **extra}
+        )
 
-    refused = (TOO_MANY_IMAGES if len(items) > cfg.max_images
-               else TOO_MANY_SENTENCES if len(sentences) > cfg.max_sentences else None)  # fmt: skip
+    refused = (
+        TOO_MANY_IMAGES
+        if len(items) > cfg.max_images
+        else TOO_MANY_SENTENCES
+        if len(sentences) > cfg.max_sentences
+        else None
+    )
     if refused:
         record["refused"] = refused
         for i in range(len(items)):
@@ -336,9 +392,14 @@ def assign_document(
             drop(i, NO_PIXELS)
         else:
             live.append(i)
-    hashes = {i: items[i]["phash"] if items[i].get("phash") is not None
-              else phash_of(items[i]["image"]) if items[i].get("image") is not None
-              else None for i in live}  # fmt: skip
+    hashes = {
+        i: items[i]["phash"]
+        if items[i].get("phash") is not None
+        else phash_of(items[i]["image"])
+        if items[i].get("image") is not None
+        else None
+        for i in live
+    }
     dup_of = phash_duplicates_within([hashes[i] for i in live], cfg.phash_max_distance)
     unique = []
     for i, d in zip(live, dup_of, strict=True):
@@ -360,12 +421,18 @@ def assign_document(
             drop(i, a.reason)
             continue
         kept_rows.append(a.image)
-        record["image_info"].append({
-            "image_name": None, "raw_url": items[i].get("url"), "position": i,
-            "matched_text_index": a.matched_text_index, "matched_sim": a.matched_sim,
-            "matched_by": a.by, "face_detections": items[i].get("faces"),
-            "phash": _hex(hashes[i]),
-        })  # fmt: skip
+        record["image_info"].append(
+            {
+                "image_name": None,
+                "raw_url": items[i].get("url"),
+                "position": i,
+                "matched_text_index": a.matched_text_index,
+                "matched_sim": a.matched_sim,
+                "matched_by": a.by,
+                "face_detections": items[i].get("faces"),
+                "phash": _hex(hashes[i]),
+            }
+        )
     for j, info in enumerate(record["image_info"]):
         info["image_name"] = f"{j}.jpg"
     record["similarity_matrix"] = sim[kept_rows].astype(float).tolist() if kept_rows else []

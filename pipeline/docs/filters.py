@@ -28,7 +28,7 @@ Definitions (``normalise`` and the ratio functions below say the same, precisely
 Document-level values are computed on the kept text nodes together: the word count is the
 sum over nodes, the word n-grams run over the nodes' normalised words in order, and special
 characters are counted over the node texts joined by newlines. Language id runs fastText
-(the bundled lid.176, as ``pipeline.filters.language``) on the words joined by spaces.
+(the bundled lid.176, as ``vlcurate.pipeline.filters.language``) on the words joined by spaces.
 
 Node accounting: every node of every document is kept, dropped by a node rule, or dropped
 with its document (``text_in_dropped_doc`` / ``image_in_dropped_doc``).
@@ -40,8 +40,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from pipeline.docs.words import FLAGGED_WORDS, STOPWORDS
-from pipeline.stats import StageStats
+from vlcurate.pipeline.docs.words import FLAGGED_WORDS, STOPWORDS
+from vlcurate.pipeline.stats import StageStats
 
 STAGE = "doc_filter"
 
@@ -56,9 +56,16 @@ NODE_TOO_FEW_STOPWORDS = "node_too_few_stopwords"
 NODE_FLAGGED_WORDS = "node_flagged_words"  # too many flagged words
 TEXT_IN_DROPPED_DOC = "text_in_dropped_doc"  # passed the node rules; its document did not
 TEXT_REASONS = (
-    NODE_MALFORMED, NODE_TOO_SHORT, NODE_TOO_LONG, NODE_CHAR_REPETITION, NODE_WORD_REPETITION,
-    NODE_SPECIAL_CHARS, NODE_TOO_FEW_STOPWORDS, NODE_FLAGGED_WORDS, TEXT_IN_DROPPED_DOC,
-)  # fmt: skip
+    NODE_MALFORMED,
+    NODE_TOO_SHORT,
+    NODE_TOO_LONG,
+    NODE_CHAR_REPETITION,
+    NODE_WORD_REPETITION,
+    NODE_SPECIAL_CHARS,
+    NODE_TOO_FEW_STOPWORDS,
+    NODE_FLAGGED_WORDS,
+    TEXT_IN_DROPPED_DOC,
+)
 
 # --- image-node reasons (the node is removed) -----------------------------------------------
 IMAGE_NO_URL = "image_no_url"  # missing, empty or unparsable URL
@@ -66,8 +73,13 @@ IMAGE_FORMAT = "image_format"  # extension (of the URL path) not allowed, or non
 IMAGE_URL_WORDS = "image_url_words"  # logo, button, icon, ... in the URL path
 IMAGE_FREQUENT_URL = "image_frequent_url"  # in the corpus-wide banned set (frequent_urls)
 IMAGE_IN_DROPPED_DOC = "image_in_dropped_doc"
-IMAGE_REASONS = (IMAGE_NO_URL, IMAGE_FORMAT, IMAGE_URL_WORDS, IMAGE_FREQUENT_URL,
-                 IMAGE_IN_DROPPED_DOC)  # fmt: skip
+IMAGE_REASONS = (
+    IMAGE_NO_URL,
+    IMAGE_FORMAT,
+    IMAGE_URL_WORDS,
+    IMAGE_FREQUENT_URL,
+    IMAGE_IN_DROPPED_DOC,
+)
 
 # --- document reasons (the whole document is dropped), in the order they are checked --------
 DOC_NO_TEXT = "no_text"  # no text node left after the node rules
@@ -82,10 +94,18 @@ DOC_TOO_FEW_STOPWORDS = "doc_too_few_stopwords"
 DOC_LANGUAGE_UNCERTAIN = "doc_language_uncertain"  # top fastText score below min_lang_score
 DOC_LANGUAGE_NOT_WANTED = "doc_language_not_wanted"  # top language not in `languages`
 DOC_REASONS = (
-    DOC_NO_TEXT, DOC_NO_IMAGES, DOC_TOO_FEW_IMAGES, DOC_TOO_MANY_IMAGES, DOC_TOO_SHORT,
-    DOC_TOO_LONG, DOC_WORD_REPETITION, DOC_SPECIAL_CHARS, DOC_TOO_FEW_STOPWORDS,
-    DOC_LANGUAGE_UNCERTAIN, DOC_LANGUAGE_NOT_WANTED,
-)  # fmt: skip
+    DOC_NO_TEXT,
+    DOC_NO_IMAGES,
+    DOC_TOO_FEW_IMAGES,
+    DOC_TOO_MANY_IMAGES,
+    DOC_TOO_SHORT,
+    DOC_TOO_LONG,
+    DOC_WORD_REPETITION,
+    DOC_SPECIAL_CHARS,
+    DOC_TOO_FEW_STOPWORDS,
+    DOC_LANGUAGE_UNCERTAIN,
+    DOC_LANGUAGE_NOT_WANTED,
+)
 
 
 def _f(default, help: str, **kw):
@@ -252,7 +272,7 @@ class DocumentRules:
 
     def _language(self, text: str) -> tuple[str | None, float]:
         if self._model is None:
-            from pipeline.filters.language import load_fasttext
+            from vlcurate.pipeline.filters.language import load_fasttext
 
             self._model = load_fasttext(self.c.lang_model)
         top = self._model.f.predict(text + "\n", 1, 0.0, "replace")
@@ -291,7 +311,8 @@ class DocumentRules:
 
 def _node_fields(node) -> tuple:
     """``(type, text, url)`` of a node given as a dict (parquet rows) or as a
-    ``(type, text, url, alt)`` tuple (``pipeline.extract`` rows); ``(None,) * 3`` if neither."""
+    ``(type, text, url, alt)`` tuple (``vlcurate.pipeline.extract.stage`` rows); ``(None,) * 3``
+    if neither."""
     if isinstance(node, dict):
         return node.get("type"), node.get("text"), node.get("url")
     if isinstance(node, tuple | list) and len(node) >= 3:

@@ -8,7 +8,7 @@ shards (mmc4's layout).
    ``curate score`` scores them (CLIP image embeddings, NSFW, faces, pHash, size).
 2. :func:`assign_documents`: per document, the image rules of the recipe's ``assign:`` section
    (downloaded, decoded, shorter side, aspect ratio, NSFW), then mmc4's assignment of images to
-   sentences (:func:`pipeline.docs.assign.assign_document`) from the score stage's image
+   sentences (:func:`vlcurate.pipeline.docs.assign.assign_document`) from the score stage's image
    embeddings, so only the sentences are encoded; then the document rules (no image left, faces
    for mmc4-ff, mmc4-core). :func:`write_interleaved` writes the kept documents,
    ``docs_per_shard`` to a shard, with their images in order.
@@ -27,15 +27,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import storage
-from pipeline.docs.assign import AssignConfig, MMC4Core, assign_document
-from pipeline.docs.shards import write_doc_shard
-from pipeline.score import shards as shard_io
-from pipeline.stats import StageStats
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.docs.assign import AssignConfig, MMC4Core, assign_document
+from vlcurate.pipeline.docs.shards import write_doc_shard
+from vlcurate.pipeline.score import shards as shard_io
+from vlcurate.pipeline.stats import StageStats
 
 STAGE = "docs_assign"
-IMAGE_COLUMNS = pa.schema([("url", pa.string()), ("caption", pa.string()),
-                           ("doc_id", pa.string()), ("image_index", pa.int32())])  # fmt: skip
+IMAGE_COLUMNS = pa.schema(
+    [
+        ("url", pa.string()),
+        ("caption", pa.string()),
+        ("doc_id", pa.string()),
+        ("image_index", pa.int32()),
+    ]
+)
 NOT_DOWNLOADED = "not_downloaded"
 IMAGE_TOO_SMALL, ASPECT_RATIO, NSFW = "image_too_small", "aspect_ratio", "nsfw"
 NO_IMAGES_LEFT, FACES, IN_DROPPED_DOC = "no_images_left", "faces", "image_in_dropped_doc"
@@ -46,8 +52,15 @@ def image_table(docs: list[dict]) -> pa.Table:
     rows = []
     for doc in docs:
         images = [n for n in doc["nodes"] if n["type"] == "image"]
-        rows += [{"url": n["url"], "caption": n.get("alt") or "", "doc_id": doc["doc_id"],
-                  "image_index": k} for k, n in enumerate(images)]  # fmt: skip
+        rows += [
+            {
+                "url": n["url"],
+                "caption": n.get("alt") or "",
+                "doc_id": doc["doc_id"],
+                "image_index": k,
+            }
+            for k, n in enumerate(images)
+        ]
     return pa.Table.from_pylist(rows, schema=IMAGE_COLUMNS)
 
 
@@ -58,8 +71,11 @@ def load_images(shards: str, scores: str) -> dict[str, dict[int, dict]]:
     found: dict[str, dict[int, dict]] = defaultdict(dict)
     for shard_parquet in sorted(glob.glob(os.path.join(shards, "[0-9]*.parquet"))):
         name = os.path.basename(shard_parquet).removesuffix(".parquet")
-        downloaded = {r["key"]: r for r in pq.read_table(shard_parquet).to_pylist()
-                      if r["status"] == "success"}  # fmt: skip
+        downloaded = {
+            r["key"]: r
+            for r in pq.read_table(shard_parquet).to_pylist()
+            if r["status"] == "success"
+        }
         scored = pq.read_table(os.path.join(scores, "scores", f"{name}.parquet")).to_pylist()
         meta = pq.read_table(os.path.join(scores, "metadata", f"{name}.parquet")).to_pylist()
         emb = np.load(os.path.join(scores, "img_emb", f"{name}.npy")).astype(np.float32)
@@ -69,13 +85,18 @@ def load_images(shards: str, scores: str) -> dict[str, dict[int, dict]]:
             if d is None or d.get("doc_id") is None:
                 continue
             found[d["doc_id"]][d["image_index"]] = {
-                "status": s["status"], "url": d["url"], "shard": f"{shards}/{name}.tar",
-                "index": s["index"], "nsfw_p": s.get("nsfw_p"), "face_count": s.get("face_count"),
-                "faces": s.get("face_boxes"), "phash": s.get("phash"),
+                "status": s["status"],
+                "url": d["url"],
+                "shard": f"{shards}/{name}.tar",
+                "index": s["index"],
+                "nsfw_p": s.get("nsfw_p"),
+                "face_count": s.get("face_count"),
+                "faces": s.get("face_boxes"),
+                "phash": s.get("phash"),
                 "width": d.get("original_width") or s.get("width"),
                 "height": d.get("original_height") or s.get("height"),
                 "embedding": emb[row_of[s["key"]]] if s["key"] in row_of else None,
-            }  # fmt: skip
+            }
     return found
 
 
@@ -100,11 +121,25 @@ def assign_one(doc: dict, images: dict[int, dict], scorer, config: AssignConfig)
     ``image_index``, ``reason`` (None: kept), ``matched_sim``, ``sentence``)."""
     texts = [n["text"] for n in doc["nodes"] if n["type"] == "text" and n.get("text")]
     n_images = sum(n["type"] == "image" for n in doc["nodes"])
-    rows = [{"image_index": k, "reason": image_reason(images.get(k), config), "matched_sim": None,
-             "sentence": None} for k in range(n_images)]  # fmt: skip
+    rows = [
+        {
+            "image_index": k,
+            "reason": image_reason(images.get(k), config),
+            "matched_sim": None,
+            "sentence": None,
+        }
+        for k in range(n_images)
+    ]
     live = [row["image_index"] for row in rows if row["reason"] is None]
-    items = [{"embedding": images[k]["embedding"], "url": images[k]["url"],
-              "phash": images[k]["phash"], "faces": images[k]["faces"]} for k in live]  # fmt: skip
+    items = [
+        {
+            "embedding": images[k]["embedding"],
+            "url": images[k]["url"],
+            "phash": images[k]["phash"],
+            "faces": images[k]["faces"],
+        }
+        for k in live
+    ]
     record = assign_document(texts, items, scorer, config, url=doc.get("page_url"))
     for d in record["dropped"]:
         rows[live[d["position"]]]["reason"] = d["reason"]
@@ -154,8 +189,9 @@ def assign_documents(docs: list[dict], images: dict, scorer, config: AssignConfi
     return kept, stats, image_rows
 
 
-def write_interleaved(kept: list[tuple[dict, dict]], images: dict, output: str,
-                      docs_per_shard: int = 100) -> list[str]:  # fmt: skip
+def write_interleaved(
+    kept: list[tuple[dict, dict]], images: dict, output: str, docs_per_shard: int = 100
+) -> list[str]:
     """Write the kept documents as ``output/NNNNN.tar``; a shard already there (from a run
     that was stopped) is kept as it is, since the same inputs give the same shards."""
     paths = []
@@ -171,13 +207,23 @@ def write_interleaved(kept: list[tuple[dict, dict]], images: dict, output: str,
                 image = images[doc["doc_id"]][info["position"]]
                 wanted[image["shard"]][image["index"]] = (doc["doc_id"], info["position"])
         data = shard_io.images_at(wanted)
-        write_doc_shard(path, [
-            {"record": record, "doc_id": doc["doc_id"], "page_url": doc.get("page_url"),
-             "warc_path": doc.get("warc_path"), "warc_record_id": doc.get("warc_record_id"),
-             "images": {i["position"]: data[(doc["doc_id"], i["position"])]
-                        for i in record["image_info"]}}
-            for doc, record in part
-        ])  # fmt: skip
+        write_doc_shard(
+            path,
+            [
+                {
+                    "record": record,
+                    "doc_id": doc["doc_id"],
+                    "page_url": doc.get("page_url"),
+                    "warc_path": doc.get("warc_path"),
+                    "warc_record_id": doc.get("warc_record_id"),
+                    "images": {
+                        i["position"]: data[(doc["doc_id"], i["position"])]
+                        for i in record["image_info"]
+                    },
+                }
+                for doc, record in part
+            ],
+        )
     return paths
 
 

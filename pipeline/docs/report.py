@@ -1,16 +1,16 @@
 """``report.html`` for the interleaved road, in the select stage's format
-(:func:`pipeline.report.write_report`): the funnel of every stage (documents, and the images
-of the kept documents), histograms of each image's matched similarity and NSFW score with the
+(:func:`vlcurate.pipeline.report.write_report`): the funnel of every stage (documents, and the
+images of the kept documents), histograms of each image's matched similarity and NSFW score with the
 recipe's cuts, and thumbnails of kept images (with the sentence each was assigned to) and of
 each drop reason."""
 
 import pyarrow as pa
 
-from pipeline.docs.assign import AssignConfig
-from pipeline.report import write_report
-from pipeline.score import shards as shard_io
-from pipeline.score.clip import column_name
-from pipeline.select.report import models
+from vlcurate.pipeline.docs.assign import AssignConfig
+from vlcurate.pipeline.report import write_report
+from vlcurate.pipeline.score import shards as shard_io
+from vlcurate.pipeline.score.clip import column_name
+from vlcurate.pipeline.select.report import models
 
 
 def image_table(image_rows: list[dict], images: dict, model: str) -> pa.Table:
@@ -20,20 +20,33 @@ def image_table(image_rows: list[dict], images: dict, model: str) -> pa.Table:
     rows = []
     for r in image_rows:
         known = images.get(r["doc_id"], {}).get(r["image_index"]) or {}
-        rows.append({
-            "uid": f"{r['doc_id']}:{r['image_index']}", "doc_id": r["doc_id"],
-            "image_index": r["image_index"], "caption": r["sentence"] or known.get("url"),
-            "reason": r["reason"], column_name(model): r["matched_sim"],
-            "nsfw_p": known.get("nsfw_p"), "face_count": known.get("face_count"),
-            "width": known.get("width"), "height": known.get("height"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "uid": f"{r['doc_id']}:{r['image_index']}",
+                "doc_id": r["doc_id"],
+                "image_index": r["image_index"],
+                "caption": r["sentence"] or known.get("url"),
+                "reason": r["reason"],
+                column_name(model): r["matched_sim"],
+                "nsfw_p": known.get("nsfw_p"),
+                "face_count": known.get("face_count"),
+                "width": known.get("width"),
+                "height": known.get("height"),
+            }
+        )
     return pa.Table.from_pylist(rows)
 
 
 def write_docs_report(
-    path: str, *, image_rows: list[dict], images: dict, settings: dict, config: AssignConfig,
-    recipe, funnel: list[tuple[str, dict]],
-) -> str:  # fmt: skip
+    path: str,
+    *,
+    image_rows: list[dict],
+    images: dict,
+    settings: dict,
+    config: AssignConfig,
+    recipe,
+    funnel: list[tuple[str, dict]],
+) -> str:
     table = image_table(image_rows, images, settings["model"])
     clip = column_name(settings["model"])
     thresholds = {clip: [(f"min {config.min_sim}", config.min_sim)]}
@@ -48,10 +61,19 @@ def write_docs_report(
                 wanted.setdefault(known["shard"], {})[known["index"]] = row["uid"]
         return shard_io.images_at(wanted)
 
-    notes = [f"Images of the documents the docs filter kept, one row each; a kept image's caption "
-             f"is the sentence it was assigned to (mmc4's bipartite matching), its "
-             f"{clip} the similarity of that match."]  # fmt: skip
-    write_report(path, title=f"{recipe.name} recipe ({recipe.ident}): interleaved documents",
-                 funnel=funnel, table=table, thresholds=thresholds, images=pictures,
-                 models=models(settings), notes=notes)  # fmt: skip
+    notes = [
+        f"Images of the documents the docs filter kept, one row each; a kept image's caption "
+        f"is the sentence it was assigned to (mmc4's bipartite matching), its "
+        f"{clip} the similarity of that match."
+    ]
+    write_report(
+        path,
+        title=f"{recipe.name} recipe ({recipe.ident}): interleaved documents",
+        funnel=funnel,
+        table=table,
+        thresholds=thresholds,
+        images=pictures,
+        models=models(settings),
+        notes=notes,
+    )
     return path

@@ -1,11 +1,12 @@
 """Interleaved documents as WebDataset shards, one sample per document, and their loader.
 
-A sample is ``KEY.json`` (the mmc4-style record of :func:`pipeline.docs.assign.assign_document`
-plus the provenance passed in: ``doc_id``, ``page_url``, ``warc_path``, ``warc_record_id``) and
-the kept images as ``KEY.0.jpg``, ``KEY.1.jpg``, ... in ``image_info`` order (``image_info[j]
-["image_name"]`` is ``"{j}.jpg"``). WebDataset splits a member's name at the first dot of its
-base name, so these are one sample with the extensions ``json``, ``0.jpg``, ``1.jpg`` (tested by
-reading back). Keys are ``{shard stem}-{n:06d}``, free of dots, whatever the ``doc_id``.
+A sample is ``KEY.json`` (the mmc4-style record of
+:func:`vlcurate.pipeline.docs.assign.assign_document` plus the provenance passed in: ``doc_id``,
+``page_url``, ``warc_path``, ``warc_record_id``) and the kept images as ``KEY.0.jpg``,
+``KEY.1.jpg``, ... in ``image_info`` order (``image_info[j] ["image_name"]`` is ``"{j}.jpg"``).
+WebDataset splits a member's name at the first dot of its base name, so these are one sample with
+the extensions ``json``, ``0.jpg``, ``1.jpg`` (tested by reading back). Keys are ``{shard
+stem}-{n:06d}``, free of dots, whatever the ``doc_id``.
 
 Interleaving convention (mmc4 / OBELICS, as OpenFlamingo reads mmc4): an image comes immediately
 *before* the sentence it is matched to; images matched to the same sentence keep their
@@ -24,8 +25,8 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import IterableDataset
 
-from pipeline.score.images import to_rgb
-from pipeline.storage import atomic_open
+from vlcurate.pipeline.score.images import to_rgb
+from vlcurate.pipeline.storage import atomic_open
 
 __all__ = ["InterleavedDataset", "interleaved", "order", "write_doc_shard"]
 

@@ -1,7 +1,7 @@
 """The docs filter stage, one input file at a time: :func:`filter_file` reads one parquet file
 of the extract stage's ``docs/``, applies a recipe's ``docs:`` rules
-(:mod:`pipeline.docs.filters`) with the corpus-wide set of too-frequent image URLs, and writes
-the kept documents (same schema, failing nodes removed) and the file's stats, each written
+(:mod:`vlcurate.pipeline.docs.filters`) with the corpus-wide set of too-frequent image URLs, and
+writes the kept documents (same schema, failing nodes removed) and the file's stats, each written
 whole under a temporary name and then renamed, the stats last: a file with stats is done.
 """
 
@@ -12,10 +12,10 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import storage
-from pipeline.docs.filters import DocFilterConfig, filter_documents
-from pipeline.stats import StageStats
-from schemas.extract import DOC_SCHEMA
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.docs.filters import DocFilterConfig, filter_documents
+from vlcurate.pipeline.stats import StageStats
+from vlcurate.schemas.extract import DOC_SCHEMA
 
 STAGE = "docs_filter"
 
@@ -42,8 +42,9 @@ def file_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".parquet")
 
 
-def filter_file(path: str, output: str, config: DocFilterConfig,
-                banned_urls: frozenset[str] = frozenset()) -> dict:  # fmt: skip
+def filter_file(
+    path: str, output: str, config: DocFilterConfig, banned_urls: frozenset[str] = frozenset()
+) -> dict:
     """Filter one docs parquet file into ``output``; returns its stats (or the stats written by
     an earlier run that finished this file)."""
     docs_path, stats_path = output_paths(output, file_name(path))

@@ -6,7 +6,8 @@ and modal verbs, prepositions, conjunctions, determiners, common adverbs and con
 text node or document made largely of them is probably not prose worth training on.
 
 Both are matched against words that are lower-cased, with typographic apostrophes turned
-into ``'`` and punctuation stripped from both ends (see ``pipeline.docs.filters.normalise``).
+into ``'`` and punctuation stripped from both ends (see
+``vlcurate.pipeline.docs.filters.normalise``).
 """
 
 STOPWORDS = frozenset(

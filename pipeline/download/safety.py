@@ -19,12 +19,29 @@ INTERNAL_HOSTNAME = "internal_hostname"  # localhost, *.local, *.internal, singl
 PORT_NOT_ALLOWED = "port_not_allowed"  # an explicit port outside the allow-list
 UNPARSABLE_URL = "unparsable_url"
 
-REASONS = (UNPARSABLE_URL, UNSAFE_SCHEME, URL_CREDENTIALS, PRIVATE_ADDRESS, INTERNAL_HOSTNAME,
-           PORT_NOT_ALLOWED)  # fmt: skip
+REASONS = (
+    UNPARSABLE_URL,
+    UNSAFE_SCHEME,
+    URL_CREDENTIALS,
+    PRIVATE_ADDRESS,
+    INTERNAL_HOSTNAME,
+    PORT_NOT_ALLOWED,
+)
 INTERNAL_SUFFIXES = (
-    ".localhost", ".local", ".internal", ".lan", ".home.arpa", ".corp", ".intranet",
-    ".private", ".localdomain", ".home", ".test", ".invalid", ".example",
-)  # fmt: skip
+    ".localhost",
+    ".local",
+    ".internal",
+    ".lan",
+    ".home.arpa",
+    ".corp",
+    ".intranet",
+    ".private",
+    ".localdomain",
+    ".home",
+    ".test",
+    ".invalid",
+    ".example",
+)
 
 
 @dataclass
@@ -35,9 +52,11 @@ class SafetyConfig:
     )
     allow_networks: list[str] = field(
         default_factory=list,
-        metadata={"help": "private networks to allow anyway, for tests and demos: a network "
-                  "(127.0.0.0/8, any port) or one address and port (127.0.0.1:8765, [::1]:8765)"},
-    )  # fmt: skip
+        metadata={
+            "help": "private networks to allow anyway, for tests and demos: a network "
+            "(127.0.0.0/8, any port) or one address and port (127.0.0.1:8765, [::1]:8765)"
+        },
+    )
 
 
 def _allowance(entry: str) -> tuple:

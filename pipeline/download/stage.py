@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import storage
-from pipeline.download.safety import SafetyConfig, UrlSafety
-from pipeline.stats import StageStats
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.download.safety import SafetyConfig, UrlSafety
+from vlcurate.pipeline.stats import StageStats
 
 STAGE = "download"
 # img2dataset owns these names in its output; ours are renamed on the way in.

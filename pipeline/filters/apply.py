@@ -4,8 +4,8 @@ and the columns the rules computed (language, a rewritten caption)."""
 import numpy as np
 import pyarrow as pa
 
-from pipeline.recipe import Recipe
-from schemas.filter import CANDIDATE_SCHEMA
+from vlcurate.pipeline.recipe import Recipe
+from vlcurate.schemas.filter import CANDIDATE_SCHEMA
 
 ANNOTATED_SCHEMA = pa.schema(
     [*CANDIDATE_SCHEMA, pa.field("drop_reason", pa.string())],

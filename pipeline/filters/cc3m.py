@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.filters.base import Filter, Verdict, first_reason
-from schemas.filter import (
+from vlcurate.pipeline.filters.base import Filter, Verdict, first_reason
+from vlcurate.schemas.filter import (
     CAPTION_EMPTY,
     LOW_UNIQUE_RATIO,
     LOWERCASE_START,
@@ -26,9 +26,15 @@ from schemas.filter import (
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")  # letters, with an inner apostrophe
 STOCK_AGENCIES = (
-    "shutterstock", "getty images", "istock(?:photo)?", "alamy", "dreamstime", "123rf",
-    "depositphotos", "adobe stock",
-)  # fmt: skip
+    "shutterstock",
+    "getty images",
+    "istock(?:photo)?",
+    "alamy",
+    "dreamstime",
+    "123rf",
+    "depositphotos",
+    "adobe stock",
+)
 # Stock-photo and credit boilerplate, cropped out of captions (case ignored).
 BOILERPLATE = (
     r"click (?:here )?to (?:enlarge|zoom|view)",
@@ -38,7 +44,7 @@ BOILERPLATE = (
     r"(?:©|\(c\)|copyright)\s.*$",
     r"\b(?:photo|image|picture|credit)s?\s*(?:by|via|credit|courtesy(?: of)?)\s*:?\s.*$",
     r"\bhigh[- ]res(?:olution)?\b",
-)  # fmt: skip
+)
 _EDGE = " \t-–—|:;,"  # separators left dangling at either end by a crop
 _MODELS: dict[tuple, object] = {}
 

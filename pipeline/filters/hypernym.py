@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from pipeline.filters.base import Filter, Verdict
-from pipeline.filters.cc3m import load_spacy_components
-from schemas.filter import RARE_ENTITY_TYPE
+from vlcurate.pipeline.filters.base import Filter, Verdict
+from vlcurate.pipeline.filters.cc3m import load_spacy_components
+from vlcurate.schemas.filter import RARE_ENTITY_TYPE
 
 # spaCy entity type -> (WordNet lexicographer file of a matching synset, word when none)
 DEFAULT_TYPES = {
@@ -48,7 +48,7 @@ class Hypernymise(Filter):
 
     def setup(self):
         if not hasattr(self, "_nlp"):
-            from pipeline.wordnet import load_wordnet
+            from vlcurate.pipeline.filters.wordnet import load_wordnet
 
             self._nlp = load_spacy_components(self.model, keep=("ner",))
             self._wordnet = load_wordnet(self.wordnet)

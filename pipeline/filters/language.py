@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.filters.base import Filter, Verdict, first_reason
-from schemas.filter import LANGUAGE_NOT_WANTED, LANGUAGE_UNCERTAIN
+from vlcurate.pipeline.filters.base import Filter, Verdict, first_reason
+from vlcurate.schemas.filter import LANGUAGE_NOT_WANTED, LANGUAGE_UNCERTAIN
 
 _MODELS: dict[str, object] = {}  # one loaded model per path and worker process
 
@@ -48,9 +48,11 @@ class Language(Filter):
     )
     max_chars: int | None = field(
         default=None,
-        metadata={"help": "identify from the first this many characters (fastText's cost grows "
-                  "with length); null: the whole caption"},
-    )  # fmt: skip
+        metadata={
+            "help": "identify from the first this many characters (fastText's cost grows "
+            "with length); null: the whole caption"
+        },
+    )
 
     def setup(self):
         self._model = load_fasttext(self.model)
@@ -75,9 +77,12 @@ class Language(Filter):
         rules = [(LANGUAGE_UNCERTAIN, scores < self.min_score)]
         if self.keep is not None:
             wanted = pa.array(self.keep, pa.string())
-            rules.append((LANGUAGE_NOT_WANTED, ~np.asarray(
-                pa.compute.is_in(language, value_set=wanted).fill_null(False)
-            )))  # fmt: skip
+            rules.append(
+                (
+                    LANGUAGE_NOT_WANTED,
+                    ~np.asarray(pa.compute.is_in(language, value_set=wanted).fill_null(False)),
+                )
+            )
         return Verdict(
             first_reason(table.num_rows, *rules), {"language": language, "language_score": score}
         )

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.filters.base import Filter, Verdict, first_reason
-from schemas.filter import (
+from vlcurate.pipeline.filters.base import Filter, Verdict, first_reason
+from vlcurate.schemas.filter import (
     CAPTION_CONTROL_CHARS,
     CAPTION_DIGITS,
     CAPTION_EMPTY,
@@ -33,12 +33,46 @@ URL_PATTERN = r"(?i)^(?:https?://|www\.)\S+$"
 DIGITS_PATTERN = r"^[\s.,:;/\\#+\-_()]*\d[\d\s.,:;/\\#+\-_()]*$"  # at least one digit
 PUNCTUATION_PATTERN = r"^[\p{P}\p{S}\s]+$"
 GENERIC_CAPTIONS = (
-    "image", "images", "img", "photo", "photos", "photograph", "picture", "pictures", "pic",
-    "pics", "untitled", "untitled image", "logo", "icon", "thumbnail", "thumb", "banner",
-    "click here", "click to enlarge", "read more", "more", "placeholder", "spacer", "blank",
-    "default", "avatar", "profile", "profile picture", "no image", "image not found",
-    "null", "none", "undefined", "alt", "alt text", "graphic", "figure", "header", "background",
-)  # fmt: skip
+    "image",
+    "images",
+    "img",
+    "photo",
+    "photos",
+    "photograph",
+    "picture",
+    "pictures",
+    "pic",
+    "pics",
+    "untitled",
+    "untitled image",
+    "logo",
+    "icon",
+    "thumbnail",
+    "thumb",
+    "banner",
+    "click here",
+    "click to enlarge",
+    "read more",
+    "more",
+    "placeholder",
+    "spacer",
+    "blank",
+    "default",
+    "avatar",
+    "profile",
+    "profile picture",
+    "no image",
+    "image not found",
+    "null",
+    "none",
+    "undefined",
+    "alt",
+    "alt text",
+    "graphic",
+    "figure",
+    "header",
+    "background",
+)
 _CONTROL_PATTERN = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 _TRIM = " \t.,:;!?-_()[]{}\"'*|/\\"
 

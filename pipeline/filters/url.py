@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.filters.base import Filter, Verdict, first_reason
-from schemas.filter import DECLARED_TOO_SMALL, TRACKING_PIXEL, URL_EXTENSION, URL_JUNK_WORD
+from vlcurate.pipeline.filters.base import Filter, Verdict, first_reason
+from vlcurate.schemas.filter import DECLARED_TOO_SMALL, TRACKING_PIXEL, URL_EXTENSION, URL_JUNK_WORD
 
 # The last path segment's extension, before any query or fragment.
 _EXTENSION = r"^[^?#]*/[^/?#]*\.(?P<ext>[A-Za-z0-9]{1,5})(?:[?#].*)?$"

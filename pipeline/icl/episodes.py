@@ -28,9 +28,19 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 NONSENSE = (
-    "dax", "blicket", "slation", "perpo", "shously", "wug", "zorb", "toma", "fep", "kiki",
-    "glorp", "mib",
-)  # fmt: skip
+    "dax",
+    "blicket",
+    "slation",
+    "perpo",
+    "shously",
+    "wug",
+    "zorb",
+    "toma",
+    "fep",
+    "kiki",
+    "glorp",
+    "mib",
+)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 ATTRIBUTE_WORDS = {"color": "colour"}  # attribute field -> the word the question uses
 
@@ -144,8 +154,10 @@ def frozen_source(folder) -> Iterator[dict]:
       ``"This is a dax."`` (the whole caption if it has another form).
     """
     folder = Path(folder)
-    tables = {p.name[: -len("_all_questions.json")]: _frozen_questions(p)
-              for p in sorted(folder.glob("*_all_questions.json"))}  # fmt: skip
+    tables = {
+        p.name[: -len("_all_questions.json")]: _frozen_questions(p)
+        for p in sorted(folder.glob("*_all_questions.json"))
+    }
     parsed = []
     for file in sorted(folder.iterdir()):
         match = _FROZEN_NAME.match(file.stem)
@@ -159,8 +171,13 @@ def frozen_source(folder) -> Iterator[dict]:
     for file, m in parsed:
         prefix = f"{m['task']}_shots_{m['shots']}_ways_{m['ways']}"
         entry = tables.get(prefix, {}).get(m["id"], {})
-        attributes = {"task": m["task"], "shots": int(m["shots"]), "ways": int(m["ways"]),
-                      "id": m["id"], "position": "question"}  # fmt: skip
+        attributes = {
+            "task": m["task"],
+            "shots": int(m["shots"]),
+            "ways": int(m["ways"]),
+            "id": m["id"],
+            "position": "question",
+        }
         if m["question"]:
             label = _first_text(entry, ("answer", "answers")) or ""
             if (question := _first_text(entry, ("question",))) is not None:
@@ -183,15 +200,16 @@ def frozen_episodes(folder) -> tuple[list["Episode"], list[str]]:
     ``"A:"`` taken off, since :func:`prompt_sequence` adds them); the others ask "What is this?".
     ``settings`` has ``task``, ``ways``, ``inner_shots``, ``repeats`` 0, ``task_induction``
     False, ``names`` (``real`` for ``real_name_*`` tasks) and ``fast_vqa``, so the episodes
-    group into sets by :func:`pipeline.icl.evaluate.group_episodes`.
+    group into sets by :func:`vlcurate.pipeline.icl.evaluate.group_episodes`.
 
     Returns ``(episodes, notes)``; a question without a query image, a support image, an answer
     or (fast-VQA) a question is skipped and counted in ``notes``."""
     groups: dict[tuple, dict] = {}
     for item in frozen_source(folder):
         a = item["attributes"]
-        group = groups.setdefault((a["task"], a["shots"], a["ways"], a["id"]),
-                                  {"support": [], "query": None})  # fmt: skip
+        group = groups.setdefault(
+            (a["task"], a["shots"], a["ways"], a["id"]), {"support": [], "query": None}
+        )
         if a["position"] == "question":
             group["query"] = item
         else:
@@ -203,30 +221,44 @@ def frozen_episodes(folder) -> tuple[list["Episode"], list[str]]:
         fast_vqa = "vqa" in task
         question = (query or {}).get("attributes", {}).get("question")
         reason = (
-            "no question image" if query is None
-            else "no support image" if not support
-            else "no answer" if not query["label"]
-            else "a support image without a caption" if any(not i["label"] for i in support)
-            else "no question" if fast_vqa and not question
+            "no question image"
+            if query is None
+            else "no support image"
+            if not support
+            else "no answer"
+            if not query["label"]
+            else "a support image without a caption"
+            if any(not i["label"] for i in support)
+            else "no question"
+            if fast_vqa and not question
             else None
-        )  # fmt: skip
+        )
         if reason:
             skipped[reason] = skipped.get(reason, 0) + 1
             continue
         if fast_vqa:
             question = re.sub(r"^\s*Q:\s*|\s*A:\s*$", "", question).strip()
         names = list(dict.fromkeys(item["label"] for item in support))
-        settings = {"task": task, "ways": ways, "inner_shots": shots, "repeats": 0,
-                    "task_induction": False, "fast_vqa": fast_vqa,
-                    "names": "real" if task.startswith("real_name") else "nonsense"}  # fmt: skip
+        settings = {
+            "task": task,
+            "ways": ways,
+            "inner_shots": shots,
+            "repeats": 0,
+            "task_induction": False,
+            "fast_vqa": fast_vqa,
+            "names": "real" if task.startswith("real_name") else "nonsense",
+        }
         episodes.append(
             Episode(
-                id=f"{task}-{shots}-{ways}-{qid}", settings=settings,
+                id=f"{task}-{shots}-{ways}-{qid}",
+                settings=settings,
                 support=[{"ref": i["ref"], "name": i["label"]} for i in support],
-                query=query["ref"], query_name=query["label"] if not fast_vqa else "",
-                answer=query["label"], candidates=names,
+                query=query["ref"],
+                query_name=query["label"] if not fast_vqa else "",
+                answer=query["label"],
+                candidates=names,
                 question=question if fast_vqa else None,
-            )  # fmt: skip
+            )
         )
     notes = [f"skipped {n} Frozen question(s): {reason}" for reason, n in sorted(skipped.items())]
     return episodes, notes
@@ -374,7 +406,7 @@ def build_episodes(source_items: Iterable[dict], config: EpisodeConfig) -> list[
                 candidates=list(names),
                 induction=induction,
                 question=question,
-            )  # fmt: skip
+            )
         )
     return episodes
 

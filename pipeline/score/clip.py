@@ -4,9 +4,9 @@
 ``model_configs/`` (``tiny-clip``, random weights, for tests and CPU work), or a path to a JSON
 model config in open_clip's format. ``pretrained`` is an open_clip tag (``laion2b_s34b_b79k``,
 read from the Hugging Face cache, never downloaded when ``HF_HUB_OFFLINE=1``), a local weights
-file, ``miniweb`` (the mini web's CLIP: ``tiny-clip`` trained by ``curate demo`` or
-:func:`pipeline.train.miniweb_clip.train_miniweb_clip`, kept in :func:`miniweb_home`), or
-``None`` for random weights. Missing weights fail before any work, saying how to supply them.
+file, the name of a local checkpoint (:mod:`vlcurate.pipeline.score.checkpoints`: the demo
+registers the mini web's CLIP as ``miniweb``), or ``None`` for random weights. Missing weights fail
+before any work, saying how to supply them.
 """
 
 import re
@@ -17,40 +17,21 @@ import numpy as np
 import open_clip
 import torch
 
+from vlcurate.pipeline.score import checkpoints
+
 CONFIGS = Path(__file__).resolve().parent / "model_configs"
-
-
-MINIWEB = "miniweb"  # the ``pretrained`` name of the mini web's CLIP
 
 
 class WeightsError(RuntimeError):
     """Weights that cannot be loaded: raised before any image is read."""
 
 
-def miniweb_home() -> Path:
-    """Where the mini web's CLIP is trained and kept: ``$CURATE_CACHE/miniweb-clip``
-    (default ``~/.cache/curate/miniweb-clip``)."""
-    from pipeline.storage import cache_home
-
-    return cache_home() / "miniweb-clip"
-
-
-def miniweb_weights() -> Path:
-    return miniweb_home() / "run" / "final.pt"
-
-
 def _weights(pretrained: str | None) -> str | None:
-    """``miniweb`` -> the trained file; anything else as given."""
-    if pretrained != MINIWEB:
-        return pretrained
-    path = miniweb_weights()
-    if not path.exists():
-        raise WeightsError(
-            f"the mini web's CLIP is not trained yet ({path} is missing): `curate demo` trains "
-            "it, or `python -c 'from pipeline.train.miniweb_clip import train_miniweb_clip; "
-            "train_miniweb_clip()'` (about two minutes on a CPU)"
-        )
-    return str(path)
+    """A local checkpoint's name -> its file; anything else as given."""
+    try:
+        return checkpoints.resolve(pretrained)
+    except checkpoints.CheckpointError as e:
+        raise WeightsError(str(e)) from e
 
 
 def column_name(model: str) -> str:
@@ -87,7 +68,9 @@ class ClipScorer:
                 f"cannot load CLIP {self.model!r} with pretrained={self.pretrained!r}: {e}. "
                 "Put the weights in the Hugging Face cache (huggingface-cli download on a "
                 "machine with network, then copy ~/.cache/huggingface), pass a local .pt/"
-                ".safetensors file as pretrained, or use pretrained=null for random weights."
+                ".safetensors file as pretrained, name a local checkpoint (registered: "
+                f"{', '.join(checkpoints.names()) or 'none'}), or use pretrained=null for random "
+                "weights."
             ) from e
         self.net = model.eval()
         self.preprocess = preprocess
@@ -101,8 +84,9 @@ class ClipScorer:
     def _images_to_device(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
         if images.dtype == torch.uint8:  # from ``prepare``: scale and normalise on the device
-            mean, std = (torch.tensor(v, device=self.device).view(1, -1, 1, 1)
-                         for v in self._normalize)  # fmt: skip
+            mean, std = (
+                torch.tensor(v, device=self.device).view(1, -1, 1, 1) for v in self._normalize
+            )
             images = (images.float() / 255 - mean) / std
         return images
 
@@ -131,8 +115,9 @@ class ClipScorer:
         lengths = (tokens != 0).sum(dim=1)
         order = torch.argsort(lengths)
         parts = [self._encode_trimmed(tokens[idx]) for idx in order.split(group)]
-        out = torch.empty((len(tokens), parts[0].shape[1]), dtype=parts[0].dtype,
-                          device=parts[0].device)  # fmt: skip
+        out = torch.empty(
+            (len(tokens), parts[0].shape[1]), dtype=parts[0].dtype, device=parts[0].device
+        )
         out[order] = torch.cat(parts)
         return out
 

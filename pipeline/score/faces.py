@@ -37,9 +37,12 @@ class HaarFaces:
 
     def detect(self, image) -> list[list[int]]:
         gray = self._cv2.cvtColor(np.asarray(image), self._cv2.COLOR_RGB2GRAY)
-        boxes = self._cascade.detectMultiScale(gray, scaleFactor=self.scale_factor,
-                                               minNeighbors=self.min_neighbors,
-                                               minSize=(self.min_size, self.min_size))  # fmt: skip
+        boxes = self._cascade.detectMultiScale(
+            gray,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size),
+        )
         return [[int(v) for v in box] for box in boxes]
 
     def score_batch(self, images: list) -> list[list[list[int]]]:

@@ -61,8 +61,9 @@ class ClipHead:
 
     def __post_init__(self):
         state = load_state(self.path)
-        weights = sorted((k for k, v in state.items() if k.endswith("weight") and v.ndim == 2),
-                         key=_natural)  # fmt: skip
+        weights = sorted(
+            (k for k, v in state.items() if k.endswith("weight") and v.ndim == 2), key=_natural
+        )
         if not weights:
             raise HeadError(f"{self.path}: no Linear weights (2-D '*.weight' tensors) in it")
         layers = []

@@ -11,7 +11,7 @@ import math
 import imagehash
 from PIL import Image, ImageOps
 
-from schemas.score import DECODE_ERROR, DECODED, EMPTY_FILE, TOO_LARGE  # noqa: F401 (re-exported)
+from vlcurate.schemas.score import DECODE_ERROR, DECODED, EMPTY_FILE, TOO_LARGE  # noqa: F401 (re-exported)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -37,8 +37,16 @@ def decode(
     scale (libjpeg's DCT scaling, Pillow's ``draft``, as ``Image.thumbnail`` does), never below
     twice ``min_side``: much less work for large photos, and the consumer's own resize still
     does the last, antialiased step. The facts keep the full size."""
-    facts = {"status": DECODED, "bytes": len(data or b""), "format": None, "width": None,
-             "height": None, "aspect_ratio": None, "frames": None, "phash": None}  # fmt: skip
+    facts = {
+        "status": DECODED,
+        "bytes": len(data or b""),
+        "format": None,
+        "width": None,
+        "height": None,
+        "aspect_ratio": None,
+        "frames": None,
+        "phash": None,
+    }
     if not data:
         facts["status"] = EMPTY_FILE
         return None, facts
@@ -61,6 +69,10 @@ def decode(
     except Exception:  # truncated, corrupt, not an image
         facts["status"] = DECODE_ERROR
         return None, facts
-    facts.update(width=full[0], height=full[1], aspect_ratio=round(full[0] / full[1], 4),
-                 phash=str(imagehash.phash(image)) if phash else None)  # fmt: skip
+    facts.update(
+        width=full[0],
+        height=full[1],
+        aspect_ratio=round(full[0] / full[1], 4),
+        phash=str(imagehash.phash(image)) if phash else None,
+    )
     return image, facts

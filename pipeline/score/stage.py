@@ -23,14 +23,15 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from pipeline import storage
-from pipeline.score.clip import ClipScorer
-from pipeline.score.heads import embedding_scorer
-from pipeline.score.images import DECODED, decode
-from pipeline.score.shards import ShardStream, image_bytes
-from pipeline.stats import StageStats
-from schemas.score import METADATA_SCHEMA, scores_schema
-from schemas.score import SCHEMA_VERSION as SCORES_VERSION
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.devices import process_devices
+from vlcurate.pipeline.score.clip import ClipScorer
+from vlcurate.pipeline.score.heads import embedding_scorer
+from vlcurate.pipeline.score.images import DECODED, decode
+from vlcurate.pipeline.score.shards import ShardStream, image_bytes
+from vlcurate.pipeline.stats import StageStats
+from vlcurate.schemas.score import METADATA_SCHEMA, scores_schema
+from vlcurate.schemas.score import SCHEMA_VERSION as SCORES_VERSION
 
 STAGE = "score"
 OPEN_NSFW = "open-nsfw"
@@ -89,17 +90,22 @@ class FirstPass:
         return max(self.image_size, OPEN_NSFW_SIDE if self.nsfw else 0)
 
     def __call__(self):
-        from pipeline.score.faces import face_detector
+        from vlcurate.pipeline.score.faces import face_detector
 
         detector = face_detector(self.faces) if self.faces != "none" else None
         if self.nsfw:
-            from pipeline.score.nsfw import OpenNsfw
+            from vlcurate.pipeline.score.nsfw import OpenNsfw
 
         def work(index: int, sample: dict) -> dict:
             data = image_bytes(sample)
             caption = (sample.get("txt") or b"").decode("utf-8", "replace")
-            item = {"index": index, "key": sample["__key__"], "caption": caption,
-                    "meta": json.loads(sample.get("json") or b"{}"), "face_boxes": []}  # fmt: skip
+            item = {
+                "index": index,
+                "key": sample["__key__"],
+                "caption": caption,
+                "meta": json.loads(sample.get("json") or b"{}"),
+                "face_boxes": [],
+            }
             image, facts = decode(data, phash=self.phash, min_side=self.min_side)
             item["facts"] = facts
             if image is not None:
@@ -117,7 +123,7 @@ class OcrPass:
     """Per worker: OCR for stock-photo watermarks."""
 
     def __call__(self):
-        from pipeline.score.watermark import OcrWatermark
+        from vlcurate.pipeline.score.watermark import OcrWatermark
 
         ocr = OcrWatermark()
 
@@ -158,21 +164,21 @@ class Scorers:
         self.nsfw = self.watermark = None  # embedding scorers
         self.open_nsfw = None
         if config.nsfw == OPEN_NSFW:
-            from pipeline.score.nsfw import MODEL_NAME, OpenNsfw
+            from vlcurate.pipeline.score.nsfw import MODEL_NAME, OpenNsfw
 
             self.open_nsfw, self.nsfw_model = OpenNsfw(), MODEL_NAME
         elif config.nsfw != "none":
             self.nsfw = embedding_scorer(config.nsfw, self.clip, "nsfw")
             self.nsfw_model = self.nsfw.name
         if config.watermark == OCR:
-            from pipeline.score.watermark import MODEL_NAME as OCR_MODEL
+            from vlcurate.pipeline.score.watermark import MODEL_NAME as OCR_MODEL
 
             self.watermark_model = OCR_MODEL
         elif config.watermark != "none":
             self.watermark = embedding_scorer(config.watermark, self.clip, "watermark")
             self.watermark_model = self.watermark.name
         if config.faces != "none":
-            from pipeline.score.faces import face_detector
+            from vlcurate.pipeline.score.faces import face_detector
 
             self.face_model = face_detector(config.faces).name
         else:
@@ -211,8 +217,14 @@ def score_stream(shards: list[str], output: str, scorers: "Scorers", on_done=Non
     """Score ``shards`` through one DataLoader (its workers start once, not once per shard);
     each shard is written, with its done marker, as soon as all of it has been scored."""
     config, clip = scorers.config, scorers.clip
-    first = FirstPass(clip.prepare, clip.tokenizer, config.faces, scorers.open_nsfw is not None,
-                      config.phash, clip.image_size)  # fmt: skip
+    first = FirstPass(
+        clip.prepare,
+        clip.tokenizer,
+        config.faces,
+        scorers.open_nsfw is not None,
+        config.phash,
+        clip.image_size,
+    )
     open_shards = {n: _Shard(path) for n, path in enumerate(shards)}
     results: dict[int, dict] = {}
     ends_needed = max(1, config.workers)
@@ -241,9 +253,15 @@ def score_stream(shards: list[str], output: str, scorers: "Scorers", on_done=Non
                 gathered.image_emb.append(scores["image_emb"][position])
                 gathered.text_emb.append(scores["text_emb"][position])
                 meta = item["meta"]
-                gathered.embedded.append({"index": item["index"], "key": item["key"],
-                                          "uid": meta.get("uid"), "url": meta.get("url"),
-                                          "caption": item["caption"]})  # fmt: skip
+                gathered.embedded.append(
+                    {
+                        "index": item["index"],
+                        "key": item["key"],
+                        "uid": meta.get("uid"),
+                        "url": meta.get("url"),
+                        "caption": item["caption"],
+                    }
+                )
             gathered.rows.append(_row(item, clip.column, values, scorers))
         for n in [n for n, g in open_shards.items() if g.ends == ends_needed]:
             gathered = open_shards.pop(n)
@@ -286,8 +304,12 @@ def _finish(gathered: _Shard, output: str, scorers: "Scorers") -> dict:
 
 def _ocr_pass(shard, rows, column, config, stats) -> None:
     """Fill ``watermark_p`` (and the matched text) for the decoded rows OCR is spent on."""
-    wanted = {r["index"] for r in rows if r["status"] == DECODED and (
-        config.watermark_min_clip is None or r[column] >= config.watermark_min_clip)}  # fmt: skip
+    wanted = {
+        r["index"]
+        for r in rows
+        if r["status"] == DECODED
+        and (config.watermark_min_clip is None or r[column] >= config.watermark_min_clip)
+    }
     by_index = {r["index"]: r for r in rows}
     if wanted:
         batch_size = max(1, min(16, config.batch_size))
@@ -374,32 +396,27 @@ def done_result(output: str, shard: str, config: ScoreConfig) -> dict | None:
     return result
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def process_devices(config: ScoreConfig) -> list[str]:
-    """One device per scoring process: every GPU when ``device`` is auto/cuda and
-    ``processes`` is 0, else ``processes`` copies of the device (on the CPU: for tests)."""
-    device = resolve_device(config.device)
-    if device == "cuda" and config.processes == 0:
-        return [f"cuda:{i}" for i in range(max(1, torch.cuda.device_count()))]
-    if device == "cuda":
-        return [f"cuda:{i % torch.cuda.device_count()}" for i in range(config.processes)]
-    return [device] * max(1, config.processes)
-
-
-def score_shard_list(shards: list[str], output: str, config: ScoreConfig, device: str,
-                     progress: bool = True, position: int = 0) -> list[dict]:  # fmt: skip
+def score_shard_list(
+    shards: list[str],
+    output: str,
+    config: ScoreConfig,
+    device: str,
+    progress: bool = True,
+    position: int = 0,
+) -> list[dict]:
     """Score the shards not already done, in this process, on ``device``."""
     from tqdm import tqdm
 
     done = [done_result(output, shard, config) for shard in shards]
     todo = [shard for shard, result in zip(shards, done, strict=True) if result is None]
-    bar = tqdm(total=len(shards), initial=len(shards) - len(todo), desc=f"score {device}",
-               unit="shard", disable=not progress, position=position)  # fmt: skip
+    bar = tqdm(
+        total=len(shards),
+        initial=len(shards) - len(todo),
+        desc=f"score {device}",
+        unit="shard",
+        disable=not progress,
+        position=position,
+    )
     if todo:
         score_stream(todo, output, Scorers(config, device), on_done=lambda _: bar.update())
     bar.close()
@@ -409,8 +426,9 @@ def score_shard_list(shards: list[str], output: str, config: ScoreConfig, device
 
 def _process_main(shards, output, config_dict, device, position, queue) -> None:
     try:
-        results = score_shard_list(shards, output, ScoreConfig(**config_dict), device, True,
-                                   position)  # fmt: skip
+        results = score_shard_list(
+            shards, output, ScoreConfig(**config_dict), device, True, position
+        )
         queue.put((position, results, None))
     except BaseException as e:  # reported to the parent, which raises it
         queue.put((position, None, f"{type(e).__name__}: {e}"))
@@ -423,7 +441,7 @@ def score_shards(
     than one device (every GPU of the machine by default), one process per device takes every
     n-th shard."""
     output = storage.absolute(output)
-    devices = process_devices(config)
+    devices = process_devices(config.device, config.processes)
     if len(devices) == 1:
         results = score_shard_list(shards, output, config, devices[0], progress)
     else:
@@ -435,7 +453,7 @@ def score_shards(
             context.Process(
                 target=_process_main,
                 args=(shards[i :: len(devices)], output, asdict(config), device, i, queue),
-            )  # fmt: skip
+            )
             for i, device in enumerate(devices)
         ]
         for p in processes:
@@ -451,16 +469,22 @@ def score_shards(
 
 
 def write_stats(output: str, results: list[dict], config: ScoreConfig) -> dict:
-    from pipeline.score.clip import column_name
+    from vlcurate.pipeline.score.clip import column_name
 
     merged = StageStats(STAGE)
     for result in results:
         merged.merge(StageStats.from_dict(result))
-    result = merged.to_dict(model=config.model, pretrained=config.pretrained,
-                            column=column_name(config.model), version=SCORES_VERSION,
-                            shards=len(results), nsfw=config.nsfw, watermark=config.watermark,
-                            watermark_min_clip=config.watermark_min_clip,
-                            face_detector=config.faces)  # fmt: skip
+    result = merged.to_dict(
+        model=config.model,
+        pretrained=config.pretrained,
+        column=column_name(config.model),
+        version=SCORES_VERSION,
+        shards=len(results),
+        nsfw=config.nsfw,
+        watermark=config.watermark,
+        watermark_min_clip=config.watermark_min_clip,
+        face_detector=config.faces,
+    )
     storage.write_text_atomic(
         storage.join(output, "stats.json"), json.dumps(result, indent=2) + "\n"
     )

@@ -116,9 +116,11 @@ def match_marks(text: str) -> list[tuple[str, int, int, int]]:
             if edits <= budget:
                 found.append((mark, edits, max(0, end - len(pattern)), end))
         elif budget:
-            near = [(edit_distance(pattern, "".join(tokens[i : i + n]))[0], i)
-                    for i in range(len(tokens) - n + 1)
-                    if len("".join(tokens[i : i + n])) >= len(pattern)]  # fmt: skip
+            near = [
+                (edit_distance(pattern, "".join(tokens[i : i + n]))[0], i)
+                for i in range(len(tokens) - n + 1)
+                if len("".join(tokens[i : i + n])) >= len(pattern)
+            ]
             edits, i = min(near, default=(budget + 1, 0))
             if edits <= budget:
                 found.append((mark, edits, offsets[i], offsets[i + n]))

@@ -47,9 +47,12 @@ def phash_bits(hashes: list[str]) -> np.ndarray:
 
 
 def phash_duplicates(
-    hashes: list[str], rank: np.ndarray, max_distance: int,
-    embeddings: np.ndarray | None = None, min_cosine: float | None = None,
-) -> np.ndarray:  # fmt: skip
+    hashes: list[str],
+    rank: np.ndarray,
+    max_distance: int,
+    embeddings: np.ndarray | None = None,
+    min_cosine: float | None = None,
+) -> np.ndarray:
     """Samples whose pHash is within ``max_distance`` bits of a better-ranked one's (and, with
     ``embeddings`` and ``min_cosine``, whose embeddings also agree). A range search finds every
     pair within the distance, so a group of any size keeps only its best sample."""
@@ -70,9 +73,14 @@ def phash_duplicates(
 
 
 def semantic_duplicates(
-    embeddings: np.ndarray, rank: np.ndarray, min_cosine: float, neighbors: int = 32,
-    index: str = "auto", flat_below: int = 200_000, nprobe: int = 16,
-) -> np.ndarray:  # fmt: skip
+    embeddings: np.ndarray,
+    rank: np.ndarray,
+    min_cosine: float,
+    neighbors: int = 32,
+    index: str = "auto",
+    flat_below: int = 200_000,
+    nprobe: int = 16,
+) -> np.ndarray:
     """Samples whose L2-normalised embedding has cosine >= ``min_cosine`` with a better-ranked
     one's, among its ``neighbors`` nearest (flat: exact; IVF: approximate)."""
     n = len(embeddings)
@@ -84,8 +92,9 @@ def semantic_duplicates(
     return _better_neighbour(ids, (similarities >= min_cosine) & (ids >= 0), rank)
 
 
-def build_index(vectors: np.ndarray, kind: str = "auto", flat_below: int = 200_000,
-                nprobe: int = 16):  # fmt: skip
+def build_index(
+    vectors: np.ndarray, kind: str = "auto", flat_below: int = 200_000, nprobe: int = 16
+):
     """An inner-product index holding ``vectors``: flat, or IVF with about 4 sqrt(n) lists."""
     n, d = vectors.shape
     if kind == "flat" or (kind == "auto" and n < flat_below):
@@ -118,8 +127,15 @@ def train_centroids(sample: np.ndarray, clusters: int, seed: int = 0) -> np.ndar
     """k-means centres (spherical, as for cosine) of a sample of the embeddings."""
     sample = np.ascontiguousarray(sample, dtype=np.float32)
     clusters = max(1, min(clusters, len(sample)))
-    kmeans = faiss.Kmeans(sample.shape[1], clusters, niter=20, seed=seed, spherical=True,
-                          gpu=faiss.get_num_gpus() > 0, verbose=False)  # fmt: skip
+    kmeans = faiss.Kmeans(
+        sample.shape[1],
+        clusters,
+        niter=20,
+        seed=seed,
+        spherical=True,
+        gpu=faiss.get_num_gpus() > 0,
+        verbose=False,
+    )
     kmeans.train(sample)
     return kmeans.centroids
 

@@ -9,12 +9,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import storage
-from pipeline.storage import InputError
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.storage import InputError
 
 # img2dataset fields of the shard's parquet that selection and provenance need beside the scores
-SHARD_FIELDS = ("language", "sha256", "original_width", "original_height", "page_url",
-                "warc_path", "warc_record_id", "warc_offset")  # fmt: skip
+SHARD_FIELDS = (
+    "language",
+    "sha256",
+    "original_width",
+    "original_height",
+    "page_url",
+    "warc_path",
+    "warc_record_id",
+    "warc_offset",
+)
 
 
 def shard_names(shards: str) -> list[str]:

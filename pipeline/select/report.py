@@ -1,15 +1,16 @@
 """``report.html`` for a selection: the road's funnel, the score histograms with the recipe's
-thresholds, and thumbnails of kept and dropped samples (:func:`pipeline.report.write_report`)."""
+thresholds, and thumbnails of kept and dropped samples
+(:func:`vlcurate.pipeline.report.write_report`)."""
 
 import json
 
 import pyarrow as pa
 
-from pipeline import storage
-from pipeline.report import write_report
-from pipeline.score import shards as shard_io
-from pipeline.score.clip import MINIWEB
-from pipeline.select.writer import blur_faces
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.report import write_report
+from vlcurate.pipeline.score import checkpoints
+from vlcurate.pipeline.score import shards as shard_io
+from vlcurate.pipeline.select.writer import blur_faces
 
 NOT_PRETRAINED = ("none", "", None)
 
@@ -20,13 +21,17 @@ def models(settings: dict) -> list[dict]:
     clip_weights = (
         "random (not pretrained): its similarities mean nothing"
         if pretrained in NOT_PRETRAINED
-        else "trained by curate on mini-web scenes (`curate demo`): it knows coloured shapes, "
-        "not photos"
-        if pretrained == MINIWEB
+        else f"local checkpoint {pretrained}: {local['about']}"
+        if (local := checkpoints.lookup(pretrained))
         else f"pretrained: {pretrained}"
     )
-    rows = [{"role": "CLIP similarity and embeddings", "name": settings.get("model", "?"),
-             "weights": clip_weights}]  # fmt: skip
+    rows = [
+        {
+            "role": "CLIP similarity and embeddings",
+            "name": settings.get("model", "?"),
+            "weights": clip_weights,
+        }
+    ]
     described = {
         "nsfw": ("NSFW", {"open-nsfw": "Yahoo open_nsfw (ONNX weights shipped in its package)"}),
         "watermark": ("watermark", {"ocr": "PP-OCRv4 text detection + stock-photo marks"}),
@@ -42,34 +47,39 @@ def models(settings: dict) -> list[dict]:
 def thresholds(config, clip_column: str, clip_threshold) -> dict:
     marks = {}
     if clip_threshold is not None:
-        label = (f"top {config.clip_top_fraction:.0%}" if config.clip_top_fraction is not None
-                 else "min")  # fmt: skip
+        label = (
+            f"top {config.clip_top_fraction:.0%}" if config.clip_top_fraction is not None else "min"
+        )
         marks[clip_column] = [(f"{label} {clip_threshold:.3f}", clip_threshold)]
     if config.nsfw_max is not None:
         marks["nsfw_p"] = [(f"max {config.nsfw_max}", config.nsfw_max)]
     if config.watermark_max is not None:
         marks["watermark_p"] = [(f"max {config.watermark_max}", config.watermark_max)]
     if config.max_aspect_ratio is not None:
-        marks["aspect_ratio"] = [(f"max {config.max_aspect_ratio}", config.max_aspect_ratio),
-                                 (f"min {1 / config.max_aspect_ratio:.2f}",
-                                  1 / config.max_aspect_ratio)]  # fmt: skip
+        marks["aspect_ratio"] = [
+            (f"max {config.max_aspect_ratio}", config.max_aspect_ratio),
+            (f"min {1 / config.max_aspect_ratio:.2f}", 1 / config.max_aspect_ratio),
+        ]
     return marks
 
 
-def write_selection_report(path, table: pa.Table, recipe, settings, facts, funnel, stats,
-                           shards: str) -> str:  # fmt: skip
+def write_selection_report(
+    path, table: pa.Table, recipe, settings, facts, funnel, stats, shards: str
+) -> str:
     config = recipe.select
     clip_column = next(c for c in table.column_names if c.startswith("clip_"))
     notes = []
     if settings.get("pretrained") in NOT_PRETRAINED:
-        notes.append(f"The CLIP model ({settings.get('model')}) has random weights, not "
-                     "pretrained ones: its similarities, the CLIP threshold and semantic "
-                     "deduplication mean nothing here.")  # fmt: skip
-    if settings.get("pretrained") == MINIWEB:
-        notes.append(f"The CLIP model ({settings.get('model')}) was trained by curate on "
-                     "mini-web scenes of coloured shapes (pipeline/train/miniweb_clip.py): it "
-                     "tells a shape's true caption from a wrong one, but it has never seen a "
-                     "photo, so photos score low whatever their captions say.")  # fmt: skip
+        notes.append(
+            f"The CLIP model ({settings.get('model')}) has random weights, not "
+            "pretrained ones: its similarities, the CLIP threshold and semantic "
+            "deduplication mean nothing here."
+        )
+    if local := checkpoints.lookup(settings.get("pretrained")):
+        notes.append(
+            f"The CLIP model ({settings.get('model')}) is the local checkpoint "
+            f"{settings['pretrained']!r}, {local['about']}."
+        )
     if config.faces == "blur":
         notes.append("Faces are blurred in the final shards and in these thumbnails.")
 

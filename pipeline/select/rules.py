@@ -1,14 +1,15 @@
 """The recipe's thresholds over the joined score table: the first rule a sample fails names its
-drop reason. Every bound is inclusive on the kept side (see :mod:`pipeline.select.config`)."""
+drop reason. Every bound is inclusive on the kept side (see
+:mod:`vlcurate.pipeline.select.config`)."""
 
 import math
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline.select.config import SelectConfig
-from schemas import score as score_schema
-from schemas import select as reasons
+from vlcurate.pipeline.select.config import SelectConfig
+from vlcurate.schemas import score as score_schema
+from vlcurate.schemas import select as reasons
 
 
 def clip_threshold(clip: np.ndarray, decoded: np.ndarray, config: SelectConfig) -> float | None:

@@ -1,14 +1,15 @@
 """The select stage: a recipe's thresholds, near-duplicate removal, final shards, manifest,
 DataComp-style uid list and report.
 
-1. join every shard's scores with its own fields (:mod:`pipeline.select.inputs`), checking the
+1. join every shard's scores with its own fields (:mod:`vlcurate.pipeline.select.inputs`), checking
+the
    two folders match;
-2. the recipe's rules (:mod:`pipeline.select.rules`) name a reason for each sample they drop;
-3. among the samples they keep, duplicates go: exact (sha256), then perceptual (pHash), then
+2. the recipe's rules (:mod:`vlcurate.pipeline.select.rules`) name a reason for each sample they
+drop; 3. among the samples they keep, duplicates go: exact (sha256), then perceptual (pHash), then
    semantic (CLIP image embeddings, faiss); the sample with the highest CLIP similarity of each
-   group stays (:mod:`pipeline.select.dedup`);
+   group stays (:mod:`vlcurate.pipeline.select.dedup`);
 4. ``selection.parquet`` (every sample, its reason, what it duplicates, where it went), the
-   final shards (:mod:`pipeline.select.writer`), ``uids.npy``, ``manifest.json``,
+   final shards (:mod:`vlcurate.pipeline.select.writer`), ``uids.npy``, ``manifest.json``,
    ``stats.json`` and ``report.html``.
 
 The selection itself is cheap and deterministic, so a rerun recomputes it and writes only the
@@ -24,12 +25,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipeline import storage
-from pipeline.recipe import Recipe
-from pipeline.select import dedup, inputs, rules, writer
-from pipeline.select.config import SelectConfig
-from pipeline.stats import StageStats
-from schemas import select as reasons
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.recipe import Recipe
+from vlcurate.pipeline.select import dedup, inputs, rules, writer
+from vlcurate.pipeline.select.config import SelectConfig
+from vlcurate.pipeline.stats import StageStats
+from vlcurate.schemas import select as reasons
 
 
 def check_recipe(config: SelectConfig, settings: dict, clip_column: str | None) -> None:
@@ -43,19 +44,27 @@ def check_recipe(config: SelectConfig, settings: dict, clip_column: str | None) 
             f"from {model}: score with --model {config.clip_model}, or use a recipe made for "
             f"{model}"
         )
-    needs = [("nsfw", config.nsfw_max is not None, "sets nsfw_max"),
-             ("watermark", config.watermark_max is not None, "sets watermark_max"),
-             ("faces", config.faces != "keep", f"has the face policy {config.faces}")]  # fmt: skip
+    needs = [
+        ("nsfw", config.nsfw_max is not None, "sets nsfw_max"),
+        ("watermark", config.watermark_max is not None, "sets watermark_max"),
+        ("faces", config.faces != "keep", f"has the face policy {config.faces}"),
+    ]
     for scorer, needed, what in needs:
         if needed and settings.get(scorer) in (None, "none"):
             raise inputs.InputError(f"the recipe {what}, but scoring ran with --{scorer} none")
 
 
 def select(
-    shards: str, scores: str, recipe: Recipe, output: str, *,
-    funnel: list[tuple[str, dict]] = (), semantic: Callable | None = None,
-    progress: bool = True, report: str | None = "",
-) -> dict:  # fmt: skip
+    shards: str,
+    scores: str,
+    recipe: Recipe,
+    output: str,
+    *,
+    funnel: list[tuple[str, dict]] = (),
+    semantic: Callable | None = None,
+    progress: bool = True,
+    report: str | None = "",
+) -> dict:
     """Run the stage; returns its stats. ``report``: where report.html goes ("": in
     ``output``; None: no report). ``semantic(rows, rank, dedup_config, scores) ->
     duplicate_of`` replaces the in-memory semantic dedup (the Spark job passes its own)."""
@@ -76,7 +85,7 @@ def select(
     markers = write_shards(table, shards, output, config.faces, progress)
     stats = write_outputs(table, recipe, settings, facts, markers, output, shards, scores)
     if report is not None:
-        from pipeline.select.report import write_selection_report
+        from vlcurate.pipeline.select.report import write_selection_report
 
         path = report or storage.join(output, "report.html")
         write_selection_report(path, table, recipe, settings, facts, funnel, stats, shards)
@@ -86,8 +95,12 @@ def select(
 def ranking(table: pa.Table, clip_column: str) -> np.ndarray:
     """0 for the highest CLIP similarity, and so on; ties (and missing scores, last) by uid."""
     clip = rules._floats(table, clip_column).astype(np.float64)
-    order = np.lexsort((np.array(table["uid"].to_pylist(), dtype=object).astype(str),
-                        np.nan_to_num(-clip, nan=np.inf)))  # fmt: skip
+    order = np.lexsort(
+        (
+            np.array(table["uid"].to_pylist(), dtype=object).astype(str),
+            np.nan_to_num(-clip, nan=np.inf),
+        )
+    )
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank
@@ -109,8 +122,10 @@ def remove_duplicates(table, scores, reason, rank, config: SelectConfig, semanti
         duplicate_of[rows[hit]] = rows[found[hit]]
 
     if d.exact:
-        mark(reasons.DUPLICATE_EXACT, lambda rows: dedup.exact_duplicates(
-            table["sha256"].take(rows).to_pylist(), rank[rows]))  # fmt: skip
+        mark(
+            reasons.DUPLICATE_EXACT,
+            lambda rows: dedup.exact_duplicates(table["sha256"].take(rows).to_pylist(), rank[rows]),
+        )
     if d.phash_max_distance is not None:
         mark(reasons.DUPLICATE_PHASH, lambda rows: _phash(table, scores, rows, rank[rows], d))
     if d.semantic_min_cosine is not None:
@@ -133,15 +148,23 @@ def _phash(table, scores, rows, rank, d) -> np.ndarray:
     emb = None
     if d.phash_min_cosine is not None:
         emb = _embeddings(table.take(rows[where]), scores)
-    found = dedup.phash_duplicates([hashes[i] for i in where], rank[where], d.phash_max_distance,
-                                   emb, d.phash_min_cosine)  # fmt: skip
+    found = dedup.phash_duplicates(
+        [hashes[i] for i in where], rank[where], d.phash_max_distance, emb, d.phash_min_cosine
+    )
     out[where] = np.where(found >= 0, where[np.maximum(found, 0)], -1)
     return out
 
 
 def _semantic(rows: pa.Table, rank: np.ndarray, d, scores: str) -> np.ndarray:
-    return dedup.semantic_duplicates(_embeddings(rows, scores), rank, d.semantic_min_cosine,
-                                     d.neighbors, d.index, d.flat_below, d.nprobe)  # fmt: skip
+    return dedup.semantic_duplicates(
+        _embeddings(rows, scores),
+        rank,
+        d.semantic_min_cosine,
+        d.neighbors,
+        d.index,
+        d.flat_below,
+        d.nprobe,
+    )
 
 
 def plan(table, reason, duplicate_of, rank, per_shard: int) -> pa.Table:
@@ -174,8 +197,9 @@ def write_shards(table: pa.Table, shards: str, output: str, faces: str, progress
     for row in kept:
         groups.setdefault(row["final_shard"], []).append(row)
     markers = []
-    for name in tqdm(sorted(groups), desc="select: writing shards", unit="shard",
-                     disable=not progress):  # fmt: skip
+    for name in tqdm(
+        sorted(groups), desc="select: writing shards", unit="shard", disable=not progress
+    ):
         markers.append(writer.write_shard(name, groups[name], shards, output, faces))
     return markers
 
@@ -207,7 +231,7 @@ def write_outputs(table, recipe, settings, facts, markers, output, shards, score
             "version": recipe.version,
             "source": recipe.source,
             "select": asdict(recipe.select),
-        },  # fmt: skip
+        },
         "models": settings,
         "inputs": {"shards": storage.absolute(shards), "scores": storage.absolute(scores)},
         "counts": {"in": result["in"], "kept": result["kept"], "dropped": result["dropped"]},
@@ -216,8 +240,9 @@ def write_outputs(table, recipe, settings, facts, markers, output, shards, score
         "uids": "uids.npy",
         "selection": "selection.parquet",
     }
-    storage.write_text_atomic(storage.join(output, "manifest.json"),
-                              json.dumps(manifest, indent=2) + "\n")  # fmt: skip
+    storage.write_text_atomic(
+        storage.join(output, "manifest.json"), json.dumps(manifest, indent=2) + "\n"
+    )
     return result
 
 

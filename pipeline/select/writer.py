@@ -11,9 +11,9 @@ import tarfile
 import pyarrow as pa
 from PIL import ImageFilter
 
-from pipeline import storage
-from pipeline.score import shards as shard_io
-from pipeline.score.images import decode
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.score import shards as shard_io
+from vlcurate.pipeline.score.images import decode
 
 MTIME = 1_700_000_000  # fixed, so the same selection always gives byte-identical shards
 INTERNAL = ("emb_row", "rank", "reason", "duplicate_of", "final_shard", "final_key", "index")
@@ -61,9 +61,14 @@ def write_shard(name: str, rows: list[dict], shards: str, output: str, faces: st
     table = pa.Table.from_pylist(records)
     with storage.parquet_writer(storage.join(output, f"{name}.parquet"), table.schema) as w:
         w.write_table(table)
-    marker = {"name": name, "samples": len(rows), "bytes": len(data),
-              "sha256": hashlib.sha256(data).hexdigest(), "digest": digest,
-              "faces_blurred": blurred}  # fmt: skip
+    marker = {
+        "name": name,
+        "samples": len(rows),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "digest": digest,
+        "faces_blurred": blurred,
+    }
     storage.write_text_atomic(marker_path, json.dumps(marker) + "\n")
     return marker
 
@@ -86,8 +91,12 @@ def blur_faces(data: bytes, boxes: list) -> tuple[bytes, str]:
         return data, "jpg"
     for x, y, w, h in boxes:
         pad = int(0.1 * max(w, h))
-        box = (max(0, x - pad), max(0, y - pad),
-               min(image.width, x + w + pad), min(image.height, y + h + pad))  # fmt: skip
+        box = (
+            max(0, x - pad),
+            max(0, y - pad),
+            min(image.width, x + w + pad),
+            min(image.height, y + h + pad),
+        )
         if box[2] <= box[0] or box[3] <= box[1]:
             continue
         region = image.crop(box).filter(ImageFilter.GaussianBlur(radius=max(2, max(w, h) / 6)))

@@ -63,12 +63,23 @@ import torch
 import webdataset as wds
 from tqdm import tqdm
 
-from pipeline.score.clip import _register
+from vlcurate.pipeline.score.clip import _register
 
 RESUME_KEYS = (
-    "shards", "model", "batch_size", "samples_per_epoch", "epochs", "lr", "weight_decay",
-    "warmup_steps", "accum_steps", "workers", "seed", "precision", "shuffle_buffer",
-)  # fmt: skip
+    "shards",
+    "model",
+    "batch_size",
+    "samples_per_epoch",
+    "epochs",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "accum_steps",
+    "workers",
+    "seed",
+    "precision",
+    "shuffle_buffer",
+)
 
 
 @dataclass
@@ -182,9 +193,14 @@ class _Prepare:
 
 
 def make_loader(
-    config: TrainConfig, preprocess, tokenizer, epoch: int, start: int = 0,
-    rank: int = 0, world: int = 1,
-):  # fmt: skip
+    config: TrainConfig,
+    preprocess,
+    tokenizer,
+    epoch: int,
+    start: int = 0,
+    rank: int = 0,
+    world: int = 1,
+):
     """The DataLoader for ``epoch``, from micro-batch ``start``, for process ``rank`` of
     ``world``; yields (images (B, 3, H, W), tokens (B, context_length)), B = ``batch_size``.
     Each worker yields up to ceil(batches / workers) batches."""
@@ -238,8 +254,9 @@ def trim_metrics(path: Path, step: int) -> None:
     """Drop the ``metrics.jsonl`` lines past ``step``, the checkpoint a run resumes from (a run
     killed after its last checkpoint logged steps it will do again)."""
     if path.exists():
-        lines = [ln for ln in path.read_text().splitlines()
-                 if ln and json.loads(ln)["step"] <= step]  # fmt: skip
+        lines = [
+            ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step
+        ]
         path.write_text("".join(ln + "\n" for ln in lines))
 
 
@@ -299,8 +316,9 @@ def train(config: TrainConfig) -> dict:
         name, pretrained=None, device=device, output_dict=True
     )
     tokenizer = open_clip.get_tokenizer(name)
-    loss_fn = open_clip.ClipLoss(local_loss=True, gather_with_grad=True, cache_labels=True,
-                                 rank=rank, world_size=world)  # fmt: skip
+    loss_fn = open_clip.ClipLoss(
+        local_loss=True, gather_with_grad=True, cache_labels=True, rank=rank, world_size=world
+    )
     optimizer = torch.optim.AdamW(
         param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6
     )
@@ -338,11 +356,16 @@ def train(config: TrainConfig) -> dict:
         if not lead:
             return
         state = {
-            "model": core.state_dict(), "world_size": world, "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(), "step": step, "epoch": step // steps_per_epoch,
+            "model": core.state_dict(),
+            "world_size": world,
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "step": step,
+            "epoch": step // steps_per_epoch,
             "batch_in_epoch": (step % steps_per_epoch) * config.accum_steps,
-            "rng": _rng_state(), "config": asdict(config),
-        }  # fmt: skip
+            "rng": _rng_state(),
+            "config": asdict(config),
+        }
         if path_step:
             _save(state, ckpt_dir / f"step_{step}.pt")
         _save(state, latest)
@@ -389,11 +412,14 @@ def train(config: TrainConfig) -> dict:
                 dt = time.perf_counter() - t0
                 loss_value = _mean_across(sum(losses) / len(losses), world)  # the global loss
                 row = {
-                    "step": step, "epoch": epoch, "loss": loss_value, "lr": lr,
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": loss_value,
+                    "lr": lr,
                     "logit_scale": float(core.logit_scale.detach().exp()),
                     "samples_per_s": global_batch * config.accum_steps / dt,
                     "data_share": data_s / dt,
-                }  # fmt: skip
+                }
                 if lead:
                     metrics.write(json.dumps(row) + "\n")
                     metrics.flush()
@@ -412,8 +438,15 @@ def train(config: TrainConfig) -> dict:
     if world > 1:
         torch.distributed.barrier()
     return {
-        "steps": step, "total_steps": total, "finished": step >= total,
-        "epoch": step // steps_per_epoch, "loss": loss_value, "final": str(final),
-        "metrics": str(metrics_path), "latest": str(latest), "rank": rank, "world_size": world,
+        "steps": step,
+        "total_steps": total,
+        "finished": step >= total,
+        "epoch": step // steps_per_epoch,
+        "loss": loss_value,
+        "final": str(final),
+        "metrics": str(metrics_path),
+        "latest": str(latest),
+        "rank": rank,
+        "world_size": world,
         "seconds": time.perf_counter() - t_start,
-    }  # fmt: skip
+    }

@@ -18,7 +18,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.recipe import load_recipe
+from vlcurate.pipeline.recipe import load_recipe
 
 WAYS = ("image_to_text", "text_to_image")
 METRICS = tuple((way, k) for way in WAYS for k in ("R@1", "R@5", "R@10"))
@@ -47,10 +47,16 @@ def recipe_name(spec: str) -> str:
     return Path(spec).stem
 
 
-def compare(recipes: list[str], shards: str, scores: str, output: str, config: CompareConfig,
-            progress: bool = True) -> dict:  # fmt: skip
+def compare(
+    recipes: list[str],
+    shards: str,
+    scores: str,
+    output: str,
+    config: CompareConfig,
+    progress: bool = True,
+) -> dict:
     """Select, train and evaluate per recipe; write and return the comparison."""
-    from pipeline.select.stage import select
+    from vlcurate.pipeline.select.stage import select
 
     if not config.eval_shards:
         raise ValueError("eval_shards is needed: held-out shards to evaluate every model on")
@@ -83,28 +89,42 @@ def compare(recipes: list[str], shards: str, scores: str, output: str, config: C
 
 
 def _train_and_evaluate(final: Path, run: Path, config: CompareConfig, progress: bool) -> dict:
-    from pipeline.miniweb.scenes import brace_pattern
-    from pipeline.score.clip import ClipScorer
-    from pipeline.score.stage import resolve_device
-    from pipeline.train import evaluate
-    from pipeline.train.clip import TrainConfig, train
+    from vlcurate.pipeline.devices import resolve_device
+    from vlcurate.pipeline.score.clip import ClipScorer
+    from vlcurate.pipeline.storage import brace_pattern
+    from vlcurate.pipeline.train import evaluate
+    from vlcurate.pipeline.train.clip import TrainConfig, train
 
     shards = brace_pattern(sorted(str(p) for p in final.glob("*.tar")))
     steps = config.samples // config.batch_size
-    summary = train(TrainConfig(
-        shards=shards, model=config.model, output=str(run), batch_size=config.batch_size,
-        samples_per_epoch=steps * config.batch_size, epochs=1, lr=config.lr,
-        warmup_steps=config.warmup_steps, weight_decay=config.weight_decay, seed=config.seed,
-        workers=config.workers, device=config.device, checkpoint_every=0,
-        shuffle_buffer=min(1000, config.samples), progress=progress,
-    ))  # fmt: skip
+    summary = train(
+        TrainConfig(
+            shards=shards,
+            model=config.model,
+            output=str(run),
+            batch_size=config.batch_size,
+            samples_per_epoch=steps * config.batch_size,
+            epochs=1,
+            lr=config.lr,
+            warmup_steps=config.warmup_steps,
+            weight_decay=config.weight_decay,
+            seed=config.seed,
+            workers=config.workers,
+            device=config.device,
+            checkpoint_every=0,
+            shuffle_buffer=min(1000, config.samples),
+            progress=progress,
+        )
+    )
     device = resolve_device(config.device)
     scorer = ClipScorer(model=config.model, pretrained=summary["final"], device=device)
-    found = {"steps": summary["steps"], "loss": summary["loss"],
-             "retrieval": evaluate.retrieval(scorer, config.eval_shards)}  # fmt: skip
+    found = {
+        "steps": summary["steps"],
+        "loss": summary["loss"],
+        "retrieval": evaluate.retrieval(scorer, config.eval_shards),
+    }
     if config.label_field:
-        found["zeroshot"] = evaluate.zeroshot_shards(scorer, config.eval_shards,
-                                                     config.label_field)  # fmt: skip
+        found["zeroshot"] = evaluate.zeroshot_shards(scorer, config.eval_shards, config.label_field)
     return found
 
 
@@ -124,10 +144,13 @@ def table(result: dict) -> str:
     """The comparison as a markdown table, notes below."""
     columns = sorted({c for row in result["rows"] for c in values(row)}, key=_column_order)
     c = result["config"]
-    lines = [f"Budget: {c['samples']} samples seen, model {c['model']}, batch {c['batch_size']}, "
-             f"seed {c['seed']}; evaluated on {c['eval_shards']}", "",
-             "| recipe | kept | " + " | ".join(columns) + " |",
-             "|---|---:|" + "---:|" * len(columns)]  # fmt: skip
+    lines = [
+        f"Budget: {c['samples']} samples seen, model {c['model']}, batch {c['batch_size']}, "
+        f"seed {c['seed']}; evaluated on {c['eval_shards']}",
+        "",
+        "| recipe | kept | " + " | ".join(columns) + " |",
+        "|---|---:|" + "---:|" * len(columns),
+    ]
     for row in result["rows"]:
         v = values(row)
         cells = [f"{v[col]:.3f}" if col in v else "–" for col in columns]

@@ -1,7 +1,7 @@
 """Evaluate a CLIP: image-text retrieval recall@k and zero-shot classification accuracy.
 
-``scorer`` is a :class:`pipeline.score.clip.ClipScorer` (an open_clip model in eval mode, its
-eval transform and tokenizer). Images are read from img2dataset-style WebDataset shards
+``scorer`` is a :class:`vlcurate.pipeline.score.clip.ClipScorer` (an open_clip model in eval mode,
+its eval transform and tokenizer). Images are read from img2dataset-style WebDataset shards
 (``KEY.jpg|png|jpeg|webp``, ``KEY.txt``, optional ``KEY.json``; a brace pattern such as
 ``DIR/{00000..00003}.tar`` or a list) or, for zero-shot, from a folder with one subfolder per
 class. Embeddings are L2-normalised float32, so a dot product is a cosine similarity.
@@ -26,6 +26,8 @@ import webdataset as wds
 from PIL import Image
 from tqdm import tqdm
 
+from vlcurate.pipeline.storage import expand_shards
+
 IMAGE_EXTS = ("jpg", "png", "jpeg", "webp")  # the image members of a shard sample
 FOLDER_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}  # image files in a folder
 TEMPLATES = ["a photo of a {}.", "a picture of a {}.", "a {}."]
@@ -33,12 +35,6 @@ KS = (1, 5, 10)
 
 
 # --- encoding ------------------------------------------------------------------------------
-
-
-def expand_shards(shards: str | list[str]) -> list[str]:
-    """A brace pattern (or a list of them) -> the shard URLs, in order."""
-    patterns = [shards] if isinstance(shards, str) else list(shards)
-    return [url for p in patterns for url in wds.shardlists.expand_urls(p)]
 
 
 class _DecodeSample:
@@ -49,8 +45,13 @@ class _DecodeSample:
         self.preprocess, self.label_field, self.with_text = preprocess, label_field, with_text
 
     def __call__(self, sample: dict) -> dict:
-        out = {"key": sample["__key__"], "image": None, "caption": None, "label": None,
-               "error": None}  # fmt: skip
+        out = {
+            "key": sample["__key__"],
+            "image": None,
+            "caption": None,
+            "label": None,
+            "error": None,
+        }
         ext = next((e for e in IMAGE_EXTS if e in sample), None)
         try:
             if ext is None:
@@ -169,8 +170,11 @@ def encode_shards(
 def _check_labels(result: dict, label_field: str | None, where) -> None:
     if label_field is None:
         return
-    missing = [k for k, label in zip(result["keys"], result["labels"], strict=True)
-               if label is _MissingLabel]  # fmt: skip
+    missing = [
+        k
+        for k, label in zip(result["keys"], result["labels"], strict=True)
+        if label is _MissingLabel
+    ]
     if missing:
         raise ValueError(
             f"{len(missing)} of {result['n']} samples in {where} have no {label_field!r} "
@@ -191,8 +195,12 @@ def folder_source(path) -> list[tuple[str, str]]:
     classes = sorted(d for d in root.iterdir() if d.is_dir())
     if not classes:
         raise ValueError(f"{path} has no class subfolders (expected {path}/CLASS/IMAGE)")
-    items = [(str(f), d.name.replace("_", " ")) for d in classes for f in sorted(d.iterdir())
-             if f.is_file() and f.suffix.lower() in FOLDER_EXTS]  # fmt: skip
+    items = [
+        (str(f), d.name.replace("_", " "))
+        for d in classes
+        for f in sorted(d.iterdir())
+        if f.is_file() and f.suffix.lower() in FOLDER_EXTS
+    ]
     if not items:
         raise ValueError(f"no images ({', '.join(sorted(FOLDER_EXTS))}) in {path}/*/")
     return items
@@ -219,9 +227,11 @@ class _FolderImages(torch.utils.data.Dataset):
 def encode_folder(scorer, items, batch_size=256, progress=False, workers=2) -> dict:
     """:func:`folder_source` pairs -> the layout of :func:`encode_shards` (images only)."""
     loader = torch.utils.data.DataLoader(
-        _FolderImages(items, scorer.preprocess), batch_size=batch_size,
-        num_workers=min(workers, -(-len(items) // batch_size)), collate_fn=_collate,
-    )  # fmt: skip
+        _FolderImages(items, scorer.preprocess),
+        batch_size=batch_size,
+        num_workers=min(workers, -(-len(items) // batch_size)),
+        collate_fn=_collate,
+    )
     total = -(-len(items) // batch_size)
     result = _encode_batches(scorer, loader, with_text=False, progress=progress, total=total)
     if result["n"] == 0:
@@ -314,8 +324,9 @@ def classifier(scorer, classnames: list[str], templates: list[str]) -> np.ndarra
     return (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
 
 
-def zeroshot(scorer, classnames, templates, images, batch_size: int = 256,
-             progress: bool = False) -> dict:  # fmt: skip
+def zeroshot(
+    scorer, classnames, templates, images, batch_size: int = 256, progress: bool = False
+) -> dict:
     """Zero-shot classification of ``images``: :func:`folder_source`'s (file, class) pairs
     (encoded here), or :func:`encode_shards`'s result with ``label_field`` (already encoded).
     ``classnames`` default to the sorted distinct labels; samples whose label is not among
@@ -325,8 +336,11 @@ def zeroshot(scorer, classnames, templates, images, batch_size: int = 256,
     ``top5_k``), ``chance`` (1 / classes), ``per_class`` ({class: {"n", "accuracy"}}),
     ``confusion`` (rows: true class, columns: predicted, in ``classes`` order), ``skipped``,
     ``excluded``, ``templates``."""
-    enc = images if isinstance(images, dict) else encode_folder(
-        scorer, images, batch_size=batch_size, progress=progress)  # fmt: skip
+    enc = (
+        images
+        if isinstance(images, dict)
+        else encode_folder(scorer, images, batch_size=batch_size, progress=progress)
+    )
     if any(label is None for label in enc["labels"]):
         raise ValueError("the images carry no labels: encode shards with label_field")
     classnames = list(classnames) if classnames else sorted(set(enc["labels"]))
@@ -377,8 +391,15 @@ def _accuracies(logits: np.ndarray, truth: np.ndarray, classnames: list[str]) ->
     }
 
 
-def zeroshot_shards(scorer, shards, label_field: str, classnames=None, templates=None,
-                    batch_size: int = 256, progress: bool = False) -> dict:  # fmt: skip
+def zeroshot_shards(
+    scorer,
+    shards,
+    label_field: str,
+    classnames=None,
+    templates=None,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> dict:
     """:func:`zeroshot` over labelled shards: each sample's class is its json's
     ``label_field``; classes default to the sorted distinct labels, templates to
     :data:`TEMPLATES`."""

@@ -2,17 +2,17 @@
 
 For each caption shard sample the sequence is ``[image, caption]`` and the loss is the caption's
 next-token cross-entropy with the image's ``k`` prefix embeddings before it
-(:class:`~pipeline.icl.frozen.FrozenModel`). For interleaved shards (``curate docs assign``'s
-output; ``interleaved=True``) the sequence is the document, its images in place, and the loss is
-on all its text, each sentence predicted from the images and text before it (cut at
+(:class:`~vlcurate.pipeline.icl.frozen.FrozenModel`). For interleaved shards (``curate docs
+assign``'s output; ``interleaved=True``) the sequence is the document, its images in place, and the
+loss is on all its text, each sentence predicted from the images and text before it (cut at
 ``max_tokens``). The language model is frozen: AdamW holds the vision tower and the map only, and
 the LM's parameters come out bit for bit as they went in (tested).
 
 The run folder holds ``metrics.jsonl`` (step, loss, lr, samples/s), ``checkpoints/latest.pt``
 (the trainable weights, the optimiser, the step) and ``final.pt``, which
-:meth:`FrozenModel.load <pipeline.icl.frozen.FrozenModel.load>` and ``curate eval icl --frozen``
-read. Running the same command again resumes from ``latest.pt``; the sample stream after a
-resume is seeded by the step it resumes at, so it is deterministic but not the stream an
+:meth:`FrozenModel.load <vlcurate.pipeline.icl.frozen.FrozenModel.load>` and ``curate eval icl
+--frozen`` read. Running the same command again resumes from ``latest.pt``; the sample stream after
+a resume is seeded by the step it resumes at, so it is deterministic but not the stream an
 uninterrupted run would have read.
 """
 
@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from pipeline.icl.frozen import FrozenConfig, FrozenModel
-from pipeline.train.clip import _device, _save, lr_at, param_groups, trim_metrics
+from vlcurate.pipeline.icl.frozen import FrozenConfig, FrozenModel
+from vlcurate.pipeline.train.clip import _device, _save, lr_at, param_groups, trim_metrics
 
 RESUME_KEYS = ("shards", "interleaved", "batch_size", "lr", "seed") + tuple(
     f.name for f in fields(FrozenConfig)
@@ -42,11 +42,14 @@ class FrozenTrainConfig:
         default=False, metadata={"help": "the shards are interleaved documents (curate docs)"}
     )
     clip_model: str = field(
-        default="tiny-clip", metadata={"help": "vision side: open_clip name or config JSON"}
+        default="ViT-B-32", metadata={"help": "vision side: open_clip name or config JSON"}
     )
     clip_pretrained: str | None = field(
-        default="miniweb",
-        metadata={"help": "vision weights: miniweb, an open_clip tag, a .pt file, or null"},
+        default="laion2b_s34b_b79k",
+        metadata={
+            "help": "vision weights: an open_clip tag, a .pt file, a local checkpoint's "
+            "name (the demo's: miniweb), or null for random"
+        },
     )
     lm: str = field(default="smollm2", metadata={"help": "frozen causal LM: smollm2, HF name/dir"})
     prefix_tokens: int = field(default=2, metadata={"help": "prefix embeddings per image (k)"})
@@ -78,7 +81,7 @@ class _Sequences:
 
     def __call__(self, sample: dict) -> list:
         if self.interleaved:
-            from pipeline.docs.shards import interleaved
+            from vlcurate.pipeline.docs.shards import interleaved
 
             parts = interleaved(sample)
         else:
@@ -110,9 +113,7 @@ def make_loader(config: FrozenTrainConfig, preprocess, step: int):
     pipeline = wds.DataPipeline(
         wds.ResampledShards(config.shards, worker_seed=_WorkerSeed(seed), deterministic=True),
         wds.tarfile_to_samples(handler=wds.warn_and_continue),
-        wds.shuffle(
-            config.shuffle_buffer, min(config.shuffle_buffer, 50), rng=random.Random(seed)
-        ),  # fmt: skip
+        wds.shuffle(config.shuffle_buffer, min(config.shuffle_buffer, 50), rng=random.Random(seed)),
         wds.decode("pil", handler=wds.warn_and_continue),
         wds.map(_Sequences(preprocess, config.interleaved), handler=wds.warn_and_continue),
         wds.select(_usable),
@@ -142,8 +143,11 @@ def train(config: FrozenTrainConfig, model: FrozenModel | None = None) -> dict:
     latest, metrics_path = out / "checkpoints" / "latest.pt", out / "metrics.jsonl"
     if latest.exists():
         ckpt = torch.load(latest, map_location=device, weights_only=False)
-        diff = {k: (ckpt["config"].get(k), getattr(config, k)) for k in RESUME_KEYS
-                if ckpt["config"].get(k) != getattr(config, k)}  # fmt: skip
+        diff = {
+            k: (ckpt["config"].get(k), getattr(config, k))
+            for k in RESUME_KEYS
+            if ckpt["config"].get(k) != getattr(config, k)
+        }
         if diff:
             raise ValueError(f"{latest} was written with other settings (saved, now): {diff}")
         model.load_state_dict(ckpt["state"])
@@ -152,8 +156,15 @@ def train(config: FrozenTrainConfig, model: FrozenModel | None = None) -> dict:
     trim_metrics(metrics_path, step)
 
     def checkpoint() -> None:
-        _save({"state": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-               "config": asdict(config)}, latest)  # fmt: skip
+        _save(
+            {
+                "state": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "config": asdict(config),
+            },
+            latest,
+        )
 
     model.train()
     loss_value, first_loss, saved_at = math.nan, None, step
@@ -175,9 +186,18 @@ def train(config: FrozenTrainConfig, model: FrozenModel | None = None) -> dict:
             loss_value = float(loss.detach())
             first_loss = loss_value if first_loss is None else first_loss
             dt = time.perf_counter() - t0
-            metrics.write(json.dumps({"step": step, "loss": loss_value, "lr": lr,
-                                      "samples_per_s": len(batch) / dt,
-                                      "data_share": t_data / dt}) + "\n")  # fmt: skip
+            metrics.write(
+                json.dumps(
+                    {
+                        "step": step,
+                        "loss": loss_value,
+                        "lr": lr,
+                        "samples_per_s": len(batch) / dt,
+                        "data_share": t_data / dt,
+                    }
+                )
+                + "\n"
+            )
             metrics.flush()
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}")
@@ -190,7 +210,11 @@ def train(config: FrozenTrainConfig, model: FrozenModel | None = None) -> dict:
     final = out / "final.pt"
     model.save(final)
     return {
-        "steps": step, "loss": loss_value, "first_loss": first_loss, "final": str(final),
-        "metrics": str(metrics_path), "latest": str(latest),
+        "steps": step,
+        "loss": loss_value,
+        "first_loss": first_loss,
+        "final": str(final),
+        "metrics": str(metrics_path),
+        "latest": str(latest),
         "seconds": time.perf_counter() - t_start,
-    }  # fmt: skip
+    }

@@ -1,0 +1,1 @@
+"""The extract stage: WARC records -> HTML payloads -> image-text pairs and documents."""

@@ -1,0 +1,149 @@
+"""Image URL discovery and resolution: src, srcset, lazy-loading attributes, <base href>."""
+
+import re
+from urllib.parse import urljoin, urlsplit
+
+from vlcurate.schemas.extract import IMAGE_BAD_URL, IMAGE_NO_URL, IMAGE_NON_HTTP_URL
+
+# Attributes that lazy-loading libraries (lazysizes, WordPress, jQuery.lazyload, ...) put the
+# real URL in, while ``src`` holds a placeholder. Checked in this order, before ``src``.
+LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
+LAZY_SRC_ATTRS = (
+    "data-src",
+    "data-original",
+    "data-lazy-src",
+    "data-lazy",
+    "data-url",
+    "data-original-src",
+    "data-full-src",
+    "data-hi-res-src",
+)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HOST = re.compile(r"(?:[\w.~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(?::\d{0,5})?")
+_NEEDS_JOIN = re.compile(r"[\x00-\x20\x7f\\]|/\.\.?(?:/|$)")  # controls, spaces, "\\", dot segments
+
+
+# One srcset candidate: a URL is a run of non-space characters (commas inside it allowed, as
+# in Cloudinary URLs); a URL ending in commas has no descriptor; else the descriptor runs to ",".
+_SRCSET_CANDIDATE = re.compile(r"[\s,]*(?:(\S*?),+(?=\s|$)|(\S+)([^,]*))")
+
+
+def _srcset_candidates(srcset: str):
+    """Yield ``(url, descriptor)`` pairs of a srcset value, following the HTML parsing rules."""
+    for m in _SRCSET_CANDIDATE.finditer(srcset):
+        if m.group(1):
+            yield m.group(1), ""
+        elif m.group(2):
+            yield m.group(2), m.group(3).strip().lower()
+
+
+def parse_srcset(srcset: str) -> str | None:
+    """Return the largest candidate of a ``srcset`` value: widest ``w``, else highest ``x``.
+
+    >>> parse_srcset("a.jpg 480w, b.jpg 1080w, c.jpg 800w")
+    'b.jpg'
+    """
+    best_url, best_w, best_x = None, -1.0, -1.0
+    for url, descriptor in _srcset_candidates(srcset):
+        try:
+            if descriptor.endswith("w"):
+                w = float(descriptor[:-1])
+                if w > best_w:
+                    best_url, best_w = url, w
+            elif best_w < 0:
+                x = float(descriptor[:-1]) if descriptor.endswith("x") else 1.0
+                if x > best_x:
+                    best_url, best_x = url, x
+        except ValueError:
+            continue
+    return best_url
+
+
+def resolve(base: str, ref: str, max_length: int = 2048) -> tuple[str | None, str | None]:
+    """Resolve ``ref`` against ``base``. Returns ``(url, None)`` or ``(None, reason)``."""
+    ref = ref.strip()
+    if not ref:
+        return None, IMAGE_NO_URL
+    head = ref[:11].lower()
+    if head.startswith(("http://", "https://")) and not _NEEDS_JOIN.search(ref):
+        host = ref.split("/", 3)[2].split("?", 1)[0].split("#", 1)[0]
+        if _HOST.fullmatch(host) and len(ref) <= max_length:
+            return ref, None  # absolute already: skip urljoin and urlsplit, the slow part
+    if ":" in head and not head.startswith(("http:", "https:")):
+        scheme = head.split(":", 1)[0]
+        if scheme.isalpha() or scheme.replace("+", "").replace("-", "").isalnum():
+            return None, IMAGE_NON_HTTP_URL  # data:, javascript:, blob:, ftp:, about:, ...
+    if len(ref) > max_length:
+        return None, IMAGE_BAD_URL
+    url = _join_simple(base, ref)
+    if url is not None:
+        return (url, None) if len(url) <= max_length else (None, IMAGE_BAD_URL)
+    try:
+        url = urljoin(base, ref)
+        parts = urlsplit(url)
+    except ValueError:
+        return None, IMAGE_BAD_URL
+    if parts.scheme not in ("http", "https"):
+        return None, IMAGE_NON_HTTP_URL
+    if not parts.hostname or len(url) > max_length or _CONTROL.search(url):
+        return None, IMAGE_BAD_URL
+    return url, None
+
+
+def _join_simple(base: str, ref: str) -> str | None:
+    """Resolve the common relative forms without urljoin: ``//host/p``, ``/p`` and ``p``
+    (no dot segments, query-only or fragment-only refs). ``None`` means: use urljoin."""
+    if _NEEDS_JOIN.search(ref) or ref[0] in "?#." or ":" in ref.split("/", 1)[0]:
+        return None
+    scheme_end = base.find("://")
+    if scheme_end < 0:
+        return None
+    if ref.startswith("//"):
+        host = ref[2:].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+        return base[:scheme_end] + ":" + ref if _HOST.fullmatch(host) else None
+    path_start = base.find("/", scheme_end + 3)
+    if ref[0] == "/":
+        return (base if path_start < 0 else base[:path_start]) + ref
+    if path_start < 0:
+        return base + "/" + ref
+    directory = base.split("?", 1)[0].split("#", 1)[0]
+    return directory[: directory.rfind("/") + 1] + ref
+
+
+def base_url(page_url: str, base_href: str | None) -> str:
+    """The URL that relative links resolve against: ``<base href>`` if usable, else the page."""
+    if base_href:
+        url, _ = resolve(page_url, base_href)
+        if url:
+            return url
+    return page_url
+
+
+def image_url(attrs: dict, base: str, extra_srcsets=(), max_length: int = 2048):
+    """Pick and resolve an image element's URL. Returns ``(url, None)`` or ``(None, reason)``.
+
+    Order: ``srcset`` (largest), lazy ``data-srcset``, lazy ``data-src``-like attributes,
+    ``src``, then ``extra_srcsets`` (the ``<source>`` siblings inside a ``<picture>``). The first
+    candidate that resolves to http(s) wins; otherwise the first candidate's reason is returned.
+    """
+    candidates = []
+    for name in ("srcset", *LAZY_SRCSET_ATTRS):
+        value = attrs.get(name)
+        if value:
+            candidates.append(parse_srcset(value))
+    for name in LAZY_SRC_ATTRS:
+        value = attrs.get(name)
+        if value:
+            candidates.append(value)
+    if attrs.get("src"):
+        candidates.append(attrs["src"])
+    candidates.extend(parse_srcset(s) for s in extra_srcsets if s)
+    first_reason = IMAGE_NO_URL
+    for i, ref in enumerate(c for c in candidates if c):
+        url, reason = resolve(base, ref, max_length)
+        if url:
+            return url, None
+        if i == 0:
+            first_reason = reason
+    return None, first_reason

@@ -1,0 +1,215 @@
+"""The one shape of every stage, and the runner that gives each the same bookkeeping.
+
+A stage says four things: its units of work (:meth:`Stage.units`: input files, shards), what in
+its settings decides its outputs (:meth:`Stage.settings`), how to process one unit
+(:meth:`Stage.process`, writing every output under a temporary name and renaming it when whole,
+see :func:`vlcurate.pipeline.storage.atomic_open`), and, optionally, a pass over the whole corpus
+before the units (:meth:`Stage.prepare`: filter's dedup, the docs' URL counts, select's plan)
+and fields of its own for ``stats.json`` (:meth:`Stage.finish`).
+
+:func:`run_stage` does the rest, in this order, the same way for every stage:
+
+1. refuse an output that is a file, and an output folder holding units done with other settings
+   (every done marker carries a digest of them), before anything is written; a stage that is
+   cheap to redo (``rebuild_on_change``) rebuilds its whole output instead;
+2. delete the temporaries a killed run left (``*.tmp-*``) in the stage's folders;
+3. run the corpus-wide pass;
+4. give the units without a done marker to an executor (:mod:`vlcurate.pipeline.executors`),
+   which calls :func:`run_unit` for each: the stage checks the unit's input (a unit it refuses
+   is counted with its reason and gets no marker), processes it, and the done marker
+   ``_done/NAME.json`` (the unit's stats and the settings digest) is written last;
+5. merge every unit's stats, checked ``in == kept + sum(dropped)``, add the stage's own fields
+   and write ``stats.json``.
+
+A killed run therefore resumes: it redoes only the units without a marker, and a marker never
+exists for a partial output.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.stats import StageStats
+
+DONE = "_done"
+UNIT_REFUSED = "refused"  # the units tally: units whose input the stage refused
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: ``name`` is deterministic and unique in the stage (the done marker's
+    name), ``input`` what :meth:`Stage.process` reads."""
+
+    name: str
+    input: str
+
+
+class SettingsMismatch(ValueError):
+    """The output folder holds units done with other settings: mixing them would be silent."""
+
+
+class OutputError(ValueError):
+    """An output that cannot be a stage's folder (a file, say): raised before any work."""
+
+
+class Stage:
+    """Subclasses set ``name`` and ``output`` and implement :meth:`units` and :meth:`process`."""
+
+    name: ClassVar[str]
+    output: str
+    folders: ClassVar[tuple[str, ...]] = ()  # subfolders of output that get temporaries
+    rebuild_on_change: ClassVar[bool] = False  # other settings: rebuild rather than refuse
+
+    def settings(self) -> dict:
+        """What decides the outputs (not how fast they come): kept, digested, in each marker."""
+        return {}
+
+    def units(self) -> list[Unit]:
+        raise NotImplementedError
+
+    def check(self, unit: Unit) -> str | None:
+        """A reason to refuse the unit's input (a truncated shard, say), or None."""
+        return None
+
+    def prepare(self, units: list[Unit], todo: list[Unit]) -> None:
+        """The corpus-wide pass, before any unit is processed (``todo``: those not done)."""
+
+    def process(self, unit: Unit, device: str = "cpu") -> StageStats:
+        raise NotImplementedError
+
+    def process_many(self, units: list[Unit], device: str = "cpu") -> Iterator[StageStats]:
+        """One unit after the other; a stage whose units share costly set-up (a DataLoader's
+        worker processes) overrides this and yields each unit's stats as it finishes."""
+        for unit in units:
+            yield self.process(unit, device)
+
+    def finish(self, stats: StageStats) -> dict:
+        """The stage's own fields for ``stats.json`` (settings, models, counts)."""
+        return {}
+
+
+def digest(settings: dict) -> str:
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def marker_path(stage: Stage, unit: Unit) -> str:
+    return storage.join(stage.output, DONE, f"{unit.name}.json")
+
+
+def read_marker(stage: Stage, unit: Unit) -> dict | None:
+    path = marker_path(stage, unit)
+    return json.loads(storage.read_text(path)) if storage.exists(path) else None
+
+
+def _write_marker(stage: Stage, unit: Unit, stats: StageStats) -> dict:
+    marker = {
+        "stage": stage.name,
+        "unit": unit.name,
+        "input": unit.input,
+        "settings_digest": digest(stage.settings()),
+        "settings": stage.settings(),
+        "stats": stats.to_dict(),
+    }
+    storage.write_text_atomic(marker_path(stage, unit), json.dumps(marker, indent=1) + "\n")
+    return marker
+
+
+def run_unit(stage: Stage, unit: Unit, device: str = "cpu") -> dict:
+    """Check, process and mark one unit; for a refused unit, ``{"refused": reason}``."""
+    return next(iter(run_units(stage, [unit], device)))
+
+
+def run_units(stage: Stage, units: list[Unit], device: str = "cpu") -> Iterator[dict]:
+    """What an executor runs where the work is done: each unit checked, processed and marked,
+    yielding its marker (or ``{"unit": name, "refused": reason}``) as it finishes."""
+    accepted = []
+    for unit in units:
+        reason = stage.check(unit)
+        if reason is None:
+            accepted.append(unit)
+        else:
+            yield {"unit": unit.name, "input": unit.input, "refused": reason}
+    for unit, stats in zip(accepted, stage.process_many(accepted, device), strict=True):
+        stats.check()
+        yield _write_marker(stage, unit, stats)
+
+
+def check_output(stage: Stage) -> None:
+    fs_path = storage.absolute(stage.output)
+    if storage.exists(fs_path) and not storage.isdir(fs_path):
+        raise OutputError(f"{stage.name}: the output {stage.output} is a file, not a folder")
+
+
+def plan(stage: Stage, units: list[Unit]) -> tuple[dict[str, dict], list[Unit]]:
+    """The markers of the done units, and the units left to do. Raises SettingsMismatch (or,
+    for a ``rebuild_on_change`` stage, empties the output) when a marker has other settings."""
+    wanted = digest(stage.settings())
+    done, todo, other = {}, [], []
+    for unit in units:
+        marker = read_marker(stage, unit)
+        if marker is None:
+            todo.append(unit)
+        elif marker.get("settings_digest") != wanted:
+            other.append(marker)
+        else:
+            done[unit.name] = marker
+    if other and stage.rebuild_on_change:
+        storage.remove_tree(stage.output)
+        return {}, list(units)
+    if other:
+        changed = _changed(other[0].get("settings", {}), stage.settings())
+        raise SettingsMismatch(
+            f"{stage.output} holds {len(other)} {stage.name} unit(s) done with other settings "
+            f"({changed}): write into a new output folder, or delete this one"
+        )
+    return done, todo
+
+
+def _changed(old: dict, new: dict) -> str:
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys) or "unknown"
+
+
+def merge(stage: Stage, markers: Iterable[dict]) -> StageStats:
+    merged = StageStats(stage.name)
+    units = merged.tally("units")
+    for marker in markers:
+        if "refused" in marker:
+            units.drop(marker["refused"])
+            merged.counter("refused_units")[marker["unit"]] += 1
+        else:
+            units.keep()
+            merged.merge(StageStats.from_dict(marker["stats"]))
+    return merged
+
+
+def run_stage(stage: Stage, executor=None) -> dict:
+    """Run ``stage`` to the end with ``executor`` (default: this process); returns the summary
+    also written to ``OUTPUT/stats.json``."""
+    from vlcurate.pipeline.executors import LocalExecutor
+
+    executor = executor or LocalExecutor()
+    check_output(stage)
+    units = stage.units()
+    names = [u.name for u in units]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{stage.name}: two units share a name")
+    done, todo = plan(stage, units)
+    for folder in (DONE, *stage.folders):
+        storage.remove_stale_temporaries(storage.join(stage.output, folder))
+    stage.prepare(units, todo)
+    results = list(done.values())
+    if todo:
+        results += executor.run(stage, todo)
+    merged = merge(stage, results)
+    summary = merged.to_dict(
+        **stage.finish(merged), units_resumed=len(done), settings_digest=digest(stage.settings())
+    )
+    storage.write_text_atomic(
+        storage.join(stage.output, "stats.json"), json.dumps(summary, indent=2) + "\n"
+    )
+    return summary

@@ -1,0 +1,41 @@
+"""The shape of the distribution: one top-level import name, and curation apart from training,
+evaluation and the mini web (as open_clip keeps open_clip_train apart from open_clip)."""
+
+import ast
+import importlib.metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CURATION = [
+    "schemas",
+    *(f"pipeline/{d}" for d in ("extract", "filters", "download", "score", "select", "docs")),
+]
+APART = ("vlcurate.pipeline.train", "vlcurate.pipeline.icl", "vlcurate.miniweb")
+
+
+def test_the_distribution_has_one_top_level_name():
+    mapped = importlib.metadata.packages_distributions()
+    ours = sorted(name for name, dists in mapped.items() if "vlcurate" in dists)
+    assert ours == ["vlcurate"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def test_curation_never_imports_training_evaluation_or_the_mini_web():
+    files = [*(ROOT / "pipeline").glob("*.py")]
+    for folder in CURATION:
+        files += (ROOT / folder).rglob("*.py")
+    offenders = {
+        str(f.relative_to(ROOT)): sorted(m for m in imported_modules(f) if m.startswith(APART))
+        for f in files
+    }
+    assert {f: m for f, m in offenders.items() if m} == {}
