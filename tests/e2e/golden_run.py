@@ -27,22 +27,12 @@ ROADS = {
 VOLATILE = {"resumed", "inputs"}
 
 
-def _imports():
-    try:
-        from vlcurate.jobs import cli
-        from vlcurate.miniweb import WARC_FILE, build, free_port, serve
-        from vlcurate.miniweb.clip import train_miniweb_clip
-    except ImportError:  # the layout before the one-package move
-        from pipeline.miniweb import WARC_FILE, build, free_port, serve
-        from pipeline.train.miniweb_clip import train_miniweb_clip
-
-        from jobs import cli
-    train_miniweb_clip(progress=False)  # --pretrained miniweb (cached after the first time)
-    return cli, build, serve, free_port, WARC_FILE
-
-
 def run_road(road: str, root: Path) -> Path:
-    cli, build, serve, free_port, warc_file = _imports()
+    from vlcurate.jobs import cli
+    from vlcurate.miniweb import WARC_FILE, build, free_port, serve
+    from vlcurate.miniweb.clip import train_miniweb_clip
+
+    train_miniweb_clip(progress=False)  # --pretrained miniweb (cached after the first time)
     port = free_port()
     build(root / "web", seed=0, port=port, n_shapes=ROADS[road]["n_shapes"])
     out = root / "out"
