@@ -10,16 +10,14 @@ store, HDFS, or a shared filesystem. Finished files are skipped on a rerun.
 """
 
 import argparse
-import dataclasses
-import json
 import sys
 
-from vlcurate.jobs import spark as spark_util
 from vlcurate.jobs.options import add_config_flags, config_from_args
+from vlcurate.jobs.spark import SparkExecutor
 from vlcurate.pipeline import storage
-from vlcurate.pipeline.extract.stage import STAGE, ExtractConfig, extract_file_to, shard_name
-from vlcurate.pipeline.stats import StageStats
-from vlcurate.schemas.extract import SCHEMA_VERSION
+from vlcurate.pipeline.extract.config import ExtractConfig
+from vlcurate.pipeline.extract.stage import ExtractStage
+from vlcurate.pipeline.stage import run_stage
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -39,7 +37,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--output",
         "-o",
         required=True,
-        help="output folder or URL; gets pairs/, docs/, _stats/ and stats.json",
+        help="output folder or URL; gets pairs/, docs/, _done/ and stats.json",
     )
     parser.add_argument(
         "--prefix",
@@ -64,46 +62,18 @@ def run(
     master: str | None = None,
     progress: bool = True,
 ) -> dict:
-    """Extract every input into ``output``; return the merged stats (also in stats.json)."""
-    output = storage.absolute(output)
-    for sub in ("pairs", "docs", "_stats"):
-        storage.remove_stale_temporaries(storage.join(output, sub))
-    todo = [
-        p
-        for p in inputs
-        if not storage.exists(storage.join(output, "_stats", f"{shard_name(p)}.json"))
-    ]
-    results = []
-    if todo:
-        spark = spark_util.session("curate-extract", master)
-        rdd = spark.sparkContext.parallelize(todo, len(todo))
-        with spark_util.progress(spark, len(todo), "extract", enabled=progress):
-            results = rdd.map(lambda path: extract_file_to(path, output, config)).collect()
-    done = set(todo)
-    for path in inputs:  # files finished by an earlier run
-        if path not in done:
-            marker = storage.join(output, "_stats", f"{shard_name(path)}.json")
-            results.append(json.loads(storage.read_text(marker)))
-    merged = StageStats(STAGE)
-    for result in results:
-        merged.merge(StageStats.from_dict(result))
-    summary = merged.to_dict(
-        schema_version=SCHEMA_VERSION,
-        inputs=len(inputs),
-        resumed=len(inputs) - len(todo),
-        config=dataclasses.asdict(config),
-    )
-    storage.write_text_atomic(
-        storage.join(output, "stats.json"), json.dumps(summary, indent=2) + "\n"
-    )
-    return summary
+    """Extract every input into ``output``, one Spark task per file; returns the merged stats
+    (also in stats.json)."""
+    stage = ExtractStage(inputs, storage.absolute(output), config)
+    return run_stage(stage, SparkExecutor(master, progress=progress))
 
 
 def format_summary(stats: dict, output: str) -> str:
     files = stats["files"]
     lines = [
         f"extract: {stats['inputs']} input files ({files['kept']} read, "
-        f"{sum(files['dropped'].values())} failed, {stats['resumed']} already done) -> {output}",
+        f"{sum(files['dropped'].values())} failed, {stats['units_resumed']} already done) "
+        f"-> {output}",
         f"  response records in: {stats['in']:>8}",
         f"  HTML pages kept:     {stats['kept']:>8}   -> docs/  ({stats.get('docs', 0)} documents)",
         f"  image-text pairs:    {stats.get('pairs', 0):>8}   -> pairs/ "

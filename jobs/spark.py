@@ -79,3 +79,40 @@ def progress(spark, total: int, desc: str, unit: str = "file", enabled: bool = T
         stop.set()
         thread.join(timeout=2)
         bar.close()
+
+
+def _task_device(default: str) -> str:
+    """The GPU Spark gave this task (``spark.task.resource.gpu.amount=1``), else ``default``."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    gpus = context.resources().get("gpu") if context is not None else None
+    return f"cuda:{gpus.addresses[0]}" if gpus else default
+
+
+class SparkExecutor:
+    """One Spark task per unit, on the active session or one built for ``master``: each task
+    checks, processes and marks its unit where it runs (so the output must be a location every
+    executor can write), on the GPU Spark assigned to it or on ``device``."""
+
+    def __init__(
+        self,
+        master: str | None = None,
+        conf: dict | None = None,
+        progress: bool = True,
+        device: str = "cpu",
+        app: str = "curate",
+    ):
+        self.master, self.conf, self.progress = master, conf, progress
+        self.device, self.app = device, app
+
+    def run(self, stage, units) -> list[dict]:
+        from vlcurate.pipeline.stage import run_units
+
+        spark = session(f"{self.app}-{stage.name}", self.master, self.conf)
+        device = self.device
+        rdd = spark.sparkContext.parallelize(units, len(units))
+        with progress(spark, len(units), stage.name, unit="unit", enabled=self.progress):
+            return rdd.flatMap(
+                lambda unit: list(run_units(stage, [unit], _task_device(device)))
+            ).collect()

@@ -31,8 +31,11 @@ def warcs() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def curate_cache(tmp_path_factory):
-    """A cache of the session's own, so no test finds (or leaves) the user's trained models."""
-    os.environ["CURATE_CACHE"] = str(tmp_path_factory.mktemp("curate-cache"))
+    """A cache of the session's own, so no test finds (or leaves) the user's trained models;
+    ``CURATE_TEST_CACHE`` names one to share between test sessions (the mini web's CLIP is then
+    trained once, not once per session)."""
+    shared = os.environ.get("CURATE_TEST_CACHE")
+    os.environ["CURATE_CACHE"] = shared or str(tmp_path_factory.mktemp("curate-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,7 @@ def test_spark_reads_outputs_with_the_derived_schema(spark, job_output):
 def test_rerun_resumes_without_redoing_work(job_output, warcs):
     out, stats = job_output
     again = extract_job.run(all_warcs(warcs), str(out), ExtractConfig(), progress=False)
-    assert again["resumed"] == 9
+    assert again["units_resumed"] == 9
     assert {k: again[k] for k in ("in", "kept", "dropped", "pairs", "docs")} == {
         k: stats[k] for k in ("in", "kept", "dropped", "pairs", "docs")
     }
@@ -67,11 +67,11 @@ def test_killed_run_resumes_and_leaves_no_partial_file(spark, warcs, tmp_path):
     first = extract_job.run(inputs, str(out), ExtractConfig(), progress=False)
     # Simulate a kill while one file was being written: no marker, a half-written temporary.
     victim = shard_name(inputs[1])
-    (out / "_stats" / f"{victim}.json").unlink()
+    (out / "_done" / f"{victim}.json").unlink()
     (out / "pairs" / f"{victim}.parquet").unlink()
     (out / "pairs" / f"{victim}.parquet.tmp-deadbeef").write_bytes(b"PAR1 half a file")
     second = extract_job.run(inputs, str(out), ExtractConfig(), progress=False)
-    assert second["resumed"] == len(inputs) - 1
+    assert second["units_resumed"] == len(inputs) - 1
     assert (second["kept"], second["pairs"]) == (first["kept"], first["pairs"])
     assert not list(out.rglob("*.tmp-*"))
     assert (out / "pairs" / f"{victim}.parquet").exists()

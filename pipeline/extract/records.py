@@ -1,0 +1,177 @@
+"""One WARC file's response records -> page rows (pairs and one document each), with every
+record accounted for: kept, or dropped with a reason. Nothing here raises on bad input."""
+
+import hashlib
+from urllib.parse import urlsplit
+
+import fsspec
+import pyarrow as pa
+from fastwarc.warc import WarcRecordType
+
+from vlcurate.pipeline.extract.config import ExtractConfig
+from vlcurate.pipeline.extract.page import extract_page
+from vlcurate.pipeline.extract.payload import decode_content, decode_html, html_verdict
+from vlcurate.pipeline.extract.warc import WarcRecords
+from vlcurate.pipeline.stats import StageStats
+from vlcurate.schemas.extract import (
+    BAD_PAGE_URL,
+    DOC_SCHEMA,
+    EMPTY_BODY,
+    FILE_EMPTY,
+    FILE_NOT_WARC,
+    FILE_UNREADABLE,
+    HTTP_NOT_200,
+    PAGE_TOO_LARGE,
+    PARSE_ERROR,
+    TRUNCATED_RECORD,
+)
+
+
+def _page_url(target: str | None) -> str | None:
+    if not target:
+        return None
+    url = target.strip().removeprefix("<").removesuffix(">")  # WARC 1.0 drafts used <...>
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme in ("http", "https") and parts.hostname else None
+
+
+def extract_warc(warc_url: str, config: ExtractConfig, stats: StageStats):
+    """Yield ``(pair_rows, doc_row)`` for every HTML page of one WARC file.
+
+    Every response record is counted in ``stats`` as kept or dropped with a reason; the file
+    itself is counted in ``stats.tally("files")``. Nothing raises on bad input.
+    """
+    files = stats.tally("files")
+    stats.tally("images")  # present (and zero) even when no page is kept
+    seen, damaged, resyncs = 0, False, 0
+    try:
+        fs, path = fsspec.core.url_to_fs(warc_url)
+        if fs.size(path) == 0:
+            files.drop(FILE_EMPTY)
+            return
+        records = WarcRecords(fs, path)
+        for offset, record in records:
+            seen += 1
+            if record.record_type != WarcRecordType.response:
+                stats.extra["other_records"] += 1
+                continue
+            reason, page, truncated = _read_page(record, offset, warc_url, config, stats)
+            if truncated:
+                damaged = True
+                records.damaged(offset)  # its Content-Length may have swallowed what follows
+            if reason:
+                stats.main.drop(reason)
+                continue
+            stats.main.keep()
+            yield page
+        resyncs = records.resyncs
+    except OSError:  # the filesystem failed: before any record, or part-way through
+        if seen == 0:
+            files.drop(FILE_UNREADABLE)
+            return
+        damaged = True
+    if seen == 0:
+        files.drop(FILE_NOT_WARC)
+        return
+    files.keep()
+    stats.extra["files_damaged"] += damaged or resyncs > 0
+    stats.extra["resyncs"] += resyncs
+
+
+def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats: StageStats):
+    """One response record -> ``(reason, (pair_rows, doc_row), truncated)``; the reason is
+    ``None`` for a kept page, and the page ``None`` for a dropped one."""
+    page_url = _page_url(record.headers.get("WARC-Target-URI"))
+    if page_url is None:
+        return BAD_PAGE_URL, None, False
+    http = record.http_headers
+    if http is None or http.status_code != 200:
+        return HTTP_NOT_200, None, False
+    declared = record.content_length
+    if declared > config.max_page_bytes:
+        return PAGE_TOO_LARGE, None, False
+    raw = record.reader.read()
+    truncated = len(raw) < declared
+    if truncated and not config.keep_truncated:
+        return TRUNCATED_RECORD, None, True
+    if not raw:
+        return EMPTY_BODY, None, truncated
+    body, reason = decode_content(
+        raw,
+        http.get("Transfer-Encoding", ""),
+        http.get("Content-Encoding", ""),
+        config.max_page_bytes,
+    )
+    if reason:
+        return reason, None, truncated
+    if len(body) > config.max_page_bytes:
+        return PAGE_TOO_LARGE, None, truncated
+    if not body:
+        return EMPTY_BODY, None, truncated
+    reason = html_verdict(
+        http.get("Content-Type", ""), record.headers.get("WARC-Identified-Payload-Type", ""), body
+    )
+    if reason:
+        return reason, None, truncated
+    text, codec, source = decode_html(body, record.http_charset)
+    if text is None:
+        return codec, None, truncated  # the reason
+    if codec == "utf-8" and source != "bom":
+        text = body  # valid UTF-8: lexbor parses the bytes as they are, without re-encoding
+    try:
+        page = extract_page(text, page_url, config.max_alt_chars, config.max_url_length)
+    except Exception:
+        return PARSE_ERROR, None, truncated
+    stats.counter("charset_source")[source] += 1
+    images = stats.tally("images")
+    images.kept += len(page.pairs)
+    images.seen += page.images_seen
+    images.dropped.update(page.image_drops)
+    record_id = record.record_id
+    provenance = {
+        "warc_path": warc_url,
+        "warc_record_id": record_id,
+        "warc_offset": offset,
+    }
+    for pair in page.pairs:
+        pair.update(page_url=page_url, page_lang=page.lang, **provenance)
+    doc = {
+        "doc_id": hashlib.md5(record_id.encode()).hexdigest(),
+        "page_url": page_url,
+        "title": page.title,
+        "page_lang": page.lang,
+        "charset": codec,
+        "nodes": page.nodes,
+        **provenance,
+    }
+    if truncated:
+        stats.extra["truncated_kept"] += 1
+    return None, (page.pairs, doc), truncated
+
+
+def docs_table(doc_rows: list[dict]) -> pa.Table:
+    """Documents whose ``nodes`` are ``(type, text, url, alt)`` tuples, as a DOC_SCHEMA table.
+
+    The nested column is built from flat columns and offsets: a dict per node and
+    ``Table.from_pylist`` cost more than the HTML parse on node-heavy pages.
+    """
+    offsets, flat = [0], []
+    for doc in doc_rows:
+        flat.extend(doc["nodes"])
+        offsets.append(len(flat))
+    node_type = DOC_SCHEMA.field("nodes").type.value_type
+    node_columns = zip(*flat, strict=True) if flat else ((), (), (), ())
+    nodes = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.StructArray.from_arrays(
+            [pa.array(col, pa.string()) for col in node_columns], fields=list(node_type)
+        ),
+    )
+    columns = [
+        nodes if f.name == "nodes" else pa.array([d[f.name] for d in doc_rows], f.type)
+        for f in DOC_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=DOC_SCHEMA)
