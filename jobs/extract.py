@@ -16,7 +16,7 @@ from vlcurate.jobs.options import add_config_flags, config_from_args
 from vlcurate.jobs.spark import SparkExecutor
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.extract.config import ExtractConfig
-from vlcurate.pipeline.extract.stage import ExtractStage
+from vlcurate.pipeline.extract.stage import ExtractStage, summary_text
 from vlcurate.pipeline.stage import run_stage
 
 
@@ -68,37 +68,6 @@ def run(
     return run_stage(stage, SparkExecutor(master, progress=progress))
 
 
-def format_summary(stats: dict, output: str) -> str:
-    files = stats["files"]
-    lines = [
-        f"extract: {stats['inputs']} input files ({files['kept']} read, "
-        f"{sum(files['dropped'].values())} failed, {stats['units_resumed']} already done) "
-        f"-> {output}",
-        f"  response records in: {stats['in']:>8}",
-        f"  HTML pages kept:     {stats['kept']:>8}   -> docs/  ({stats.get('docs', 0)} documents)",
-        f"  image-text pairs:    {stats.get('pairs', 0):>8}   -> pairs/ "
-        f"(of {stats['images']['in']} image elements)",
-    ]
-    for title, dropped in (
-        ("records dropped", stats["dropped"]),
-        ("files failed", files["dropped"]),
-        ("images not paired", stats["images"]["dropped"]),
-    ):
-        if dropped:
-            lines.append(f"  {title}:")
-            lines.extend(
-                f"    {reason:<24} {n:>8}"
-                for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1])
-            )
-    if stats.get("files_damaged"):
-        lines.append(f"  damaged files (read up to the damage): {stats['files_damaged']}")
-    lines.append(
-        f"  accounting: in {stats['in']} == kept {stats['kept']} + dropped "
-        f"{sum(stats['dropped'].values())}  (stats.json)"
-    )
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None, default_master: str | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -113,7 +82,7 @@ def main(argv: list[str] | None = None, default_master: str | None = None) -> in
         args.master or default_master,
         progress=not args.no_progress,
     )
-    print(format_summary(stats, args.output))
+    print(summary_text(stats, args.output))
     return 0
 
 

@@ -84,3 +84,19 @@ def train_miniweb_clip(
     if output == miniweb_home():
         checkpoints.register(NAME, summary["final"], model, ABOUT)
     return {**summary, "model": model, "train_shards": train_shards, "heldout_shards": heldout}
+
+
+def trained_miniweb_clip(progress: bool = True) -> str:
+    """Train (or reuse) the mini web's CLIP; say how good it is on the held-out scenes."""
+    from vlcurate.pipeline.score.clip import ClipScorer
+    from vlcurate.pipeline.train.evaluate import retrieval
+
+    summary = train_miniweb_clip(progress=progress)
+    scorer = ClipScorer(model=summary["model"], pretrained=summary["final"], device="cpu")
+    found = retrieval(scorer, summary["heldout_shards"])
+    i2t, t2i = found["image_to_text"], found["text_to_image"]
+    return (
+        f"trained {summary['steps']} steps (last loss {summary['loss']:.3f}); on "
+        f"{found['n']} held-out scenes, image->text R@1 {i2t['R@1']:.3f}, R@5 {i2t['R@5']:.3f},"
+        f" text->image R@1 {t2i['R@1']:.3f} (chance {found['chance']['R@1']:.3f})"
+    )

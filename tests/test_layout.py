@@ -39,3 +39,37 @@ def test_curation_never_imports_training_evaluation_or_the_mini_web():
         for f in files
     }
     assert {f: m for f, m in offenders.items() if m} == {}
+
+
+def test_the_wheel_holds_every_module_and_data_file(tmp_path):
+    """A non-editable install (a Docker image, a cluster's executors) gets the whole package."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        f"vlcurate/{p.relative_to(ROOT)}"
+        for folder in ("pipeline", "jobs", "schemas", "miniweb")
+        for p in (ROOT / folder).rglob("*")
+        if p.suffix in (".py", ".json") and "__pycache__" not in p.parts
+    }
+    expected |= {f"vlcurate/recipes/{p.name}" for p in (ROOT / "recipes").glob("*.yaml")}
+    assert sorted(expected - names) == []

@@ -89,11 +89,17 @@ def extract_page(
     title = clean_text(title_node.text(), 1000) or None if title_node is not None else None
     base_node = tree.css_first("base[href]")
     base = base_url(page_url, base_node.attributes.get("href") if base_node is not None else None)
-
-    # --- pairs: every image element on the page ------------------------------------------
-    pairs, drops = [], Counter()
-    image_of = {}  # mem_id -> (url, alt) for the document pass
     images = tree.css("img")
+    pairs, drops, image_of = _pairs(images, base, has_picture, max_alt_chars, max_url_length)
+    nodes = _document(tree, image_of)
+    return PageContent(title, lang, pairs, nodes, drops, len(images))
+
+
+def _pairs(images, base: str, has_picture: bool, max_alt_chars: int, max_url_length: int):
+    """Every image element on the page -> pair rows, the reasons of those without a pair, and
+    ``mem_id -> (url, alt)`` of the images with a URL (for the document pass)."""
+    pairs, drops = [], Counter()
+    image_of = {}
     for position, img in enumerate(images):
         attrs = img.attributes
         extra = ()
@@ -120,36 +126,38 @@ def extract_page(
                 "position": position,
             }
         )
+    return pairs, drops, image_of
 
-    # --- document: simplified DOM, text blocks and images in order -------------------------
+
+def _document(tree, image_of: dict) -> list[tuple]:
+    """The simplified DOM: text blocks and images in page order."""
     body = tree.body
+    if body is None:
+        return []
+    tree.strip_tags(BOILERPLATE_TAGS, recursive=True)
+    doc_images = []
+    for img in body.css("img"):
+        info = image_of.get(img.mem_id)
+        if info is None:
+            img.decompose()
+            continue
+        img.replace_with(f"{_BLOCK_SEP}{_MARK_OPEN}img{len(doc_images)}{_MARK_CLOSE}{_BLOCK_SEP}")
+        doc_images.append(info)
+    for inline in body.css(_INLINE_SELECTOR):  # one C-level query, faster than unwrap_tags
+        inline.unwrap()
+    body.merge_text_nodes()
+    text = body.text(separator=_BLOCK_SEP, skip_empty=True)
+    if _CONTROLS.search(text):
+        text = text.translate(_STRIP_CONTROLS)
     nodes = []
-    if body is not None:
-        tree.strip_tags(BOILERPLATE_TAGS, recursive=True)
-        doc_images = []
-        for img in body.css("img"):
-            info = image_of.get(img.mem_id)
-            if info is None:
-                img.decompose()
-                continue
-            img.replace_with(
-                f"{_BLOCK_SEP}{_MARK_OPEN}img{len(doc_images)}{_MARK_CLOSE}{_BLOCK_SEP}"
-            )
-            doc_images.append(info)
-        for inline in body.css(_INLINE_SELECTOR):  # one C-level query, faster than unwrap_tags
-            inline.unwrap()
-        body.merge_text_nodes()
-        text = body.text(separator=_BLOCK_SEP, skip_empty=True)
-        if _CONTROLS.search(text):
-            text = text.translate(_STRIP_CONTROLS)
-        for block in text.split(_BLOCK_SEP):
-            if _MARK_OPEN in block and _MARKER.search(block):
-                pieces = _MARKER.split(block)  # text, index, text, index, ..., text
-                for i, piece in enumerate(pieces):
-                    if i % 2:
-                        nodes.append(("image", None, *doc_images[int(piece)]))
-                    elif piece := " ".join(piece.split()):
-                        nodes.append(("text", piece, None, None))
-            elif block := " ".join(block.split()):
-                nodes.append(("text", block, None, None))
-    return PageContent(title, lang, pairs, nodes, drops, len(images))
+    for block in text.split(_BLOCK_SEP):
+        if _MARK_OPEN in block and _MARKER.search(block):
+            pieces = _MARKER.split(block)  # text, index, text, index, ..., text
+            for i, piece in enumerate(pieces):
+                if i % 2:
+                    nodes.append(("image", None, *doc_images[int(piece)]))
+                elif piece := " ".join(piece.split()):
+                    nodes.append(("text", piece, None, None))
+        elif block := " ".join(block.split()):
+            nodes.append(("text", block, None, None))
+    return nodes

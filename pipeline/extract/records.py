@@ -126,16 +126,19 @@ def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats:
     except Exception:
         return PARSE_ERROR, None, truncated
     stats.counter("charset_source")[source] += 1
+    if truncated:
+        stats.extra["truncated_kept"] += 1
+    return None, _rows(page, page_url, codec, record, offset, warc_url, stats), truncated
+
+
+def _rows(page, page_url: str, codec: str, record, offset: int, warc_url: str, stats):
+    """A parsed page -> ``(pair_rows, doc_row)`` with provenance; its images counted."""
     images = stats.tally("images")
     images.kept += len(page.pairs)
     images.seen += page.images_seen
     images.dropped.update(page.image_drops)
     record_id = record.record_id
-    provenance = {
-        "warc_path": warc_url,
-        "warc_record_id": record_id,
-        "warc_offset": offset,
-    }
+    provenance = {"warc_path": warc_url, "warc_record_id": record_id, "warc_offset": offset}
     for pair in page.pairs:
         pair.update(page_url=page_url, page_lang=page.lang, **provenance)
     doc = {
@@ -147,9 +150,7 @@ def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats:
         "nodes": page.nodes,
         **provenance,
     }
-    if truncated:
-        stats.extra["truncated_kept"] += 1
-    return None, (page.pairs, doc), truncated
+    return page.pairs, doc
 
 
 def docs_table(doc_rows: list[dict]) -> pa.Table:

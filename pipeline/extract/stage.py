@@ -8,6 +8,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.extract.config import ExtractConfig
@@ -82,3 +83,54 @@ def _flush(pairs_out, docs_out, pair_rows: list[dict], doc_rows: list[dict]) -> 
     if doc_rows:
         docs_out.write_table(docs_table(doc_rows))
         doc_rows.clear()
+
+
+def summary_text(stats: dict, output: str) -> str:
+    """What a finished extract says: files, pages, pairs, and every reason."""
+    files = stats["files"]
+    lines = [
+        f"extract: {stats['inputs']} input files ({files['kept']} read, "
+        f"{sum(files['dropped'].values())} failed, {stats['units_resumed']} already done) "
+        f"-> {output}",
+        f"  response records in: {stats['in']:>8}",
+        f"  HTML pages kept:     {stats['kept']:>8}   -> docs/  ({stats.get('docs', 0)} documents)",
+        f"  image-text pairs:    {stats.get('pairs', 0):>8}   -> pairs/ "
+        f"(of {stats['images']['in']} image elements)",
+    ]
+    for title, dropped in (
+        ("records dropped", stats["dropped"]),
+        ("files failed", files["dropped"]),
+        ("images not paired", stats["images"]["dropped"]),
+    ):
+        if dropped:
+            lines.append(f"  {title}:")
+            lines.extend(
+                f"    {reason:<24} {n:>8}"
+                for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1])
+            )
+    if stats.get("files_damaged"):
+        lines.append(f"  damaged files (read up to the damage): {stats['files_damaged']}")
+    lines.append(
+        f"  accounting: in {stats['in']} == kept {stats['kept']} + dropped "
+        f"{sum(stats['dropped'].values())}  (stats.json)"
+    )
+    return "\n".join(lines)
+
+
+def sample_text(output, n: int = 5) -> str:
+    """A few extracted pairs and the start of one document, to see what the job produced."""
+    pairs = pq.read_table(
+        storage.join(str(output), "pairs"), columns=["caption", "url"]
+    ).to_pylist()
+    docs = pq.read_table(
+        storage.join(str(output), "docs"), columns=["page_url", "nodes"]
+    ).to_pylist()
+    lines = [f"\nsample pairs ({len(pairs)} in {storage.join(str(output), 'pairs')}):"]
+    step = max(1, len(pairs) // n)
+    lines += [f"  {p['caption'][:50]!r:54} {p['url'][:70]}" for p in pairs[::step][:n]]
+    doc = max(docs, key=lambda d: sum(node["type"] == "image" for node in d["nodes"]))
+    lines.append(f"sample document ({doc['page_url']}, first nodes of {len(doc['nodes'])}):")
+    for node in doc["nodes"][:8]:
+        shown = node["text"] if node["type"] == "text" else f"<image {node['url']}>"
+        lines.append(f"  [{node['type']}] {shown[:90]}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The select stage: recipe thresholds, near-duplicate removal, final shards, report."""
