@@ -7,7 +7,6 @@ JavaScript), and everything that comes from the data goes through ``html.escape`
 
 import base64
 import io
-import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from html import escape
 import numpy as np
 import pyarrow as pa
 from PIL import Image
+
+from vlcurate.pipeline import storage
 
 THUMB_PX = 160
 KEPT = "kept"
@@ -177,7 +178,6 @@ def _histogram(name: str, values: list, groups: list[str], lines: list[tuple[str
             fontsize=8,
             ha="left",
             va="top",
-            rotation=0,
         )
     nulls = values.count(None)
     ax.set_title(f"{name}" + (f" ({nulls} null)" if nulls else ""), fontsize=10)
@@ -258,7 +258,7 @@ def _tile(row: dict, data: bytes | None) -> str:
 
 def _grid(table: pa.Table, groups: list[str], images: Callable, per_reason: int, seed: int) -> str:
     picked = pick(groups, per_reason, seed)
-    rows = table.take([i for _, _, idx in picked for i in idx]).to_pylist()
+    rows = table.take(pa.array([i for _, _, idx in picked for i in idx], pa.int64())).to_pylist()
     pictures = images(rows) or {}
     parts, it = ["<h2>Samples</h2>"], iter(rows)
     for group, size, idx in picked:
@@ -281,7 +281,7 @@ def write_report(
     per_reason: int = 12,
     seed: int = 0,
 ) -> None:
-    """Write the report to ``path`` (a tmp file, then ``os.replace``). ``images(rows)`` is called
+    """Write the report to ``path`` (a temporary name, then renamed). ``images(rows)`` is called
     once with every picked row and returns ``{uid: encoded image bytes}`` for those it has."""
     groups = _reasons(table)
     body = "\n".join(
@@ -296,8 +296,5 @@ def write_report(
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
     )
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(html)
-    os.replace(tmp, path)
+    with storage.atomic_open(path) as f:
+        f.write(html.encode("utf-8"))

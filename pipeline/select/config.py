@@ -14,57 +14,100 @@
 
 Every bound is inclusive on the kept side: a sample with ``clip >= clip_min``,
 ``nsfw_p <= nsfw_max``, ``watermark_p <= watermark_max``, a shorter side ``>= min_side`` and an
-aspect ratio ``<= max_aspect_ratio`` is kept. A rule left out (null) is not applied.
+aspect ratio ``<= max_aspect_ratio`` is kept. A rule left out (null) is not applied. Every
+field is checked when the section is loaded (:class:`vlcurate.pipeline.config.Config`): a value
+out of its range fails with one line naming it, before any work.
 """
 
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from vlcurate.pipeline.config import Config, ConfigError
 
 FACE_POLICIES = ("keep", "drop", "blur")
 INDEXES = ("auto", "flat", "ivf")
+COSINE = {"min": -1, "max": 1}
 
 
 @dataclass
-class ImageDedup:
-    exact: bool = True  # same sha256 of the downloaded bytes
-    phash_max_distance: int | None = None  # pHash Hamming distance; null: off
+class ImageDedup(Config):
+    section: ClassVar[str] = "select.dedup"
+
+    exact: bool = field(default=True, metadata={"help": "same sha256 of the downloaded bytes"})
+    phash_max_distance: int | None = field(
+        default=None, metadata={"help": "pHash Hamming distance; null: off", "min": 0, "max": 64}
+    )
     # pHash sees gray levels only (a blue triangle on green and on gray share a hash): a pHash
     # pair is a duplicate only when their CLIP image embeddings also agree this much
-    phash_min_cosine: float | None = 0.9
-    semantic_min_cosine: float | None = None  # CLIP image embedding cosine; null: off
-    neighbors: int = 32  # nearest neighbours looked at per sample
-    index: str = "auto"  # flat (exact), ivf (approximate) or auto: flat below flat_below
-    flat_below: int = 200_000
-    nprobe: int = 16  # IVF lists searched per query
-
-    def __post_init__(self):
-        if self.index not in INDEXES:
-            raise ValueError(f"index must be one of {INDEXES}, got {self.index!r}")
-        if self.neighbors < 1:
-            raise ValueError("neighbors must be at least 1")
+    phash_min_cosine: float | None = field(
+        default=0.9, metadata={"help": "CLIP image cosine a pHash pair needs too", **COSINE}
+    )
+    semantic_min_cosine: float | None = field(
+        default=None, metadata={"help": "CLIP image embedding cosine; null: off", **COSINE}
+    )
+    neighbors: int = field(
+        default=32, metadata={"help": "nearest neighbours looked at per sample", "min": 1}
+    )
+    index: str = field(
+        default="auto",
+        metadata={
+            "help": "flat (exact), ivf (approximate), auto: flat below flat_below",
+            "choices": INDEXES,
+        },
+    )
+    flat_below: int = field(
+        default=200_000, metadata={"help": "samples under which auto is flat", "min": 1}
+    )
+    nprobe: int = field(default=16, metadata={"help": "IVF lists searched per query", "min": 1})
 
 
 @dataclass
-class SelectConfig:
-    clip_min: float | None = None
-    clip_top_fraction: float | None = None
-    clip_model: str | None = None  # scores from another model are refused: thresholds differ
-    nsfw_max: float | None = None
-    watermark_max: float | None = None
-    min_side: int | None = None  # of the original image (img2dataset's original_width/height)
-    max_aspect_ratio: float | None = None  # long side / short side, of the original image
-    languages: list[str] | None = None
-    faces: str = "keep"
+class SelectConfig(Config):
+    section: ClassVar[str] = "select"
+
+    clip_min: float | None = field(
+        default=None, metadata={"help": "lowest CLIP similarity kept", "min": -1, "max": 1}
+    )
+    clip_top_fraction: float | None = field(
+        default=None,
+        metadata={"help": "keep this top share by CLIP similarity, in (0, 1]", "max": 1},
+    )
+    clip_model: str | None = field(
+        default=None,
+        metadata={"help": "the model the thresholds are for; scores of another are refused"},
+    )
+    nsfw_max: float | None = field(
+        default=None, metadata={"help": "highest nsfw_p kept", "min": 0, "max": 1}
+    )
+    watermark_max: float | None = field(
+        default=None, metadata={"help": "highest watermark_p kept", "min": 0, "max": 1}
+    )
+    min_side: int | None = field(
+        default=None, metadata={"help": "shortest side of the original image, px", "min": 1}
+    )
+    max_aspect_ratio: float | None = field(
+        default=None, metadata={"help": "long side / short side of the original image", "min": 1}
+    )
+    languages: list[str] | None = field(
+        default=None, metadata={"help": "caption languages kept; null: any"}
+    )
+    faces: str = field(
+        default="keep",
+        metadata={"help": "images with faces: keep, drop or blur", "choices": FACE_POLICIES},
+    )
     dedup: ImageDedup = field(default_factory=ImageDedup)
-    samples_per_shard: int = 10_000
+    samples_per_shard: int = field(
+        default=10_000, metadata={"help": "samples per final shard", "min": 1}
+    )
 
     def __post_init__(self):
         if isinstance(self.dedup, dict):
             self.dedup = ImageDedup(**self.dedup)
-        if self.faces not in FACE_POLICIES:
-            raise ValueError(f"faces must be one of {FACE_POLICIES}, got {self.faces!r}")
+        super().__post_init__()
+        if self.clip_top_fraction is not None and self.clip_top_fraction <= 0:
+            raise ConfigError(
+                f"select.clip_top_fraction: {self.clip_top_fraction!r} is not allowed "
+                "(a number > 0 and <= 1, or null)"
+            )
         if self.clip_min is not None and self.clip_top_fraction is not None:
-            raise ValueError("give clip_min or clip_top_fraction, not both")
-        if self.clip_top_fraction is not None and not 0 < self.clip_top_fraction <= 1:
-            raise ValueError("clip_top_fraction must be in (0, 1]")
-        if self.samples_per_shard < 1:
-            raise ValueError("samples_per_shard must be at least 1")
+            raise ConfigError("select: give clip_min or clip_top_fraction, not both")

@@ -1,6 +1,9 @@
 """The select stage's inputs: the download stage's shards and the score stage's scores, checked
-against each other and joined into one table (one row per scored sample)."""
+against each other and joined into one table (one row per scored sample). Every problem with
+them is an :class:`~vlcurate.pipeline.storage.InputError` naming the shard, raised before any
+output is written."""
 
+import hashlib
 import json
 
 import fsspec
@@ -33,6 +36,16 @@ def shard_names(shards: str) -> list[str]:
     return names
 
 
+def _score_marker(scores: str, name: str) -> dict:
+    return json.loads(storage.read_text(storage.join(scores, "_done", f"{name}.json")))
+
+
+def marker_settings(marker: dict) -> dict:
+    """The settings a score done marker records (the runner's ``settings``, or the older
+    ``_settings``)."""
+    return marker["settings"] if "settings_digest" in marker else marker.get("_settings", {})
+
+
 def score_settings(scores: str, names: list[str]) -> dict:
     """The score stage's done markers for ``names``, checked: every shard scored, with one set
     of settings, and no scores for shards that are not there."""
@@ -52,17 +65,45 @@ def score_settings(scores: str, names: list[str]) -> dict:
         )
     settings = {}
     for name in names:
-        marker = json.loads(storage.read_text(storage.join(scores, "_done", f"{name}.json")))
-        mine = marker.get("_settings", {})
+        mine = marker_settings(_score_marker(scores, name))
         if settings and mine != settings:
             raise InputError(f"{scores}: shard {name} was scored with other settings ({mine})")
         settings = mine
     return settings
 
 
+def inputs_digest(shards: str, scores: str, names: list[str]) -> str:
+    """A digest of every input shard's done markers (img2dataset's ``NNNNN_stats.json``, the
+    runner's ``_done/NNNNN.json``) and of its scores' marker: new or rescored inputs change it."""
+    h = hashlib.sha256()
+    for name in names:
+        for folder, file in ((shards, f"{name}_stats.json"), (shards, f"_done/{name}.json")):
+            path = storage.join(folder, file)
+            if storage.exists(path):
+                h.update(f"{file}\n{storage.read_text(path)}\n".encode())
+        marker = storage.read_text(storage.join(scores, "_done", f"{name}.json"))
+        h.update(f"scores {name}\n{marker}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def check_files(shards: str, scores: str, names: list[str]) -> None:
+    """Refuse, naming it, a shard without its parquet sidecar or without its score files."""
+    for name in names:
+        wanted = [
+            (storage.join(shards, f"{name}.parquet"), "its parquet sidecar"),
+            (storage.join(scores, "scores", f"{name}.parquet"), "its scores"),
+            (storage.join(scores, "metadata", f"{name}.parquet"), "its embedding metadata"),
+            (storage.join(scores, "img_emb", f"{name}.npy"), "its image embeddings"),
+        ]
+        for path, what in wanted:
+            if not storage.exists(path):
+                raise InputError(f"shard {name}: {what} ({path}) is missing")
+
+
 def load_table(shards: str, scores: str, names: list[str]) -> pa.Table:
     """Scores of every shard, joined with the shard's own fields (language, sha256, original
     size, provenance), with ``shard`` and ``emb_row`` (row in ``img_emb/NNNNN.npy``, -1: none)."""
+    check_files(shards, scores, names)
     parts = [_shard_table(shards, scores, name) for name in names]
     return pa.concat_tables(parts, promote_options="permissive")
 

@@ -3,8 +3,7 @@ thresholds, and thumbnails of kept and dropped samples
 (:func:`vlcurate.pipeline.report.write_report`)."""
 
 import json
-
-import pyarrow as pa
+from pathlib import Path
 
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.report import write_report
@@ -63,25 +62,32 @@ def thresholds(config, clip_column: str, clip_threshold) -> dict:
     return marks
 
 
-def write_selection_report(
-    path, table: pa.Table, recipe, settings, facts, funnel, stats, shards: str
-) -> str:
-    config = recipe.select
-    clip_column = next(c for c in table.column_names if c.startswith("clip_"))
-    notes = []
+def notes(settings: dict, faces: str) -> list[str]:
+    """What a reader must know before trusting the numbers: random or local CLIP weights,
+    blurred faces."""
+    found = []
     if settings.get("pretrained") in NOT_PRETRAINED:
-        notes.append(
+        found.append(
             f"The CLIP model ({settings.get('model')}) has random weights, not "
             "pretrained ones: its similarities, the CLIP threshold and semantic "
             "deduplication mean nothing here."
         )
     if local := checkpoints.lookup(settings.get("pretrained")):
-        notes.append(
+        found.append(
             f"The CLIP model ({settings.get('model')}) is the local checkpoint "
             f"{settings['pretrained']!r}, {local['about']}."
         )
-    if config.faces == "blur":
-        notes.append("Faces are blurred in the final shards and in these thumbnails.")
+    if faces == "blur":
+        found.append("Faces are blurred in the final shards and in these thumbnails.")
+    return found
+
+
+def write_selection_report(
+    path: str, selection, recipe, settings: dict, funnel, stats: dict, shards: str
+) -> str:
+    """``selection``: a :class:`vlcurate.pipeline.select.plan.Selection`; ``stats``: its
+    counts (in, kept, dropped); ``shards``: the input shards, where the thumbnails come from."""
+    config = recipe.select
 
     def images(rows: list[dict]) -> dict[str, bytes]:
         wanted: dict[str, dict] = {}
@@ -95,15 +101,37 @@ def write_selection_report(
             found[row["uid"]] = data
         return found
 
+    clip_threshold = selection.facts.get("clip_threshold")
     write_report(
         path,
         title=f"{recipe.name} recipe ({recipe.ident}): {stats['kept']} of {stats['in']} "
         f"samples kept",
         funnel=[*funnel, ("select", {**stats, "unit": "scored sample"})],
-        table=table,
-        thresholds=thresholds(config, clip_column, facts.get("clip_threshold")),
+        table=selection.table,
+        thresholds=thresholds(config, selection.clip_column, clip_threshold),
         images=images,
         models=models(settings),
-        notes=notes,
+        notes=notes(settings, config.faces),
     )
     return path
+
+
+# the earlier stages of the pair road: (stage, folder `curate run` gives it, its unit)
+FUNNEL = [
+    ("extract", "extract", "WARC response record"),
+    ("filter", "candidates", "pair"),
+    ("download", "shards", "URL"),
+    ("score", "scores", "downloaded sample"),
+]
+
+
+def funnel_of(shards: str) -> list[tuple[str, dict]]:
+    """The earlier stages' stats.json, where the folders sit as `curate run` lays them out
+    (beside the shard folder)."""
+    root = Path(storage.absolute(shards)).parent
+    found = []
+    for stage, folder, unit in FUNNEL:
+        path = root / folder / "stats.json"
+        if path.exists():
+            found.append((stage, {**json.loads(path.read_text()), "unit": unit}))
+    return found

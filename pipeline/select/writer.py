@@ -1,7 +1,7 @@
 """Final shards: the kept samples resharded to the recipe's size, in img2dataset's layout
 (``NNNNN.tar`` with ``key.jpg``, ``key.txt``, ``key.json``; ``NNNNN.parquet`` with the json
-rows), each written under a temporary name, renamed into place, then marked done in
-``_done/NNNNN.json`` with its sample count, sha256 and a digest of the uids it holds."""
+rows), each written under a temporary name and renamed into place; the stage runner marks the
+shard done (:mod:`vlcurate.pipeline.stage`)."""
 
 import hashlib
 import io
@@ -19,27 +19,10 @@ MTIME = 1_700_000_000  # fixed, so the same selection always gives byte-identica
 INTERNAL = ("emb_row", "rank", "reason", "duplicate_of", "final_shard", "final_key", "index")
 
 
-class PlanMismatch(RuntimeError):
-    """The output folder holds a shard of another selection."""
-
-
-def plan_digest(uids: list[str], faces: str) -> str:
-    return hashlib.sha256(("\n".join(uids) + f"\nfaces={faces}").encode()).hexdigest()[:16]
-
-
 def write_shard(name: str, rows: list[dict], shards: str, output: str, faces: str) -> dict:
-    """Write one final shard from its rows (in order) unless its done marker says it is there;
-    returns the marker: name, samples, bytes, sha256, digest, faces_blurred."""
-    digest = plan_digest([r["uid"] for r in rows], faces)
-    marker_path = storage.join(output, "_done", f"{name}.json")
-    if storage.exists(marker_path):
-        marker = json.loads(storage.read_text(marker_path))
-        if marker.get("digest") != digest:
-            raise PlanMismatch(
-                f"{output} holds shard {name} of another selection (other recipe or inputs): "
-                "write to a new --output folder, or delete that one"
-            )
-        return marker
+    """Write final shard ``name`` from its rows (in order): ``NNNNN.tar``, then
+    ``NNNNN.parquet``, each under a temporary name renamed when whole. Returns what the
+    manifest lists of it: name, samples, bytes, sha256, faces_blurred."""
     images = _source_images(rows, shards)
     buffer, blurred, records = io.BytesIO(), 0, []
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
@@ -61,16 +44,13 @@ def write_shard(name: str, rows: list[dict], shards: str, output: str, faces: st
     table = pa.Table.from_pylist(records)
     with storage.parquet_writer(storage.join(output, f"{name}.parquet"), table.schema) as w:
         w.write_table(table)
-    marker = {
+    return {
         "name": name,
         "samples": len(rows),
         "bytes": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
-        "digest": digest,
         "faces_blurred": blurred,
     }
-    storage.write_text_atomic(marker_path, json.dumps(marker) + "\n")
-    return marker
 
 
 def sample_json(row: dict) -> dict:

@@ -1,12 +1,15 @@
-"""The select stage's rules at their boundaries, and the uid list format."""
+"""The select stage's rules at their boundaries, as rules of the one filter protocol, and the uid
+list format."""
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from vlcurate.pipeline.select.config import SelectConfig
-from vlcurate.pipeline.select.rules import clip_threshold, rule_reasons
-from vlcurate.pipeline.select.stage import ranking, uid_array
+from vlcurate.pipeline.select.outputs import uid_array
+from vlcurate.pipeline.select.plan import ranking
+from vlcurate.pipeline.select.rules import Bound, Rules, clip_threshold, rule_reasons, rules_for
+from vlcurate.pipeline.verdict import Verdict
 
 CLIP = "clip_vit_b_32_sim"
 
@@ -105,3 +108,36 @@ def test_uid_array_is_datacomp_format_sorted():
     assert array.dtype == np.dtype("u8,u8")
     assert array.tolist() == sorted(array.tolist())
     assert (0x0123456789ABCDEF, 0xFEDCBA9876543210) in array.tolist()
+
+
+def test_each_rule_judges_a_batch_and_the_first_failing_one_names_the_reason():
+    t = table(**{CLIP: [0.1, 0.9, 0.1, None], "nsfw_p": [0.9, 0.9, 0.1, 0.1]})
+    clip = Bound("clip_similarity", CLIP, low=0.28)
+    verdict = clip.judge(t)
+    assert isinstance(verdict, Verdict)
+    assert list(verdict.reasons) == ["clip_similarity", None, "clip_similarity", "clip_similarity"]
+    assert list(verdict.keep) == [False, True, False, False]
+    nsfw = Bound("nsfw", "nsfw_p", high=0.5)
+    assert list(Rules((clip, nsfw)).judge(t).reasons) == [
+        "clip_similarity",
+        "nsfw",
+        "clip_similarity",
+        "clip_similarity",
+    ]
+    assert list(Rules((nsfw, clip)).judge(t).reasons)[:2] == ["nsfw", "nsfw"]
+
+
+def test_the_recipes_rules_come_in_the_schemas_order_after_the_decode_status():
+    config = SelectConfig(
+        languages=["en"], min_side=10, max_aspect_ratio=2, nsfw_max=0.5, watermark_max=0.5
+    )
+    rules = rules_for(config, CLIP, 0.2).rules
+    reasons = [getattr(r, "reason", None) for r in rules[2:]]
+    assert reasons == ["image_too_small", "aspect_ratio", "clip_similarity", "nsfw", "watermark"]
+    assert len(rules_for(SelectConfig(), CLIP, None).rules) == 1  # the decode status only
+
+
+def test_zero_rows_judge_to_zero_reasons():
+    t = table(**{CLIP: []}, status=[])
+    reasons, facts = rule_reasons(t, CLIP, SelectConfig(clip_top_fraction=0.5, nsfw_max=0.5))
+    assert reasons == [] and facts["clip_threshold"] is None

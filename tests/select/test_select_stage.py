@@ -19,7 +19,6 @@ from vlcurate.jobs import selection as select_job
 from vlcurate.pipeline.recipe import parse_recipe
 from vlcurate.pipeline.score.clip import CONFIGS
 from vlcurate.pipeline.select.stage import select
-from vlcurate.pipeline.select.writer import PlanMismatch
 from vlcurate.pipeline.storage import InputError
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -184,7 +183,7 @@ def test_faces_blurred_in_the_written_image(scored, tmp_path):
     assert np.abs(np.diff(after, axis=1)).mean() < 0.5 * np.abs(np.diff(before, axis=1)).mean()
 
 
-def test_rerun_resumes_and_refuses_another_selection(scored, tmp_path):
+def test_rerun_resumes_and_rebuilds_for_another_selection(scored, tmp_path):
     root, _ = scored
     r = recipe(samples_per_shard=40)
     run_select(root, tmp_path, r, report=None)
@@ -194,8 +193,16 @@ def test_rerun_resumes_and_refuses_another_selection(scored, tmp_path):
     run_select(root, tmp_path, r, report=None)
     assert json.loads((tmp_path / "manifest.json").read_text())["shards"] == first
     assert not list(tmp_path.glob("*.tmp-*"))
-    with pytest.raises(PlanMismatch, match="another selection"):
-        run_select(root, tmp_path, recipe(samples_per_shard=40, clip_top_fraction=0.5))
+    other = recipe(samples_per_shard=40, clip_top_fraction=0.5)
+    stats = run_select(root, tmp_path, other, report=None)
+    assert stats["units_resumed"] == 0  # another selection: rebuilt, not mixed
+    fresh = run_select(root, tmp_path / "fresh", other, report=None)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest == json.loads((tmp_path / "fresh" / "manifest.json").read_text())
+    assert sorted(p.name for p in tmp_path.glob("0*")) == sorted(
+        p.name for p in (tmp_path / "fresh").glob("0*")
+    )
+    assert stats == fresh
 
 
 def test_scores_and_shards_must_match(scored, tmp_path):
