@@ -11,8 +11,11 @@
 Writes, per shard, ``scores/NNNNN.parquet`` (every sample, with its decode status) and
 clip-retrieval's ``img_emb/NNNNN.npy``, ``text_emb/NNNNN.npy`` and ``metadata/NNNNN.parquet``
 (float16, L2-normalised, same order), then ``_done/NNNNN.json``; a rerun skips done shards.
+A shard that is not whole (no ``NNNNN_stats.json`` or ``NNNNN.parquet`` beside it, a cut tar,
+fewer samples than the parquet's successes) is refused by name and the others are scored.
 ``stats.json`` accounts for every sample (kept: decoded and scored; dropped: empty_file,
-decode_error, too_large). Missing CLIP weights stop the job before any image is read.
+decode_error, too_large, bad_json, bad_text). Missing CLIP weights stop the job before any
+image is read.
 
 Distributors: ``local`` scores on this machine, one process per GPU (or one on the CPU);
 ``pyspark`` makes each shard one Spark task, like clip-retrieval's pyspark distributor: each
@@ -24,50 +27,29 @@ import argparse
 import sys
 
 from vlcurate.jobs.options import add_config_flags, config_from_args, weights_or_none
+from vlcurate.jobs.spark import SparkExecutor
 from vlcurate.pipeline import storage
-from vlcurate.pipeline.devices import resolve_device
+from vlcurate.pipeline.config import ConfigError
+from vlcurate.pipeline.executors import WorkerDied
 from vlcurate.pipeline.score.clip import WeightsError
-from vlcurate.pipeline.score.heads import HeadError
-from vlcurate.pipeline.score.stage import (
-    ScoreConfig,
-    Scorers,
-    done_result,
-    score_shard,
-    score_shards,
-    write_stats,
-)
+from vlcurate.pipeline.score.stage import ScoreConfig, local_executor, score_shards
 
 DISTRIBUTORS = ("local", "pyspark")
+DISTRIBUTOR_HELP = "local: this machine, one process per GPU; pyspark: one Spark task per shard"
+CONF_HELP = "Spark setting for --distributor pyspark (repeatable): spark.task.resource.gpu.amount=1"
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(
         prog="score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--input", "-i", required=True, help="folder (or URL) of NNNNN.tar shards")
-    parser.add_argument("--output", "-o", required=True, help="folder for scores and embeddings")
-    parser.add_argument(
-        "--distributor",
-        choices=DISTRIBUTORS,
-        default="local",
-        help="local: this machine, one process per GPU; pyspark: one Spark task "
-        "per shard (default: local)",
-    )
-    parser.add_argument(
-        "--master",
-        default=None,
-        help="Spark master for --distributor pyspark; default: what spark-submit "
-        "set, else local[*]",
-    )
-    parser.add_argument(
-        "--conf",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Spark setting for --distributor pyspark (repeatable), e.g. "
-        "spark.task.resource.gpu.amount=1",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add = parser.add_argument
+    add("--input", "-i", required=True, help="folder (or URL) of NNNNN.tar shards")
+    add("--output", "-o", required=True, help="folder for scores and embeddings")
+    add("--distributor", choices=DISTRIBUTORS, default="local", help=DISTRIBUTOR_HELP)
+    add("--master", default=None, help="Spark master (default: spark-submit's, else local[*])")
+    add("--conf", action="append", default=[], metavar="KEY=VALUE", help=CONF_HELP)
+    add("--no-progress", action="store_true", help="hide the progress bar")
     add_config_flags(parser, ScoreConfig)
     return parser
 
@@ -81,64 +63,34 @@ def list_shards(folder: str) -> list[str]:
     return sorted(p if local else fs.unstrip_protocol(p) for p in found)
 
 
-_TASK_SCORERS: dict = {}  # per Spark Python worker: models loaded once, reused by later tasks
+def run(shards, output, config, distributor="local", master=None, conf=None, progress=True):
+    """Score ``shards`` into ``output`` on this machine or one Spark task per shard."""
+    if distributor == "pyspark":
+        executor = SparkExecutor(master, conf, progress, device=config.device)
+    else:
+        executor = local_executor(config, progress)
+    return score_shards(shards, output, config, executor=executor)
 
 
-def score_task(shard: str, output: str, config: ScoreConfig) -> dict:
-    """One Spark task: score one shard on the task's GPU (if Spark assigned one)."""
-    from pyspark import TaskContext
-
-    done = done_result(output, shard, config)
-    if done is not None:
-        return done
-    context = TaskContext.get()
-    gpus = context.resources().get("gpu") if context is not None else None
-    device = f"cuda:{gpus.addresses[0]}" if gpus else resolve_device(config.device)
-    if device not in _TASK_SCORERS:
-        _TASK_SCORERS[device] = Scorers(config, device)
-    return score_shard(shard, output, _TASK_SCORERS[device])
-
-
-def score_with_spark(shards, output, config, master=None, conf=None, progress=True) -> dict:
-    from vlcurate.jobs import spark as spark_util
-
-    output = storage.absolute(output)
-    done = {s: done_result(output, s, config) for s in shards}
-    todo = [s for s in shards if done[s] is None]
-    results = [done[s] for s in shards if s not in todo]
-    if todo:
-        Scorers(config, "cpu")  # bad model settings fail here, before Spark starts any task
-        spark = spark_util.session("curate-score", master, conf)
-        rdd = spark.sparkContext.parallelize(todo, len(todo))
-        with spark_util.progress(spark, len(todo), "score", unit="shard", enabled=progress):
-            results += rdd.map(lambda shard: score_task(shard, output, config)).collect()
-    return write_stats(output, results, config)
+def spark_conf(items: list[str]) -> dict:
+    if bad := [item for item in items if "=" not in item]:
+        raise ConfigError(f"--conf: {bad[0]!r} is not allowed (KEY=VALUE)")
+    return dict(item.split("=", 1) for item in items)
 
 
 def main(argv: list[str] | None = None, default_master: str | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = config_from_args(ScoreConfig, args)
-    config.pretrained = weights_or_none(config.pretrained)
-    shards = list_shards(args.input)
-    if not shards:
-        print(f"error: no .tar shards in {args.input}", file=sys.stderr)
-        return 2
+    args.pretrained = weights_or_none(args.pretrained)
     try:
-        if args.distributor == "pyspark":
-            conf = dict(item.split("=", 1) for item in args.conf)
-            stats = score_with_spark(
-                shards,
-                args.output,
-                config,
-                args.master or default_master,
-                conf,
-                progress=not args.no_progress,
-            )
-        else:
-            stats = score_shards(shards, args.output, config, progress=not args.no_progress)
-    except (WeightsError, HeadError, ValueError) as e:
+        config, conf = config_from_args(ScoreConfig, args), spark_conf(args.conf)
+        shards = list_shards(args.input)
+        if not shards:
+            raise ConfigError(f"no .tar shards in {args.input}")
+        master, progress = args.master or default_master, not args.no_progress
+        stats = run(shards, args.output, config, args.distributor, master, conf, progress)
+    except (WeightsError, ValueError, WorkerDied) as e:  # settings, weights, heads, a dead worker
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(e, WorkerDied) else 2
     print(format_summary(stats))
     return 0
 
@@ -148,6 +100,12 @@ def format_summary(stats: dict) -> str:
         f"score ({stats['model']}): {stats['in']} samples in {stats['shards']} shards -> "
         f"{stats['kept']} scored; dropped {stats['dropped']}; faces {stats.get('faces', 0)}"
     ]
+    refused = stats.get("refused_units")
+    if refused:
+        lines.append(
+            f"refused {len(refused)} shards {stats['units']['dropped']}, not scored: "
+            + ", ".join(sorted(refused))
+        )
     if stats.get("watermark") == "ocr":
         lines.append(
             f"watermark OCR ran on {stats.get('watermark_checked', 0)} images; "

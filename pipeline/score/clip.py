@@ -5,11 +5,12 @@
 model config in open_clip's format. ``pretrained`` is an open_clip tag (``laion2b_s34b_b79k``,
 read from the Hugging Face cache, never downloaded when ``HF_HUB_OFFLINE=1``), a local weights
 file, the name of a local checkpoint (:mod:`vlcurate.pipeline.score.checkpoints`: the demo
-registers the mini web's CLIP as ``miniweb``), or ``None`` for random weights. Missing weights fail
-before any work, saying how to supply them.
+registers the mini web's CLIP as ``miniweb``), or ``None`` for random weights (seeded: the
+same in every process). Missing weights fail before any work, saying how to supply them.
 """
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 from vlcurate.pipeline.score import checkpoints
 
 CONFIGS = Path(__file__).resolve().parent / "model_configs"
+RANDOM_WEIGHTS_SEED = 0  # pretrained=None: the one random model, everywhere
 
 
 class WeightsError(RuntimeError):
@@ -32,6 +34,18 @@ def _weights(pretrained: str | None) -> str | None:
         return checkpoints.resolve(pretrained)
     except checkpoints.CheckpointError as e:
         raise WeightsError(str(e)) from e
+
+
+@contextmanager
+def _seeded(random_weights: bool):
+    """Random weights from :data:`RANDOM_WEIGHTS_SEED`, the same in every process and on every
+    resume (the model is built on the CPU, then moved); the caller's random state is kept."""
+    if not random_weights:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        yield
 
 
 def column_name(model: str) -> str:
@@ -60,9 +74,10 @@ class ClipScorer:
         name = _register(self.model)
         weights = _weights(self.pretrained)
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                name, pretrained=weights, device=self.device
-            )
+            with _seeded(weights is None):
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=weights, device=self.device
+                )
         except Exception as e:  # a missing tag in an offline cache, a bad file, a wrong name
             raise WeightsError(
                 f"cannot load CLIP {self.model!r} with pretrained={self.pretrained!r}: {e}. "

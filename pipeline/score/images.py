@@ -24,6 +24,20 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def blank_facts(status: str, size: int = 0) -> dict:
+    """The facts of an image not (yet) decoded: its status and byte size, the rest null."""
+    return {
+        "status": status,
+        "bytes": size,
+        "format": None,
+        "width": None,
+        "height": None,
+        "aspect_ratio": None,
+        "frames": None,
+        "phash": None,
+    }
+
+
 REDUCING_GAP = 2  # decode at a reduced scale only down to twice the size needed (as thumbnail)
 
 
@@ -37,16 +51,7 @@ def decode(
     scale (libjpeg's DCT scaling, Pillow's ``draft``, as ``Image.thumbnail`` does), never below
     twice ``min_side``: much less work for large photos, and the consumer's own resize still
     does the last, antialiased step. The facts keep the full size."""
-    facts = {
-        "status": DECODED,
-        "bytes": len(data or b""),
-        "format": None,
-        "width": None,
-        "height": None,
-        "aspect_ratio": None,
-        "frames": None,
-        "phash": None,
-    }
+    facts = blank_facts(DECODED, len(data or b""))
     if not data:
         facts["status"] = EMPTY_FILE
         return None, facts

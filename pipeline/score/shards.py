@@ -4,8 +4,9 @@ Each worker reads its share of every shard (sample ``i`` goes to worker ``i % wo
 every worker must find the sample boundaries of the whole shard. ``tarfile`` parses a header in
 about 25 us; an img2dataset shard of 10,000 samples has 30,000 members, so each worker would
 spend most of a second per shard in headers alone. :func:`tar_index` reads the plain ustar
-headers img2dataset and webdataset write directly (name and size at fixed offsets; about 3 us
-each) and hands anything else (long names, pax headers, links) to ``tarfile``.
+headers img2dataset and webdataset write directly (name and size at fixed offsets, and the
+pax header webdataset puts before each member; about 3 us each) and hands anything else (GNU
+long names, links) to ``tarfile``. :func:`read_index` also says whether the tar is whole.
 """
 
 import tarfile
@@ -21,36 +22,94 @@ class _NeedTarfile(Exception):
     pass
 
 
-def _fast_index(f) -> list[tuple[str, int, int]]:
-    members, offset = [], 0
+def _header(header: bytes) -> tuple[bytes, str, int]:
+    """A plain ustar header's type, path and size."""
+    typeflag = header[156:157]
+    size_field = header[124:136]
+    if typeflag not in (b"0", b"\0", b"5", b"x") or size_field[:1] in (b"\x80", b"\xff"):
+        raise _NeedTarfile  # GNU long names, global pax headers, links, base-256 sizes
+    if sum(header[:148]) + sum(header[156:]) + 8 * 32 != int(header[148:156].strip(b" \0"), 8):
+        raise _NeedTarfile  # not a header we understand: let tarfile decide
+    name = header[:100].split(b"\0", 1)[0]
+    prefix = header[345:500].split(b"\0", 1)[0] if header[257:262] == b"ustar" else b""
+    path = (prefix + b"/" + name if prefix else name).decode("utf-8", "replace")
+    return typeflag, path, int(size_field.strip(b" \0") or b"0", 8)
+
+
+def _pax_records(data: bytes) -> dict[bytes, bytes]:
+    """A pax extended header's ``LENGTH KEY=VALUE\\n`` records (webdataset writes ``mtime``)."""
+    records, at = {}, 0
+    while at < len(data) and data[at : at + 1] != b"\0":
+        space = data.index(b" ", at)
+        length = int(data[at:space])
+        if length <= space - at:
+            raise ValueError("not a pax record")  # let tarfile decide
+        key, _, value = data[space + 1 : at + length - 1].partition(b"=")
+        records[key] = value
+        at += length
+    return records
+
+
+def _fast_index(f) -> tuple[list[tuple[str, int, int]], bool]:
+    """The members, and whether the tar ends with its end-of-archive block (a tar cut anywhere,
+    at a header boundary or inside a member, has none)."""
+    members, offset, pax = [], 0, {}
     while True:
         f.seek(offset)
         header = f.read(BLOCK)
-        if len(header) < BLOCK or header.count(0) == BLOCK:
-            return members
-        typeflag = header[156:157]
-        size_field = header[124:136]
-        if typeflag not in (b"0", b"\0", b"5") or size_field[:1] in (b"\x80", b"\xff"):
-            raise _NeedTarfile  # long names, pax/GNU extensions, links, base-256 sizes
-        if sum(header[:148]) + sum(header[156:]) + 8 * 32 != int(header[148:156].strip(b" \0"), 8):
-            raise _NeedTarfile  # not a header we understand: let tarfile decide
-        name = header[:100].split(b"\0", 1)[0]
-        prefix = header[345:500].split(b"\0", 1)[0] if header[257:262] == b"ustar" else b""
-        size = int(size_field.strip(b" \0") or b"0", 8)
-        if typeflag != b"5":
-            path = (prefix + b"/" + name if prefix else name).decode("utf-8", "replace")
-            members.append((path, offset + BLOCK, size))
+        if len(header) < BLOCK:
+            return members, False
+        if header.count(0) == BLOCK:
+            return members, True
+        typeflag, path, size = _header(header)
+        if typeflag == b"x":  # the next member's pax header: a long path or size may be in it
+            pax = _pax_records(f.read(size))
+        else:
+            path = pax[b"path"].decode("utf-8", "replace") if b"path" in pax else path
+            size = int(pax[b"size"]) if b"size" in pax else size
+            if typeflag != b"5":
+                members.append((path, offset + BLOCK, size))
+            pax = {}
         offset += BLOCK + (size + BLOCK - 1) // BLOCK * BLOCK
 
 
-def tar_index(f) -> list[tuple[str, int, int]]:
-    """``(name, data offset, size)`` of every regular file of an uncompressed tar, in order."""
+def _tarfile_index(f) -> tuple[list[tuple[str, int, int]], bool]:
+    f.seek(0)
+    members = []
+    with tarfile.open(fileobj=f, mode="r:") as tar:
+        try:
+            members += ((m.name, m.offset_data, m.size) for m in tar if m.isfile())
+        except tarfile.ReadError:  # cut inside a member or between a pax header and its member
+            return members, False
+        end = tar.offset  # where tarfile stopped: the end-of-archive block, if whole
+    f.seek(end)
+    block = f.read(BLOCK)
+    return members, len(block) == BLOCK and block.count(0) == BLOCK
+
+
+def read_index(f) -> tuple[list[tuple[str, int, int]], bool]:
+    """``(name, data offset, size)`` of every regular file of an uncompressed tar, in order,
+    and whether the tar is whole (it reads to its end-of-archive block)."""
     try:
         return _fast_index(f)
     except (_NeedTarfile, ValueError):
-        f.seek(0)
-        with tarfile.open(fileobj=f, mode="r:") as tar:
-            return [(m.name, m.offset_data, m.size) for m in tar if m.isfile()]
+        return _tarfile_index(f)
+
+
+def tar_index(f) -> list[tuple[str, int, int]]:
+    """The members of :func:`read_index`, whole or not."""
+    return read_index(f)[0]
+
+
+def sample_key(path: str) -> str:
+    """A member's sample: the files of one sample are adjacent and share the name before the
+    first dot (``dir/000010005.jpg`` -> ``000010005``)."""
+    return path.rpartition("/")[2].partition(".")[0]
+
+
+def sample_count(members: list[tuple[str, int, int]]) -> int:
+    keys = [sample_key(path) for path, _, _ in members]
+    return sum(1 for n, key in enumerate(keys) if n == 0 or key != keys[n - 1])
 
 
 def tar_samples(shard: str, wanted=None):
@@ -61,7 +120,7 @@ def tar_samples(shard: str, wanted=None):
     with fsspec.open(shard, "rb") as f:
         index, key, sample = -1, None, {}
         for path, offset, size in tar_index(f):
-            name, _, ext = path.rpartition("/")[2].partition(".")
+            name, _, ext = path.rpartition("/")[2].partition(".")  # as sample_key
             if name != key:
                 if sample:
                     yield index, sample

@@ -17,28 +17,18 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-import webdataset as wds
 from PIL import Image, ImageDraw, ImageFont
-from skimage import data as skdata
 
 from vlcurate.pipeline.score.clip import ClipScorer
 from vlcurate.pipeline.score.heads import HeadError
 from vlcurate.pipeline.score.stage import ScoreConfig, score_shards
 
+from .raw_shards import PHOTOS, encoded, jpeg, write_shards
+
 COLUMN = "clip_tiny_clip_sim"
 TINY = ScoreConfig(
     model="tiny-clip", pretrained=None, device="cpu", batch_size=4, workers=2, watermark="none"
 )
-
-
-def encoded(image: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **kwargs)
-    return buffer.getvalue()
-
-
-def jpeg(array) -> bytes:
-    return encoded(Image.fromarray(array).convert("RGB"), quality=90)
 
 
 def stock_watermark(array) -> bytes:
@@ -52,32 +42,6 @@ def stock_watermark(array) -> bytes:
         (40, photo.height // 2 - 30), "shutterstock", font=font, fill=(255, 255, 255, 150)
     )
     return encoded(Image.alpha_composite(photo, overlay).convert("RGB"), quality=92)
-
-
-def write_shards(folder: Path, samples: list, per_shard: int) -> list[str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    for start in range(0, len(samples), per_shard):
-        shard = start // per_shard
-        with wds.TarWriter(str(folder / f"{shard:05d}.tar")) as sink:
-            for i, (name, data, caption) in enumerate(samples[start : start + per_shard]):
-                sink.write(
-                    {
-                        "__key__": f"{shard:05d}{i:04d}",
-                        "jpg": data,
-                        "txt": caption,
-                        "json": json.dumps({"uid": name, "url": f"http://x/{name}.jpg"}).encode(),
-                    }
-                )
-    return sorted(str(p) for p in folder.glob("*.tar"))
-
-
-PHOTOS = {
-    "astronaut": skdata.astronaut(),
-    "coffee": skdata.coffee(),
-    "chelsea": skdata.chelsea(),
-    "rocket": skdata.rocket(),
-    "horse": (skdata.horse() * 255).astype(np.uint8),
-}
 
 
 @pytest.fixture(scope="module")
@@ -270,11 +234,11 @@ def test_two_processes_score_like_one(shards, tmp_path, weights):
 
 @pytest.mark.spark
 def test_pyspark_distributor_scores_like_local(spark, shards, tmp_path, weights):
-    from vlcurate.jobs.score import score_with_spark
+    from vlcurate.jobs.score import run
 
     config = replace(TINY, pretrained=weights, workers=0)
     local = score_shards(shards, str(tmp_path / "local"), config, progress=False)
-    spark_stats = score_with_spark(shards, str(tmp_path / "spark"), config, progress=False)
+    spark_stats = run(shards, str(tmp_path / "spark"), config, "pyspark", progress=False)
     assert (local["in"], local["kept"], local["dropped"]) == (
         spark_stats["in"],
         spark_stats["kept"],
@@ -295,31 +259,11 @@ def test_killed_score_resumes_to_the_same_output(tmp_path, weights):
         for i in range(60)
     ]
     shards = write_shards(tmp_path / "in", samples, per_shard=10)
-    flags = [
-        "--model",
-        "tiny-clip",
-        "--pretrained",
-        weights,
-        "--device",
-        "cpu",
-        "--workers",
-        "0",
-        "--batch-size",
-        "4",
-        "--watermark",
-        "none",
-        "--no-progress",
-    ]
+    flags = ["--model", "tiny-clip", "--pretrained", weights, "--device", "cpu", "--workers"]
+    flags += ["0", "--batch-size", "4", "--watermark", "none", "--no-progress"]
     out = tmp_path / "out"
-    argv = [
-        str(Path(sys.executable).parent / "curate"),
-        "score",
-        "--input",
-        str(tmp_path / "in"),
-        "--output",
-        str(out),
-        *flags,
-    ]
+    curate = str(Path(sys.executable).parent / "curate")
+    argv = [curate, "score", "--input", str(tmp_path / "in"), "--output", str(out), *flags]
     proc = subprocess.Popen(
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -334,10 +278,17 @@ def test_killed_score_resumes_to_the_same_output(tmp_path, weights):
     finished = sorted(p.name for p in out.glob("_done/*.json"))
     assert 1 <= len(finished) < len(shards)
     stamp = (out / "scores" / finished[0].replace(".json", ".parquet")).stat().st_mtime_ns
+    done_files = [
+        p for name in finished for p in out.glob(f"*/{name.removesuffix('.json')}.*")
+    ]  # every output of the finished shards, and their markers
+    stamps = {p: p.stat().st_mtime_ns for p in done_files}
     from vlcurate.jobs.score import main
 
     assert main(["--input", str(tmp_path / "in"), "--output", str(out), *flags]) == 0
     assert (out / "scores" / finished[0].replace(".json", ".parquet")).stat().st_mtime_ns == stamp
+    assert len(stamps) == 5 * len(finished)  # scores, img_emb, text_emb, metadata, _done
+    assert {p: p.stat().st_mtime_ns for p in done_files} == stamps  # only the rest was redone
+    assert json.loads((out / "stats.json").read_text())["units_resumed"] == len(finished)
     assert not [p for p in out.rglob("*") if p.is_file() and ".tmp" in p.name]
     whole = tmp_path / "whole"
     assert main(["--input", str(tmp_path / "in"), "--output", str(whole), *flags]) == 0
@@ -376,7 +327,7 @@ def test_curate_score_command(shards, tmp_path, capsys):
                 "--watermark",
                 "ocr",
                 "--watermark-min-clip",
-                "2",
+                "1",  # the most a cosine similarity can be: no random pair reaches it
             ]
         )
         == 0
@@ -385,7 +336,7 @@ def test_curate_score_command(shards, tmp_path, capsys):
     assert "7 samples in 2 shards -> 5 scored" in out
     assert "OCR ran on 0 images; 5 skipped" in out
     assert main([*argv, "--model", "tiny-clip", "--pretrained", "none", "--faces", "mtcnn"]) == 2
-    assert "scored with" in capsys.readouterr().err  # other settings: never mixed silently
+    assert "done with other settings" in capsys.readouterr().err  # never mixed silently
     argv[3] = str(tmp_path / "fresh")
     assert main([*argv, "--model", "ViT-B-32"]) == 2  # no LAION weights offline: fails first
     assert "Hugging Face cache" in capsys.readouterr().err

@@ -1,0 +1,102 @@
+"""Scoring many shards through one DataLoader: its worker processes start once, decode and
+preprocess every sample, and the main process runs CLIP, the embedding heads and the NSFW
+network on whole batches, on the device. A shard is finished (ordered, OCR'd, written) as soon
+as every worker has sent its end of it."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from vlcurate.pipeline.score.config import ScoreConfig
+from vlcurate.pipeline.score.models import Scorers
+from vlcurate.pipeline.score.passes import FirstPass, loader
+from vlcurate.pipeline.score.shards import ShardStream
+from vlcurate.pipeline.score.writer import finish_shard, row
+from vlcurate.pipeline.stats import StageStats
+
+
+@dataclass
+class Gathered:
+    """What the main process gathers for one shard until all of it has arrived."""
+
+    path: str
+    rows: list = field(default_factory=list)
+    image_emb: list = field(default_factory=list)
+    text_emb: list = field(default_factory=list)
+    embedded: list = field(default_factory=list)  # metadata rows, beside the embeddings
+    ends: int = 0  # workers done with the shard
+    count: int = 0  # samples in the shard
+
+    def add_embedding(self, item: dict, image_emb, text_emb) -> None:
+        meta = item["meta"]
+        self.image_emb.append(image_emb)
+        self.text_emb.append(text_emb)
+        self.embedded.append(
+            {
+                "index": item["index"],
+                "key": item["key"],
+                "uid": meta.get("uid"),
+                "url": meta.get("url"),
+                "caption": item["caption"],
+            }
+        )
+
+
+def first_pass(config: ScoreConfig, scorers: Scorers) -> FirstPass:
+    clip = scorers.clip
+    nsfw = scorers.open_nsfw is not None
+    return FirstPass(
+        clip.prepare, clip.tokenizer, config.faces, nsfw, config.phash, clip.image_size
+    )
+
+
+def score_stream(
+    shards: list[str], output: str, config: ScoreConfig, scorers: Scorers
+) -> Iterator[StageStats]:
+    """Score ``shards``; each one's files are written as soon as all of it has been scored,
+    and its stats yielded, in the order of ``shards``."""
+    gathering = {n: Gathered(path) for n, path in enumerate(shards)}
+    ends_needed = max(1, config.workers)
+    stream = ShardStream(shards, first_pass(config, scorers))
+    finished = 0
+    for batch in loader(stream, config.workers, scorers.clip.device, config.batch_size):
+        _gather(batch, _score_batch(batch, scorers), gathering, scorers)
+        while finished in gathering and gathering[finished].ends == ends_needed:
+            yield finish_shard(gathering.pop(finished), output, config, scorers)
+            finished += 1
+    if gathering:
+        raise RuntimeError(f"the DataLoader ended before {gathering[finished].path} was whole")
+
+
+def _score_batch(batch: dict, scorers: Scorers) -> dict:
+    """The models on the batch's decoded images: per-image scores and the embeddings."""
+    if batch["pixels"] is None:
+        return {}
+    scores = scorers.clip.score_batch(batch["pixels"], batch["tokens"])
+    if scorers.open_nsfw is not None and batch["nsfw_input"] is not None:
+        scores["nsfw_p"] = scorers.open_nsfw.score_batch(batch["nsfw_input"])
+    if scorers.nsfw is not None:
+        scores["nsfw_p"] = scorers.nsfw.score_batch(scores["image_emb"])
+    if scorers.watermark is not None:
+        scores["watermark_p"] = scorers.watermark.score_batch(scores["image_emb"])
+    return scores
+
+
+def _gather(batch: dict, scores: dict, gathering: dict[int, Gathered], scorers: Scorers) -> None:
+    """Each item of the batch to its shard: a row (with its scores), an embedding, or the end
+    of one worker's share."""
+    per_image = {k: v for k, v in scores.items() if k not in ("image_emb", "text_emb")}
+    position_of = {n: position for position, n in enumerate(batch["pixel_rows"])}
+    for n, item in enumerate(batch["items"]):
+        gathered = gathering[item["shard"]]
+        if "end" in item:
+            gathered.ends += 1
+            gathered.count = item["end"]
+            continue
+        values = {}
+        position = position_of.get(n)
+        if position is not None:
+            values = {k: float(v[position]) for k, v in per_image.items()}
+            gathered.add_embedding(
+                item, scores["image_emb"][position], scores["text_emb"][position]
+            )
+        gathered.rows.append(row(item, scorers.clip.column, values, scorers))
