@@ -13,9 +13,8 @@ samples under ``benchmarks/_work/score/`` with short captions and, one in 25, a 
 
 Rows, each timed by the wall clock after the models are loaded and one warm-up shard is scored:
 
-(a) the pipeline, ``vlcurate.pipeline.score.stage.score_shard`` over every shard, CLIP only (faces,
-NSFW,
-    watermark and pHash off): JPEG decode, resize, crop and tokenising in ``--workers``
+(a) the pipeline, ``vlcurate.pipeline.score.stage.score_shards`` over every shard, CLIP only
+    (faces, NSFW, watermark and pHash off): the stage's input checks, done markers and stats, JPEG decode, resize, crop and tokenising in ``--workers``
     DataLoader processes, uint8 batches to the device (pinned memory on CUDA), CLIP under
     inference mode (fp16 autocast on CUDA), parquet + embeddings written.
 (b) the same with the default per-image scorers on (pHash, Haar faces, open_nsfw): what
@@ -95,24 +94,35 @@ def _init():
 
 
 def write_shards(folder: Path, n: int, shard_size: int, start: int = 0) -> list[str]:
-    """Shards of 256x256 JPEGs; reused when already there with the same count."""
+    """Shards of 256x256 JPEGs as img2dataset writes them (tar, parquet sidecar and
+    ``_stats.json``, which the score stage checks); reused when already there."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = folder / f"done-{n}-{shard_size}-long{LONG_EVERY}"
+    stamp = folder / f"done-{n}-{shard_size}-long{LONG_EVERY}-sidecars"
     shards = [str(folder / f"{i:05d}.tar") for i in range((n + shard_size - 1) // shard_size)]
     if stamp.exists():
         return shards
     with Pool(os.cpu_count(), initializer=_init) as pool:
         images = pool.map(_jpeg, range(start, start + n), chunksize=64)
     for s, path in enumerate(shards):
+        rows = []
         with tarfile.open(path, "w") as tar:
             for i in range(s * shard_size, min(n, (s + 1) * shard_size)):
                 key = f"{s:05d}{i:06d}"
-                meta = json.dumps({"uid": key, "url": f"http://bench/{key}.jpg"}).encode()
+                url = f"http://bench/{key}.jpg"
+                meta = json.dumps({"uid": key, "url": url, "key": key}).encode()
                 caption = LONG_CAPTION if i % LONG_EVERY == 0 else CAPTIONS[i % len(CAPTIONS)]
                 for ext, data in (("jpg", images[i]), ("txt", caption.encode()), ("json", meta)):
                     info = tarfile.TarInfo(f"{key}.{ext}")
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
+                rows.append({"key": key, "url": url, "status": "success"})
+        stem = path.removesuffix(".tar")
+        pq.write_table(pa.Table.from_pylist(rows), stem + ".parquet")
+        stats = {"count": len(rows), "successes": len(rows), "failed_to_download": 0}
+        Path(stem + "_stats.json").write_text(json.dumps(stats))
     stamp.touch()
     return shards
 
@@ -132,15 +142,15 @@ def clock(fn) -> float:
 def pipeline_row(name, shards, warm, config, device, n) -> dict:
     import shutil
 
-    from vlcurate.pipeline.score.stage import Scorers, score_shard, score_stream
+    from vlcurate.pipeline.score.stage import score_shards
 
-    scorers = Scorers(config, device)
+    config = replace(config, device=device)
     out = WORK / "out"
     shutil.rmtree(out, ignore_errors=True)
-    score_shard(warm, str(out / "warm"), scorers)  # workers, kernels, allocator: warm
+    score_shards([warm], str(out / "warm"), config, progress=False)  # models, kernels: warm
 
-    def run():
-        score_stream(shards, str(out / "timed"), scorers)
+    def run():  # the whole stage: input checks, the stream, the files, done markers, stats
+        score_shards(shards, str(out / "timed"), config, progress=False)
 
     seconds = clock(run)
     return {
@@ -157,8 +167,9 @@ def ceiling_rows(config, shards, device: str, n: int) -> list[dict]:
     DataLoader (tar, decode, resize, tokenise in the workers) with no model behind it."""
     import torch
 
+    from vlcurate.pipeline.score.models import Scorers
+    from vlcurate.pipeline.score.passes import FirstPass, loader
     from vlcurate.pipeline.score.shards import ShardStream
-    from vlcurate.pipeline.score.stage import FirstPass, Scorers, _loader
 
     clip = Scorers(config, device).clip
     size = clip.prepare.transforms[1].size[0]
@@ -182,7 +193,7 @@ def ceiling_rows(config, shards, device: str, n: int) -> list[dict]:
 
     def read():
         nonlocal count
-        for batch in _loader(ShardStream(shards, first), config, device, config.batch_size):
+        for batch in loader(ShardStream(shards, first), config.workers, device, config.batch_size):
             count += 0 if batch["pixels"] is None else len(batch["pixels"])
 
     seconds = clock(read)
