@@ -14,9 +14,10 @@ samples under ``benchmarks/_work/score/`` with short captions and, one in 25, a 
 Rows, each timed by the wall clock after the models are loaded and one warm-up shard is scored:
 
 (a) the pipeline, ``vlcurate.pipeline.score.stage.score_shards`` over every shard, CLIP only
-    (faces, NSFW, watermark and pHash off): the stage's input checks, done markers and stats, JPEG decode, resize, crop and tokenising in ``--workers``
-    DataLoader processes, uint8 batches to the device (pinned memory on CUDA), CLIP under
-    inference mode (fp16 autocast on CUDA), parquet + embeddings written.
+    (faces, NSFW, watermark and pHash off): the stage's input checks, done markers and stats,
+    JPEG decode, resize, crop and tokenising in ``--workers`` DataLoader processes, uint8
+    batches to the device (pinned memory on CUDA), CLIP under inference mode (fp16 autocast on
+    CUDA), parquet + embeddings written.
 (b) the same with the default per-image scorers on (pHash, Haar faces, open_nsfw): what
     ``curate score --watermark none`` costs (tiny-clip only; on CUDA, every model).
 (c) the naive loop a newcomer writes: for each image, open it with PIL, apply open_clip's
