@@ -14,10 +14,10 @@ Rows, each timed by the wall clock, with the same settings (``image_size`` 256, 
 1,000 samples per shard, 2 processes, 64 threads each, a 10 s timeout, no retries):
 
 (a) ours: ``vlcurate.pipeline.download.stage.download_stage`` on a candidates table (the filter
-stage's
-    ``CANDIDATE_SCHEMA``), loopback allowed: the safety pre-filter, the URL list and the unsafe
-    list written as parquet, img2dataset (incremental mode, the candidates' columns carried into
-    the shards), then the shard sidecars read back for the stats.
+    stage's ``CANDIDATE_SCHEMA``), loopback allowed: the safety pre-filter, the URL list and the
+    unsafe list written as parquet, img2dataset (incremental mode, the candidates' columns
+    carried into the shards, run in a forked child leading its own process group), then each
+    shard's sidecar read back for its done marker, and ``stats.json``.
 (b) bare: ``img2dataset.download`` on a parquet URL list of ``url`` and ``caption`` only
     (written before the clock), into a fresh folder. Its ``incremental_mode`` is
     ``"incremental"``, as in (a): ``"overwrite"`` is broken in img2dataset 1.47.0 (it deletes
@@ -43,8 +43,8 @@ stderr redirection, buffer copies); the sha256 and EXIF that img2dataset compute
 the start-up of one spawned interpreter that imports img2dataset (torch comes with webdataset,
 albumentations), times the pool's workers. "download" is the remainder of (b)'s CPU per image:
 HTTP on the client side, the shard writing, the logger process and the bookkeeping. Our layer
-is also timed directly: ``prepare_url_list`` and ``shard_stats`` on (a)'s candidates and last
-output.
+is also timed directly: the stage's pre-filter and URL list (``DownloadStage`` on the
+candidates, then ``write_url_list``) and ``shard_stats`` of every shard of (a)'s last output.
 
 Target: our layer adds under 10%: (a) / (b) in wall seconds (fastest runs) and in CPU seconds
 (each side's least CPU) both under 1.10x, and our layer timed alone under 10% of (b)'s CPU.
@@ -73,12 +73,13 @@ import pyarrow.parquet as pq
 from common import WORK, fresh_dir, load_line, target_lines, write_json
 from PIL import Image, ImageDraw
 
-from vlcurate.pipeline.download.safety import SafetyConfig, UrlSafety
+from vlcurate.pipeline.download.safety import SafetyConfig
+from vlcurate.pipeline.download.shards import shard_stats
 from vlcurate.pipeline.download.stage import (
     DownloadConfig,
+    DownloadStage,
     download_stage,
-    prepare_url_list,
-    shard_stats,
+    write_url_list,
 )
 from vlcurate.pipeline.extract.page import pair_uid
 from vlcurate.schemas.filter import CANDIDATE_SCHEMA
@@ -451,20 +452,23 @@ def measure(name: str, label: str, urls: int, run, server_pid: int, keep: bool =
 
 
 def layer_cost(candidates: pa.Table, output: str, repeat: int = 3) -> dict:
-    """Our layer alone, in this process: ``prepare_url_list`` on the candidates, then
-    ``shard_stats`` on (a)'s last output; the least CPU seconds of ``repeat`` passes."""
+    """Our layer alone, in this process: the pre-filter and the URL list of the candidates, then
+    ``shard_stats`` of each shard of (a)'s last output; the least CPU seconds of ``repeat``
+    passes."""
     prepare, stats = math.inf, math.inf
+    shards = sorted(p.name.split("_")[0] for p in Path(output).glob("*_stats.json"))
     for _ in range(repeat):
         folder = fresh_dir("download-layer-input")
         cpu = time.process_time()
-        prepare_url_list(candidates, UrlSafety(LOOPBACK), folder)
+        write_url_list(DownloadStage(candidates, folder, CONFIG, LOOPBACK).urls, folder)
         prepare = min(prepare, time.process_time() - cpu)
         cpu = time.process_time()
-        shard_stats(output)
+        for shard in shards:
+            shard_stats(output, shard)
         stats = min(stats, time.process_time() - cpu)
     shutil.rmtree(output)
     shutil.rmtree(folder)
-    return {"prepare_url_list": prepare, "shard_stats": stats, "total": prepare + stats}
+    return {"url_list": prepare, "shard_stats": stats, "total": prepare + stats}
 
 
 def _fastest_cpu(step, items, passes: int = 3) -> float:
@@ -620,7 +624,7 @@ def cost_lines(rows: list[Row], steps: dict, layer: dict) -> list[str]:
     layer_share = layer["total"] / b_cpu
     lines += [
         "",
-        f"our layer alone, {b.urls} candidates: prepare_url_list {layer['prepare_url_list']:.3f} s"
+        f"our layer alone, {b.urls} candidates: url list {layer['url_list']:.3f} s"
         f" + shard_stats {layer['shard_stats']:.3f} s = {layer['total']:.3f} s CPU,"
         f" {layer_share:.1%} of (b)'s CPU",
     ]
@@ -653,7 +657,7 @@ def format_table(rows: list[Row], checks: list[dict], steps: dict, layer: dict) 
 def results(rows: list[Row], checks: list[dict], steps: dict, layer: dict, count: int) -> dict:
     return {
         "images": {"count": count, "seed": SEED, "generator": GENERATOR, "folder": str(IMAGES)},
-        "config": {**asdict(CONFIG), "max_aspect_ratio": str(CONFIG.max_aspect_ratio)},
+        "config": CONFIG.as_json(),
         "runs": [
             {
                 **asdict(row),

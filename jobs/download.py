@@ -3,28 +3,33 @@
     curate download --input OUT/candidates --output OUT/shards
     curate download --input OUT/candidates --output OUT/shards --distributor pyspark
 
-Reads the filter stage's ``pairs/`` (or any parquet with ``url`` and ``caption``). Unsafe URLs
-are dropped before any request (private and reserved addresses, internal names, credentials,
-odd ports and schemes; see the README's security section). img2dataset then writes
-``NNNNN.tar`` (``key.jpg``, ``key.txt``, ``key.json``), ``NNNNN.parquet`` and
-``NNNNN_stats.json`` per shard, carrying our columns (uid, page_url, provenance, language, ...)
-into every sample's json and the parquet. It runs in img2dataset's ``incremental`` mode: a rerun
-fetches only the shards without ``_stats.json``. ``OUT/shards/stats.json`` accounts for every
-candidate: kept (downloaded) or dropped with a reason.
+Reads the filter stage's ``pairs/`` (or any parquet with ``url`` and ``caption``) and drops
+unsafe URLs before any request (see the README's security section). img2dataset then writes
+``NNNNN.tar`` (``key.jpg/.txt/.json``), ``NNNNN.parquet`` and ``NNNNN_stats.json`` per shard,
+carrying our columns (uid, page_url, provenance, ...) into each sample. A rerun fetches only the
+shards not done (``_done/``); a killed run's workers die with it. ``stats.json`` accounts for
+every candidate: kept (downloaded) or dropped with a reason.
 """
 
 import argparse
 import sys
 
-import pyarrow.parquet as pq
+import pyarrow as pa
 
 from vlcurate.jobs import spark as spark_util
 from vlcurate.jobs.options import add_config_flags, config_from_layers
 from vlcurate.pipeline import storage
+from vlcurate.pipeline.config import ConfigError
+from vlcurate.pipeline.download import candidates as inputs
+from vlcurate.pipeline.download.executor import DownloadFailed, Img2DatasetExecutor
 from vlcurate.pipeline.download.safety import SafetyConfig
-from vlcurate.pipeline.download.stage import DownloadConfig, download_stage
-from vlcurate.pipeline.recipe import RecipeError, bundled_recipes, load_recipe
+from vlcurate.pipeline.download.stage import DownloadConfig, DownloadStage, UnfinishedShards
+from vlcurate.pipeline.recipe import RecipeError
+from vlcurate.pipeline.stage import OutputError, SettingsMismatch, check_output, run_stage
 
+# Refused before any work (exit code 2), and failed after some (exit code 1; rerun to resume).
+REFUSALS = (ConfigError, RecipeError, storage.InputError, OutputError, SettingsMismatch)
+FAILURES = (UnfinishedShards, DownloadFailed)
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 
@@ -67,38 +72,31 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
-def read_candidates(url: str):
-    path = storage.absolute(url)
-    inner = storage.join(path, "pairs")
-    return pq.read_table(inner if storage.exists(inner) else path)
-
-
-def recipe_download_settings(name: str | None, candidates) -> dict:
-    """The download section of ``name``, or of the bundled recipe the candidates came from."""
-    if name is None and "recipe" in candidates.schema.names and candidates.num_rows:
-        named = candidates.column("recipe")[0].as_py().split("/", 1)[0]
-        name = named if named in bundled_recipes() else None
-    return load_recipe(name).download if name else {}
+def checked_stage(args: argparse.Namespace) -> DownloadStage:
+    """The stage the flags ask for; raises one of REFUSALS before anything is written."""
+    if not storage.exists(args.input):
+        raise storage.InputError(f"input not found: {args.input}")
+    allow = args.allow_private_network  # None: flag absent; []: flag alone, meaning loopback
+    networks = [] if allow is None else allow or LOOPBACK
+    safety = SafetyConfig(allowed_ports=args.allowed_ports, allow_networks=networks)
+    config_from_layers(DownloadConfig, args=args)  # the flags alone, before reading the input
+    check_output(DownloadStage(pa.table({}), args.output))  # a file there: refused up front
+    candidates = inputs.read_candidates(args.input)
+    recipe_settings = inputs.recipe_download_settings(args.recipe, candidates)
+    config = config_from_layers(DownloadConfig, recipe_settings, args=args)
+    return DownloadStage(candidates, args.output, config, safety)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not storage.exists(args.input):
-        print(f"error: input not found: {args.input}", file=sys.stderr)
-        return 2
-    allow = args.allow_private_network  # None: flag absent; []: flag alone, meaning loopback
-    networks = [] if allow is None else allow or LOOPBACK
-    safety = SafetyConfig(allowed_ports=args.allowed_ports, allow_networks=networks)
-    candidates = read_candidates(args.input)
     try:
-        recipe_settings = recipe_download_settings(args.recipe, candidates)
-    except RecipeError as e:
+        stage = checked_stage(args)
+        if stage.config.distributor == "pyspark":
+            spark_util.session("curate-download", "local[*]")  # img2dataset uses it
+        stats = run_stage(stage, Img2DatasetExecutor())
+    except (*REFUSALS, *FAILURES) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    config = config_from_layers(DownloadConfig, recipe_settings, args=args)
-    if config.distributor == "pyspark":
-        spark_util.session("curate-download", "local[*]")  # img2dataset uses the active session
-    stats = download_stage(candidates, args.output, config, safety)
+        return 2 if isinstance(e, REFUSALS) else 1
     print(format_summary(stats, args.output))
     return 0
 

@@ -12,6 +12,8 @@ import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from vlcurate.pipeline.config import Config, ConfigError
+
 UNSAFE_SCHEME = "unsafe_scheme"  # not http or https
 URL_CREDENTIALS = "url_credentials"  # user:password@ in the URL
 PRIVATE_ADDRESS = "private_address"  # an IP literal that is not a public unicast address
@@ -45,10 +47,12 @@ INTERNAL_SUFFIXES = (
 
 
 @dataclass
-class SafetyConfig:
+class SafetyConfig(Config):
+    section = "safety"
+
     allowed_ports: list[int] = field(
         default_factory=lambda: [80, 443, 8080, 8443],
-        metadata={"help": "explicit ports that public hosts may use"},
+        metadata={"help": "explicit ports that public hosts may use", "min": 1, "max": 65535},
     )
     allow_networks: list[str] = field(
         default_factory=list,
@@ -58,16 +62,32 @@ class SafetyConfig:
         },
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for entry in self.allow_networks:
+            try:
+                _allowance(entry)
+            except ValueError:
+                raise ConfigError(
+                    f"safety.allow_networks: {entry!r} is not allowed (a network such as "
+                    "127.0.0.0/8, or an address and port such as 127.0.0.1:8765)"
+                ) from None
+
 
 def _allowance(entry: str) -> tuple:
-    """``(network, port or None)`` from ``127.0.0.0/8``, ``127.0.0.1:8765`` or ``[::1]:8765``."""
+    """``(network, port or None)`` from ``127.0.0.0/8``, ``127.0.0.1:8765`` or ``[::1]:8765``;
+    ValueError for anything else."""
     if entry.startswith("["):
         address, _, port = entry[1:].partition("]:")
-        return ipaddress.ip_network(address.rstrip("]")), int(port) if port else None
-    if entry.count(":") == 1:
+        network, port = ipaddress.ip_network(address.rstrip("]")), int(port) if port else None
+    elif entry.count(":") == 1:
         address, port = entry.split(":")
-        return ipaddress.ip_network(address), int(port)
-    return ipaddress.ip_network(entry, strict=False), None
+        network, port = ipaddress.ip_network(address), int(port)
+    else:
+        network, port = ipaddress.ip_network(entry, strict=False), None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range")
+    return network, port
 
 
 def _ip_literal(host: str):

@@ -2,28 +2,40 @@
 
 img2dataset does the fetching, decoding, resizing and shard writing (``output_format=
 webdataset``: ``NNNNN.tar`` with ``key.jpg/.txt/.json``, an ``NNNNN.parquet`` sidecar and
-``NNNNN_stats.json`` per shard). It runs in ``incremental`` mode: a shard whose ``_stats.json``
-exists is done and skipped, so a rerun after a kill fetches only the missing shards, and the
-input is sharded the same way every time because the URL list is written in a fixed order.
+``NNNNN_stats.json`` per shard). The stage's units are img2dataset's shards: the safe URLs are
+written in input order to ``_input/urls.parquet``, and img2dataset cuts that list the same way
+every time, shard k holding rows ``[k * samples_per_shard, (k + 1) * samples_per_shard)``.
+:class:`~vlcurate.pipeline.download.executor.Img2DatasetExecutor` downloads every unit not yet
+done in one img2dataset call (its ``incremental`` mode skips the shards whose ``_stats.json``
+exists), then the runner (:mod:`vlcurate.pipeline.stage`) marks each finished shard done with
+the stats read back from its sidecar, and writes ``stats.json``.
 """
 
-import json
-import math
-import os
-import re
+import hashlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
-import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from vlcurate.pipeline import storage
+from vlcurate.pipeline.download.candidates import checked_candidates
+from vlcurate.pipeline.download.config import SPEED_FIELDS, DownloadConfig
+from vlcurate.pipeline.download.executor import Img2DatasetExecutor
 from vlcurate.pipeline.download.safety import SafetyConfig, UrlSafety
+from vlcurate.pipeline.download.shards import (
+    STAGE,
+    download_reason,
+    shard_name,
+    shard_problem,
+    shard_stats,
+)
+from vlcurate.pipeline.stage import Stage, Unit, run_stage
 from vlcurate.pipeline.stats import StageStats
 
-STAGE = "download"
+__all__ = ["STAGE", "DownloadConfig", "DownloadStage", "download_reason", "download_stage"]
+
+INPUT = "_input"  # the URL list img2dataset reads, and the unsafe URLs, for inspection
 # img2dataset owns these names in its output; ours are renamed on the way in.
 RENAMED = {"width": "declared_width", "height": "declared_height"}
 RESERVED = {
@@ -43,185 +55,126 @@ RESERVED = {
 }
 
 
+class UnfinishedShards(RuntimeError):
+    """img2dataset ended with shards unfinished: their candidates are not accounted for."""
+
+
 @dataclass
-class DownloadConfig:
-    image_size: int = field(default=256, metadata={"help": "target side in pixels"})
-    resize_mode: str = field(
-        default="border",
-        metadata={"help": "img2dataset resize mode: no, border, keep_ratio, center_crop"},
-    )
-    resize_only_if_bigger: bool = field(
-        default=False, metadata={"help": "leave images smaller than image_size as they are"}
-    )
-    processes: int = field(default=0, metadata={"help": "download processes; 0: one per core"})
-    threads: int = field(default=0, metadata={"help": "threads per process; 0: 64 per core"})
-    samples_per_shard: int = field(default=10000, metadata={"help": "images per output shard"})
-    timeout: int = field(default=10, metadata={"help": "seconds before a request times out"})
-    retries: int = field(default=0, metadata={"help": "retries of a failed request"})
-    encode_quality: int = field(default=95, metadata={"help": "JPEG quality of the shards"})
-    min_image_size: int = field(default=0, metadata={"help": "smaller images are too_small"})
-    max_image_area: int = field(
-        default=89_478_485,
-        metadata={
-            "help": "larger images (pixels) are dropped; also caps OpenCV's decoder, so a "
-            "decompression bomb is refused before it is decoded (Pillow's default limit)"
-        },
-    )
-    max_aspect_ratio: float = field(default=math.inf, metadata={"help": "wider images dropped"})
-    distributor: str = field(
-        default="multiprocessing",
-        metadata={"help": "multiprocessing, or pyspark (the active session)"},
-    )
-    robots_directives: list[str] = field(
-        default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"],
-        metadata={"help": "X-Robots-Tag directives that opt an image out (img2dataset's)"},
-    )
-    user_agent_token: str = field(default="vlcurate", metadata={"help": "added to the User-Agent"})
+class UrlList:
+    """The pre-filter's result: the safe candidates (img2dataset's input), the unsafe ones with
+    their ``drop_reason``, the pre-filter's stats and the columns carried into the shards."""
+
+    safe: pa.Table
+    unsafe: pa.Table
+    stats: StageStats
+    carry: list[str]
+
+    def digest(self) -> str:
+        """What the shards are cut from: the safe URLs, in order."""
+        urls = "\n".join(self.safe.column("url").to_pylist())
+        return hashlib.sha256(urls.encode()).hexdigest()[:16]
 
 
-def download_reason(status: str, error: str | None) -> str:
-    """A stable drop reason for one img2dataset result row."""
-    message = (error or "").lower()
-    if m := re.search(r"http error (\d{3})", message):
-        return f"http_{m.group(1)}"
-    for needle, reason in (
-        ("x-robots-tag", "robots_opt_out"),
-        ("timed out", "timeout"),
-        ("timeout", "timeout"),
-        ("image too small", "too_small"),
-        ("image area too large", "too_large"),
-        ("cv_io_max_image_pixels", "too_large"),  # OpenCV refused a decompression bomb
-        ("aspect ratio too large", "aspect_ratio"),
-        ("decoding error", "decode_error"),
-        ("cannot identify image", "decode_error"),
-        ("truncated", "decode_error"),
-        ("name or service not known", "dns_error"),
-        ("connection refused", "connection_refused"),
-        ("connection reset", "connection_reset"),
-        ("remote end closed", "connection_reset"),
-        ("hash mismatch", "hash_mismatch"),
-    ):
-        if needle in message:
-            return reason
-    return "resize_error" if status == "failed_to_resize" else "download_error"
-
-
-def _columns_to_carry(schema: pa.Schema) -> list[str]:
-    return [n for n in schema.names if n not in RESERVED]
-
-
-def prepare_url_list(
-    candidates: pa.Table, safety: UrlSafety, folder: str
-) -> tuple[StageStats, str]:
-    """Drop unsafe URLs (counted by reason) and write the rest, in input order, as the parquet
-    URL list img2dataset reads; also write the unsafe rows for inspection. Returns the
-    pre-filter's stats, the URL list's path and the columns to carry into the shards."""
+def prefilter(candidates: pa.Table, safety: UrlSafety) -> UrlList:
+    """Drop unsafe URLs (counted by reason); the rest keep their input order."""
     stats = StageStats(STAGE)
     reasons = [safety.reason(u) for u in candidates.column("url").to_pylist()]
-    unsafe = pa.array([r is not None for r in reasons])
+    unsafe = pa.array([r is not None for r in reasons], pa.bool_())
     for reason, n in Counter(r for r in reasons if r is not None).items():
         stats.main.drop(reason, n)
     stats.extra["unsafe_urls"] = int(pc.sum(unsafe).as_py() or 0)
     safe = candidates.filter(pc.invert(unsafe))
     safe = safe.rename_columns([RENAMED.get(n, n) for n in safe.schema.names])
-    url_list = storage.join(folder, "_input", "urls.parquet")
-    with storage.parquet_writer(url_list, safe.schema) as writer:
-        writer.write_table(safe)
     dropped = candidates.filter(unsafe).append_column(
         "drop_reason", pa.array([r for r in reasons if r], pa.string())
     )
-    with storage.parquet_writer(
-        storage.join(folder, "_input", "unsafe.parquet"), dropped.schema
-    ) as writer:
-        writer.write_table(dropped)
-    return stats, url_list, _columns_to_carry(safe.schema)
+    carry = [n for n in safe.schema.names if n not in RESERVED]
+    return UrlList(safe, dropped, stats, carry)
 
 
-def _sized(config: DownloadConfig) -> tuple[int, int]:
-    cores = os.cpu_count() or 1
-    return config.processes or cores, config.threads or 64
+def url_list_path(output: str) -> str:
+    return storage.join(output, INPUT, "urls.parquet")
 
 
-def run_img2dataset(url_list: str, output: str, carry: list[str], config: DownloadConfig) -> None:
-    # OpenCV decodes the images; its own pixel cap stops a bomb before memory is allocated.
-    os.environ["CV_IO_MAX_IMAGE_PIXELS"] = str(config.max_image_area)
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    from img2dataset import download
-
-    processes, threads = _sized(config)
-    download(
-        url_list=url_list,
-        input_format="parquet",
-        url_col="url",
-        caption_col="caption",
-        save_additional_columns=carry,
-        output_folder=output,
-        output_format="webdataset",
-        incremental_mode="incremental",
-        image_size=config.image_size,
-        resize_mode=config.resize_mode,
-        resize_only_if_bigger=config.resize_only_if_bigger,
-        processes_count=processes,
-        thread_count=threads,
-        number_sample_per_shard=config.samples_per_shard,
-        timeout=config.timeout,
-        retries=config.retries,
-        encode_quality=config.encode_quality,
-        min_image_size=config.min_image_size,
-        max_image_area=config.max_image_area,
-        max_aspect_ratio=config.max_aspect_ratio,
-        distributor=config.distributor,
-        disallowed_header_directives=config.robots_directives,
-        user_agent_token=config.user_agent_token,
-        enable_wandb=False,
-    )
+def write_url_list(urls: UrlList, output: str) -> None:
+    """Write the URL list img2dataset reads, and the unsafe rows for inspection."""
+    unsafe_path = storage.join(output, INPUT, "unsafe.parquet")
+    for table, path in ((urls.safe, url_list_path(output)), (urls.unsafe, unsafe_path)):
+        with storage.parquet_writer(path, table.schema) as writer:
+            writer.write_table(table)
 
 
-def shard_stats(output: str) -> StageStats:
-    """Kept and dropped images from img2dataset's finished shards (those with _stats.json):
-    the sidecar parquet's ``status`` and ``error_message`` columns."""
-    stats = StageStats(STAGE)
-    fs, path = fsspec.core.url_to_fs(output)
-    for stats_file in sorted(fs.glob(path.rstrip("/") + "/*_stats.json")):
-        shard = stats_file.rsplit("/", 1)[-1].split("_", 1)[0]
-        table = pq.read_table(
-            fs.open(f"{path.rstrip('/')}/{shard}.parquet", "rb"),
-            columns=["status", "error_message"],
-        )
-        for status, error in zip(
-            table.column("status").to_pylist(),
-            table.column("error_message").to_pylist(),
-            strict=True,
-        ):
-            if status == "success":
-                stats.main.keep()
-            else:
-                stats.main.drop(download_reason(status, error))
-        stats.extra["shards"] += 1
-    return stats
+@dataclass
+class DownloadStage(Stage):
+    candidates: pa.Table
+    output: str
+    config: DownloadConfig = field(default_factory=DownloadConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+
+    name = STAGE
+    folders = (INPUT,)
+
+    def __post_init__(self) -> None:
+        self.output = storage.absolute(self.output)
+        self.candidates = checked_candidates(self.candidates)
+        self.urls = prefilter(self.candidates, UrlSafety(self.safety))
+        self.url_list = url_list_path(self.output)
+
+    def settings(self) -> dict:
+        shaping = {k: v for k, v in self.config.as_json().items() if k not in SPEED_FIELDS}
+        return {
+            "output_format": "webdataset",
+            **shaping,
+            "safety": asdict(self.safety),
+            "input_urls_digest": self.urls.digest(),
+        }
+
+    def rows(self, shard: str) -> tuple[int, int]:
+        """The rows ``[begin, end)`` of the URL list that ``shard`` holds."""
+        begin = int(shard) * self.config.samples_per_shard
+        return begin, min(begin + self.config.samples_per_shard, self.urls.safe.num_rows)
+
+    def units(self) -> list[Unit]:
+        count = -(-self.urls.safe.num_rows // self.config.samples_per_shard)  # rounded up
+        names = [shard_name(k) for k in range(count)]
+        return [Unit(n, "{}[{}:{}]".format(self.url_list, *self.rows(n))) for n in names]
+
+    def check(self, unit: Unit) -> str | None:
+        begin, end = self.rows(unit.name)
+        return shard_problem(self.output, unit.name, end - begin)
+
+    def prepare(self, units: list[Unit], todo: list[Unit]) -> None:
+        # img2dataset's incremental mode reads every *.json in the folder as a shard's stats,
+        # so the last run's stats.json (rewritten at the end) must not be there while it runs.
+        storage.remove(storage.join(self.output, "stats.json"))
+        write_url_list(self.urls, self.output)
+
+    def process(self, unit: Unit, device: str = "cpu") -> StageStats:
+        return shard_stats(self.output, unit.name)
+
+    def finish(self, stats: StageStats) -> dict:
+        stats.merge(self.urls.stats)
+        stats.extra["shards"] += 0  # present, also when there is none
+        if stats.main.seen != self.candidates.num_rows:
+            unfinished = ", ".join(sorted(stats.counter("refused_units")))
+            raise UnfinishedShards(
+                f"{STAGE}: {self.candidates.num_rows} candidates but {stats.main.seen} counted; "
+                f"shards {unfinished} are unfinished (rerun to complete them)"
+            )
+        return {
+            "config": self.config.as_json(),
+            "safety": asdict(self.safety),
+            "output_format": "webdataset",
+        }
 
 
 def download_stage(
-    candidates: pa.Table, output: str, config: DownloadConfig, safety: SafetyConfig
+    candidates: pa.Table,
+    output: str,
+    config: DownloadConfig,
+    safety: SafetyConfig,
+    executor=None,
 ) -> dict:
-    """The whole stage; returns (and writes) ``stats.json``."""
-    output = storage.absolute(output)
-    storage.makedirs(output)
-    # img2dataset's incremental mode reads every *.json in the folder as a shard's stats, so the
-    # previous run's stats.json (rewritten at the end anyway) must not be there while it runs.
-    storage.remove(storage.join(output, "stats.json"))
-    prefilter, url_list, carry = prepare_url_list(candidates, UrlSafety(safety), output)
-    run_img2dataset(url_list, output, carry, config)
-    stats = shard_stats(output)
-    stats.merge(prefilter)
-    settings = {**config.__dict__, "max_aspect_ratio": str(config.max_aspect_ratio)}
-    result = stats.to_dict(config=settings, safety=safety.__dict__, output_format="webdataset")
-    if result["in"] != candidates.num_rows:
-        raise RuntimeError(
-            f"download accounting: {candidates.num_rows} candidates but {result['in']} counted; "
-            "some shards are unfinished (rerun to complete them)"
-        )
-    storage.write_text_atomic(
-        storage.join(output, "stats.json"), json.dumps(result, indent=2) + "\n"
-    )
-    return result
+    """The whole stage with img2dataset's own distributor; returns (and writes) ``stats.json``."""
+    stage = DownloadStage(candidates, output, config, safety)
+    return run_stage(stage, executor or Img2DatasetExecutor())

@@ -1,72 +1,22 @@
 """The download stage against a real HTTP server on 127.0.0.1: img2dataset shards, the
 accounting identity, the safety pre-filter, and resume."""
 
-import functools
+import dataclasses
 import io
 import json
-import struct
 import tarfile
-import threading
-import zlib
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from tests.download.web import candidates
 from tests.pairs import pairs_table
 from vlcurate.pipeline.download.safety import SafetyConfig
 from vlcurate.pipeline.download.stage import DownloadConfig, download_reason, download_stage
 
 LOOPBACK = SafetyConfig(allow_networks=["127.0.0.0/8"])
 SMALL = DownloadConfig(image_size=64, processes=1, threads=4, samples_per_shard=4, timeout=3)
-
-
-@pytest.fixture(scope="module")
-def image_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("www")
-    colours = ["red", "green", "blue", "yellow", "purple", "orange"]
-    for i, colour in enumerate(colours):
-        Image.new("RGB", (120 + i, 90), colour).save(root / f"{colour}.jpg", quality=90)
-    (root / "not-an-image.jpg").write_text("<html>this is a web page</html>")
-    (root / "bomb.png").write_bytes(png_bomb(40_000, 40_000))
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", colours
-    server.shutdown()
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A few hundred bytes of PNG whose header declares width x height pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    rows = zlib.compress(b"\0" * (1 + 3 * width) * 4)  # the first rows only
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
-    )
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def candidates(base, colours):
-    urls = [f"{base}/{c}.jpg" for c in colours] + [
-        f"{base}/missing.jpg",
-        f"{base}/not-an-image.jpg",
-        f"{base}/bomb.png",
-        "http://169.254.169.254/latest/meta-data/",
-        "http://localhost/x.jpg",
-    ]
-    captions = [f"a {c} rectangle" for c in colours] + ["gone", "html", "bomb", "metadata", "local"]
-    return pairs_table(*captions, urls=urls)
 
 
 def test_download_writes_img2dataset_shards_and_accounts_for_everything(image_server, tmp_path):
@@ -117,8 +67,10 @@ def test_rerun_fetches_only_missing_shards(image_server, tmp_path):
     base, colours = image_server
     out = tmp_path / "shards"
     first = download_stage(candidates(base, colours), str(out), SMALL, LOOPBACK)
-    # A kill during shard 00001: its stats file never got written and its tar is half there.
+    # A kill during shard 00001: neither its stats file (img2dataset's own done marker) nor the
+    # runner's done marker got written, and its tar is half there.
     (out / "00001_stats.json").unlink()
+    (out / "_done" / "00001.json").unlink()
     tar = out / "00001.tar"
     tar.write_bytes(tar.read_bytes()[:700])
     before = (out / "00000.tar").stat().st_mtime_ns
@@ -201,12 +153,14 @@ def test_pyspark_distributor_uses_the_active_session(spark, image_server, tmp_pa
 
 
 def test_resize_settings_come_from_the_recipe_and_flags_win():
-    from vlcurate.jobs.download import build_parser, recipe_download_settings
+    from vlcurate.jobs.download import build_parser
     from vlcurate.jobs.options import config_from_layers
+    from vlcurate.pipeline.download.candidates import recipe_download_settings
 
     laion = pairs_table("a cat", recipe=["laion/1"])
     settings = recipe_download_settings(None, laion)  # the candidates name their recipe
     assert settings == {
+        **dataclasses.asdict(DownloadConfig()),
         "image_size": 384,
         "resize_mode": "keep_ratio",
         "resize_only_if_bigger": True,
