@@ -36,9 +36,10 @@ import torch  # noqa: E402
 
 from vlcurate.miniweb.clip import train_miniweb_clip  # noqa: E402
 from vlcurate.pipeline.icl import evaluate as icl_eval  # noqa: E402
-from vlcurate.pipeline.icl.episodes import shard_source, write_jsonl  # noqa: E402
+from vlcurate.pipeline.icl.episodes import write_jsonl  # noqa: E402
 from vlcurate.pipeline.icl.frozen import BlindICL, FrozenICL, FrozenModel  # noqa: E402
 from vlcurate.pipeline.icl.models import Chance, ClipPrototype  # noqa: E402
+from vlcurate.pipeline.icl.sources import shard_source  # noqa: E402
 from vlcurate.pipeline.score.clip import ClipScorer  # noqa: E402
 from vlcurate.pipeline.storage import expand_shards  # noqa: E402
 from vlcurate.pipeline.train.frozen import FrozenTrainConfig, train  # noqa: E402

@@ -20,10 +20,10 @@ to a JSON model config in open_clip's format. Running the same command again res
 and a linear map to prefix embeddings of a frozen causal LM (SmolLM2-135M by default), on caption
 shards or, with ``--interleaved``, on interleaved document shards:
 
-    curate train frozen --shards 'out/scenes/{00000..00007}.tar' --output runs/frozen \
-        --clip-model tiny-clip --clip-pretrained miniweb \
+    curate train frozen --shards 'out/scenes/{00000..00007}.tar' --output runs/frozen \\
+        --clip-model tiny-clip --clip-pretrained miniweb \\
         --steps 300 --batch-size 16 --device cpu
-    curate eval icl --shards 'out/heldout/00000.tar' --label-field color \
+    curate eval icl --shards 'out/heldout/00000.tar' --label-field color \\
         --models frozen blind clip-prototype chance --frozen runs/frozen/final.pt
 """
 
@@ -31,33 +31,28 @@ import argparse
 import json
 import sys
 
-from vlcurate.jobs.options import add_config_flags, config_from_args, weights_or_none
-from vlcurate.pipeline.train.clip import TrainConfig, train
-
-MODELS = ("clip", "frozen")
+from vlcurate.jobs.options import add_config_flags, config_from_args
+from vlcurate.pipeline.train.clip_config import TrainConfig
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    from vlcurate.pipeline.train.frozen import FrozenTrainConfig
+
     parser = parser or argparse.ArgumentParser(
         prog="train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="what", required=True, metavar="MODEL")
-    clip = sub.add_parser(
-        "clip",
-        help="a CLIP (open_clip) on image-text shards",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_config_flags(clip, TrainConfig)
-    from vlcurate.pipeline.train.frozen import FrozenTrainConfig
-
-    frozen = sub.add_parser(
-        "frozen",
-        help="a Frozen-style model: vision -> prefix of a frozen LM",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_config_flags(frozen, FrozenTrainConfig)
+    for name, help_text, config_cls in (
+        ("clip", "a CLIP (open_clip) on image-text shards", TrainConfig),
+        ("frozen", "a Frozen-style model: vision -> prefix of a frozen LM", FrozenTrainConfig),
+    ):
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_config_flags(p, config_cls)
     return parser
 
 
@@ -68,7 +63,6 @@ def main_frozen(args) -> int:
     from vlcurate.pipeline.train.frozen import train as train_frozen
 
     config = config_from_args(FrozenTrainConfig, args)
-    config.clip_pretrained = weights_or_none(config.clip_pretrained)
     try:
         summary = train_frozen(config)
     except (ValueError, FileNotFoundError, WeightsError, LanguageModelError) as e:
@@ -82,10 +76,9 @@ def main_frozen(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.what == "frozen":
-        return main_frozen(args)
+def main_clip(args) -> int:
+    from vlcurate.pipeline.train.clip import train
+
     config = config_from_args(TrainConfig, args)
     if not config.shards:
         print(
@@ -106,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             f"weights: {summary['final']}"
         )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return main_frozen(args) if args.what == "frozen" else main_clip(args)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ a 95% Wilson interval over episodes), :func:`frozen_table` renders the markdown 
 :func:`write_results` writes ``icl.md``, ``icl.json`` and optionally ``predictions.jsonl``.
 """
 
+import itertools
 import json
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 
 from vlcurate.pipeline.icl.episodes import Episode, EpisodeConfig, build_episodes, exact_match
@@ -80,36 +82,57 @@ def episode_grid(
     items = list(items)
     sets: dict[str, list[Episode]] = {}
     notes: list[str] = []
-    for w in ways:
-        for induction in inductions:
-            for s in shots:
-                for r in repeats:
-                    config = EpisodeConfig(
-                        ways=w,
-                        names=names,
-                        task_induction=induction,
-                        inner_shots=s,
-                        repeats=r,
-                        episodes=episodes,
-                        seed=seed,
-                        fast_vqa=fast_vqa is not None,
-                        attribute=fast_vqa or "color",
-                    )
-                    key = set_name(
-                        {
-                            "ways": w,
-                            "task_induction": induction,
-                            "inner_shots": s,
-                            "repeats": r,
-                            "names": names,
-                            "fast_vqa": fast_vqa is not None,
-                        }
-                    )
-                    try:
-                        sets[key] = build_episodes(items, config)
-                    except ValueError as e:
-                        notes.append(f"skipped {key}: {e}")
+    for w, induction, s, r in itertools.product(ways, inductions, shots, repeats):
+        config = EpisodeConfig(
+            ways=w,
+            names=names,
+            task_induction=induction,
+            inner_shots=s,
+            repeats=r,
+            episodes=episodes,
+            seed=seed,
+            fast_vqa=fast_vqa is not None,
+            attribute=fast_vqa or "color",
+        )
+        key = set_name(asdict(config))
+        try:
+            sets[key] = build_episodes(items, config)
+        except ValueError as e:
+            notes.append(f"skipped {key}: {e}")
     return sets, notes
+
+
+def _set_result(correct: int, n: int) -> dict:
+    lo, hi = wilson_interval(correct, n)
+    return {
+        "correct": correct,
+        "n": n,
+        "accuracy": correct / n if n else None,
+        "ci95": [lo, hi],
+        "half_width": (hi - lo) / 2,
+    }
+
+
+def _answer_set(model, key: str, episodes: list[Episode], rows: list | None, bar) -> dict:
+    """``model`` on one set: its result, and (with ``rows``) one prediction row per episode."""
+    correct = 0
+    for episode in episodes:
+        prediction = model.answer(episode)
+        hit = exact_match(prediction, episode.answer)
+        correct += hit
+        if rows is not None:
+            rows.append(
+                {
+                    "model": model.name,
+                    "set": key,
+                    "episode": episode.id,
+                    "prediction": prediction,
+                    "answer": episode.answer,
+                    "correct": hit,
+                }
+            )
+        bar.update(1)
+    return _set_result(correct, len(episodes))
 
 
 def evaluate(
@@ -138,39 +161,14 @@ def evaluate(
         "results": {},
         "speed": {},
     }
-    rows = []
+    rows = [] if predictions else None
     total = sum(out["n"].values())
     for model in models:
         per_set = out["results"].setdefault(model.name, {})
         started = time.perf_counter()
         bar = tqdm(total=total, desc=f"icl {model.name}", disable=not progress, unit="episode")
         for key, episodes in episode_sets.items():
-            correct = 0
-            for episode in episodes:
-                prediction = model.answer(episode)
-                hit = exact_match(prediction, episode.answer)
-                correct += hit
-                if predictions:
-                    rows.append(
-                        {
-                            "model": model.name,
-                            "set": key,
-                            "episode": episode.id,
-                            "prediction": prediction,
-                            "answer": episode.answer,
-                            "correct": hit,
-                        }
-                    )
-                bar.update(1)
-            n = len(episodes)
-            lo, hi = wilson_interval(correct, n)
-            per_set[key] = {
-                "correct": correct,
-                "n": n,
-                "accuracy": correct / n if n else None,
-                "ci95": [lo, hi],
-                "half_width": (hi - lo) / 2,
-            }
+            per_set[key] = _answer_set(model, key, episodes, rows, bar)
         bar.close()
         seconds = time.perf_counter() - started
         out["speed"][model.name] = {

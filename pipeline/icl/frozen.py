@@ -22,19 +22,23 @@ gives).
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import torch
 
-from vlcurate.pipeline.icl.episodes import Episode, load_image, prompt_sequence
+from vlcurate.pipeline.config import Config
+from vlcurate.pipeline.icl.episodes import Episode, prompt_sequence
 from vlcurate.pipeline.icl.lm import SMOLLM2, load_causal_lm
+from vlcurate.pipeline.icl.sources import load_image
 
 Part = str | torch.Tensor  # text, or one image's prefix embeddings (k, H)
 
 
 @dataclass
-class FrozenConfig:
+class FrozenConfig(Config):
     """What a Frozen-style model is made of (saved with its weights)."""
 
+    section: ClassVar[str] = "frozen"
     clip_model: str = field(
         default="ViT-B-32", metadata={"help": "open_clip model name or config JSON (vision side)"}
     )
@@ -42,13 +46,16 @@ class FrozenConfig:
         default="laion2b_s34b_b79k",
         metadata={
             "help": "vision weights: an open_clip tag, a .pt file, a local checkpoint's "
-            "name (the demo's: miniweb), or null for random"
+            "name (the demo's: miniweb), or none for random",
+            "weights": True,
         },
     )
     lm: str = field(
         default=SMOLLM2, metadata={"help": "frozen causal LM: smollm2, a HF name, or a folder"}
     )
-    prefix_tokens: int = field(default=2, metadata={"help": "prefix embeddings per image (k)"})
+    prefix_tokens: int = field(
+        default=2, metadata={"help": "prefix embeddings per image (k)", "min": 1}
+    )
     train_vision: bool = field(
         default=True, metadata={"help": "train the vision tower too (Frozen); else only the map"}
     )

@@ -8,7 +8,8 @@ A model is anything with a ``name`` and two methods (:class:`ICLModel`):
   better (e.g. the log-likelihood of each completion), for ranked / multiple-choice evaluation.
 
 A vision-language model (Frozen, Flamingo/OpenFlamingo, IDEFICS, ...) plugs in through a small
-adapter that turns :func:`~vlcurate.pipeline.icl.episodes.prompt_sequence` into the model's own
+adapter that turns :func:`~vlcurate.pipeline.icl.episodes.prompt_sequence` (images opened
+with :func:`~vlcurate.pipeline.icl.sources.load_image`) into the model's own
 interleaved input::
 
     class MyVLM:
@@ -42,7 +43,8 @@ few-shot learner does without any language model).
 import random
 from typing import Protocol, runtime_checkable
 
-from vlcurate.pipeline.icl.episodes import Episode, exact_match, load_image
+from vlcurate.pipeline.icl.episodes import Episode, exact_match
+from vlcurate.pipeline.icl.sources import load_image
 
 
 @runtime_checkable

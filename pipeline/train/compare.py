@@ -17,26 +17,37 @@ is seen on average.
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from vlcurate.pipeline.recipe import load_recipe
+from vlcurate.pipeline.train.settings import TrainSettings
 
 WAYS = ("image_to_text", "text_to_image")
 METRICS = tuple((way, k) for way in WAYS for k in ("R@1", "R@5", "R@10"))
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(TrainSettings):
+    """The shared budget and evaluation of ``curate compare``: the same for every recipe."""
+
+    section: ClassVar[str] = "compare"
     eval_shards: str = field(
         default="", metadata={"help": "held-out shards to evaluate on (brace pattern)"}
     )
-    samples: int = field(default=10_000, metadata={"help": "training budget: samples seen"})
+    samples: int = field(
+        default=10_000, metadata={"help": "training budget: samples seen", "min": 1}
+    )
     model: str = field(default="tiny-clip", metadata={"help": "open_clip model name or JSON"})
-    batch_size: int = field(default=64, metadata={"help": "pairs per step"})
-    lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
-    warmup_steps: int = field(default=10, metadata={"help": "linear warmup steps"})
-    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
-    seed: int = field(default=0, metadata={"help": "seed: same initial weights for every recipe"})
-    workers: int = field(default=2, metadata={"help": "DataLoader processes"})
+    batch_size: int = field(
+        default=64, metadata={"help": "pairs per step", "min": 1, "at_most": "samples"}
+    )
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate", "above": 0})
+    warmup_steps: int = field(default=10, metadata={"help": "linear warmup steps", "min": 0})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay", "min": 0})
+    seed: int = field(
+        default=0, metadata={"help": "seed: same initial weights for every recipe", "min": 0}
+    )
+    workers: int = field(default=2, metadata={"help": "DataLoader processes", "min": 0})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     label_field: str | None = field(
         default=None, metadata={"help": "json field of eval_shards for zero-shot (e.g. kind)"}

@@ -13,17 +13,14 @@ from vlcurate.pipeline.icl.episodes import (
     EpisodeConfig,
     build_episodes,
     exact_match,
-    folder_source,
-    frozen_episodes,
-    frozen_source,
-    load_image,
     normalise,
     prompt_sequence,
     read_jsonl,
-    shard_source,
     write_jsonl,
 )
 from vlcurate.pipeline.icl.evaluate import set_name
+from vlcurate.pipeline.icl.frozen_tasks import frozen_episodes, frozen_source
+from vlcurate.pipeline.icl.sources import folder_source, load_image, shard_source
 
 
 def synthetic(classes: int = 6, per_class: int = 8) -> list[dict]:

@@ -7,7 +7,7 @@ import pytest
 
 from vlcurate.jobs import evaluate as eval_job
 from vlcurate.miniweb.scenes import write_scene_shards
-from vlcurate.pipeline.icl.episodes import EpisodeConfig, build_episodes, read_jsonl, shard_source
+from vlcurate.pipeline.icl.episodes import EpisodeConfig, build_episodes, read_jsonl
 from vlcurate.pipeline.icl.evaluate import (
     episode_grid,
     evaluate,
@@ -17,6 +17,7 @@ from vlcurate.pipeline.icl.evaluate import (
     write_results,
 )
 from vlcurate.pipeline.icl.models import Chance, ClipPrototype, ICLModel, Oracle
+from vlcurate.pipeline.icl.sources import shard_source
 
 
 def synthetic(classes: int = 6, per_class: int = 8) -> list[dict]:
@@ -276,7 +277,7 @@ def test_clip_prototype_far_above_chance_on_shape_classes(miniweb_clip, tmp_path
     2-way 1-shot and 63% at 4-way 5-shot over 200 episodes (chance 50% and 25%). On the mixed
     scenes, where colour varies too, it is near chance for shapes (it learnt colours first)."""
     from vlcurate.miniweb.scenes import write_shape_classes
-    from vlcurate.pipeline.icl.episodes import folder_source
+    from vlcurate.pipeline.icl.sources import folder_source
     from vlcurate.pipeline.score.clip import ClipScorer
 
     write_shape_classes(tmp_path / "shapes", per_class=20, seed=0)

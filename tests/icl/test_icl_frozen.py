@@ -12,10 +12,11 @@ from PIL import Image
 from vlcurate.jobs import cli
 from vlcurate.miniweb.scenes import write_scene_shards
 from vlcurate.pipeline.docs.shards import write_doc_shard
-from vlcurate.pipeline.icl.episodes import EpisodeConfig, build_episodes, shard_source
+from vlcurate.pipeline.icl.episodes import EpisodeConfig, build_episodes
 from vlcurate.pipeline.icl.evaluate import evaluate
 from vlcurate.pipeline.icl.frozen import BlindICL, FrozenConfig, FrozenICL, FrozenModel, answer_text
 from vlcurate.pipeline.icl.lm import load_causal_lm, smollm2_gguf
+from vlcurate.pipeline.icl.sources import shard_source
 from vlcurate.pipeline.storage import cache_home
 from vlcurate.pipeline.train.frozen import FrozenTrainConfig, make_loader, train
 
