@@ -73,7 +73,7 @@ def write_shape_classes(
     """One subfolder per shape kind (``circle/``, ``square/``, ...), each with ``per_class``
     pictures of one shape of that kind at a random place and size, all in one ``color`` on one
     ``background``: classes that differ by shape alone, for few-shot episodes
-    (:func:`vlcurate.pipeline.icl.episodes.folder_source`). Returns the class folders."""
+    (:func:`vlcurate.pipeline.icl.sources.folder_source`). Returns the class folders."""
     folder = Path(folder)
     rng = random.Random(seed)
     out = []

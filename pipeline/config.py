@@ -6,9 +6,10 @@
     faces: str = field(default="haar", metadata={"help": "...", "choices": ("haar", "none")})
     min: int | None = field(default=None, metadata={"min": 0, "at_most": "max"})
 
-Construction checks every field (type, ``min``/``max`` inclusive, ``choices``, ``at_most``
-another field), so a bad value from a recipe, a flag or code fails before any work, with one
-line naming the field, the value and what is allowed: :class:`ConfigError`.
+Construction checks every field (type, ``min``/``max`` inclusive, ``above`` exclusive,
+``choices``, ``at_most`` another field), so a bad value from a recipe, a flag or code fails
+before any work, with one line naming the field, the value and what is allowed:
+:class:`ConfigError`.
 """
 
 import dataclasses
@@ -51,7 +52,8 @@ def _type_name(kinds: list, optional: bool) -> str:
         origin = typing.get_origin(kind)
         if origin in (list, tuple):
             (item, *_) = typing.get_args(kind) or (object,)
-            names.append(f"a list of {_type_name([item], False)}")
+            plural = {int: "integers", float: "numbers", str: "text", bool: "true or false"}
+            names.append(f"a list of {plural.get(item, getattr(item, '__name__', str(item)))}")
         else:
             names.append(
                 {int: "an integer", float: "a number", str: "text", bool: "true or false"}.get(
@@ -63,6 +65,8 @@ def _type_name(kinds: list, optional: bool) -> str:
 
 def _range_text(meta: dict) -> str:
     bounds = []
+    if "above" in meta:
+        bounds.append(f"> {meta['above']}")
     if "min" in meta:
         bounds.append(f">= {meta['min']}")
     if "max" in meta:
@@ -86,8 +90,12 @@ def check_field(owner: str, f: dataclasses.Field, value, hints: dict) -> None:
             allowed = ", ".join(map(str, meta["choices"]))
             raise ConfigError(f"{name}: {v!r} is not allowed (one of {allowed})")
         if isinstance(v, int | float) and not isinstance(v, bool):
-            low, high = meta.get("min"), meta.get("max")
-            if (low is not None and v < low) or (high is not None and v > high):
+            low, high, above = meta.get("min"), meta.get("max"), meta.get("above")
+            if (
+                (low is not None and v < low)
+                or (high is not None and v > high)
+                or (above is not None and not v > above)
+            ):
                 what = f"{_type_name(kinds, False)} {_range_text(meta)}"
                 what += ", or null" if optional else ""
                 raise ConfigError(f"{name}: {v!r} is not allowed ({what})")

@@ -4,7 +4,7 @@ them a resumed run must share with its checkpoint."""
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from vlcurate.pipeline.train.settings import TrainSettings
+from vlcurate.pipeline.config import Config
 
 RESUME_KEYS = (
     "shards",
@@ -25,7 +25,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
-class TrainConfig(TrainSettings):
+class TrainConfig(Config):
     """The settings of ``curate train clip``."""
 
     section: ClassVar[str] = "train"

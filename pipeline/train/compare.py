@@ -19,15 +19,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from vlcurate.pipeline.config import Config
 from vlcurate.pipeline.recipe import load_recipe
-from vlcurate.pipeline.train.settings import TrainSettings
 
 WAYS = ("image_to_text", "text_to_image")
 METRICS = tuple((way, k) for way in WAYS for k in ("R@1", "R@5", "R@10"))
 
 
 @dataclass
-class CompareConfig(TrainSettings):
+class CompareConfig(Config):
     """The shared budget and evaluation of ``curate compare``: the same for every recipe."""
 
     section: ClassVar[str] = "compare"

@@ -26,11 +26,11 @@ from typing import ClassVar
 import torch
 from tqdm import tqdm
 
+from vlcurate.pipeline.config import Config
 from vlcurate.pipeline.icl.frozen import FrozenConfig, FrozenModel
 from vlcurate.pipeline.train import checkpoint
 from vlcurate.pipeline.train.distributed import train_device
 from vlcurate.pipeline.train.optim import lr_at, param_groups, set_lr
-from vlcurate.pipeline.train.settings import TrainSettings
 
 RESUME_KEYS = ("shards", "interleaved", "batch_size", "lr", "seed") + tuple(
     f.name for f in fields(FrozenConfig)
@@ -38,7 +38,7 @@ RESUME_KEYS = ("shards", "interleaved", "batch_size", "lr", "seed") + tuple(
 
 
 @dataclass
-class FrozenTrainConfig(TrainSettings):
+class FrozenTrainConfig(Config):
     """The settings of ``curate train frozen``: the model's (:class:`FrozenConfig`) and the
     run's."""
 

@@ -16,10 +16,10 @@ MODELS = "frozen, blind, clip-prototype, chance, oracle"
 @pytest.mark.parametrize(
     "flags, refused, allowed",
     [
-        (["--ways", "1"], "icl.ways: 1", "integer >= 2)"),
+        (["--ways", "1"], "icl.ways: 1", "integers >= 2)"),
         (["--ways", "2", "13"], "icl.ways: 13", "(at most 12 ways with nonsense names)"),
-        (["--shots", "0"], "icl.shots: 0", "integer >= 1)"),
-        (["--repeats", "6"], "icl.repeats: 6", "integer >= 0 and <= 5)"),
+        (["--shots", "0"], "icl.shots: 0", "integers >= 1)"),
+        (["--repeats", "6"], "icl.repeats: 6", "integers >= 0 and <= 5)"),
         (["--episodes-per-set", "0"], "icl.episodes_per_set: 0", "(an integer >= 1)"),
         (["--induction", "sometimes"], "icl.induction: 'sometimes'", "(one of both, on, off)"),
         (["--names", "fancy"], "icl.names: 'fancy'", "(one of nonsense, real)"),
