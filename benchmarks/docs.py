@@ -26,7 +26,8 @@ import numpy as np
 from common import SOURCES, load_line, write_json
 
 from vlcurate.pipeline.docs.assign import assign
-from vlcurate.pipeline.docs.filters import DocFilterConfig, filter_documents
+from vlcurate.pipeline.docs.config import DocFilterConfig
+from vlcurate.pipeline.docs.filters import filter_documents
 from vlcurate.pipeline.extract.stage import ExtractConfig, docs_table, extract_warc
 from vlcurate.pipeline.stats import StageStats
 

@@ -1,1 +1,2 @@
-"""Interleaved documents (text and images in page order): rules and helpers for the docs/ table."""
+"""Interleaved documents (text and images in page order): the docs filter and assign stages
+(``filter_stage``, ``assign_stage``), their rules and the interleaved shards."""

@@ -25,23 +25,23 @@ distance (Hamming, 64-bit pHash) is available. The earliest image of a group is 
 as hex.
 
 Every image not in ``image_info`` has a row in ``dropped`` with one reason (a module constant).
+One document's record is built by :func:`vlcurate.pipeline.docs.document.assign_document`.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from vlcurate.pipeline.docs.sentences import split_sentences
+from vlcurate.pipeline.docs.config import AssignConfig
+from vlcurate.pipeline.verdict import Verdict
 
 __all__ = [
     "AssignConfig",
     "Assignment",
     "MMC4Core",
     "assign",
-    "assign_document",
     "is_core",
     "phash_duplicates_within",
-    "similarity_matrix",
 ]
 
 # --- image drop reasons (unit: image of a document) -----------------------------------------
@@ -126,65 +126,7 @@ def assign(similarity: np.ndarray, min_sim: float = 0.15) -> list[Assignment]:
     return out
 
 
-def similarity_matrix(
-    scorer, images: list, sentences: list[str], batch_size: int = 64
-) -> np.ndarray:
-    """CLIP cosine similarities, (len(images), len(sentences)) float32, with ``scorer`` a
-    :class:`vlcurate.pipeline.score.clip.ClipScorer`. Images (PIL, any mode) and sentences are
-    encoded in batches of ``batch_size``, so memory is bounded by the batch and the two embedding
-    tables, whatever the document's size."""
-    import torch
-
-    from vlcurate.pipeline.score.images import to_rgb
-
-    if not images or not sentences:
-        return np.zeros((len(images), len(sentences)), dtype=np.float32)
-    text = torch.cat(
-        [
-            scorer.encode_texts(list(sentences[i : i + batch_size]))
-            for i in range(0, len(sentences), batch_size)
-        ]
-    )  # (S, D)
-    rows = []
-    with torch.inference_mode():
-        for i in range(0, len(images), batch_size):
-            batch = torch.stack(
-                [scorer.preprocess(to_rgb(im)) for im in images[i : i + batch_size]]
-            )
-            emb = scorer.net.encode_image(batch.to(scorer.device)).float()  # (B, D)
-            emb = torch.nn.functional.normalize(emb, dim=-1)
-            rows.append((emb @ text.T).cpu().numpy())  # (B, S)
-    return np.concatenate(rows).astype(np.float32)
-
-
-def embedding_similarity(
-    scorer, embeddings: np.ndarray, sentences: list[str], batch_size: int = 64
-) -> np.ndarray:
-    """Like :func:`similarity_matrix`, from image embeddings the score stage already computed
-    (L2-normalised, (images, D)): only the sentences are encoded."""
-    import torch
-
-    if not len(embeddings) or not sentences:
-        return np.zeros((len(embeddings), len(sentences)), dtype=np.float32)
-    text = torch.cat(
-        [
-            scorer.encode_texts(list(sentences[i : i + batch_size]))
-            for i in range(0, len(sentences), batch_size)
-        ]
-    )  # (S, D)
-    return (embeddings @ text.cpu().numpy().T).astype(np.float32)  # (images, S)
-
-
-def phash_of(image) -> str:
-    """The pHash as the score stage computes it (``imagehash.phash`` of the RGB image, hex)."""
-    import imagehash
-
-    from vlcurate.pipeline.score.images import to_rgb
-
-    return str(imagehash.phash(to_rgb(image)))
-
-
-def _phash_int(h) -> int | None:
+def phash_int(h) -> int | None:
     if h is None:
         return None
     if isinstance(h, (int, np.integer)):
@@ -205,7 +147,7 @@ def phash_duplicates_within(phashes: list, max_distance: int = 0) -> list[int | 
     kept: list[tuple[int, int]] = []  # (hash, index)
     exact: dict[int, int] = {}
     for i, raw in enumerate(phashes):
-        h = _phash_int(raw)
+        h = phash_int(raw)
         if h is None:
             continue
         if max_distance <= 0:
@@ -255,8 +197,9 @@ def is_core(
 
 @dataclass
 class MMC4Core:
-    """The mmc4-core document rule as a filter over an mmc4-style record (``text_list``,
-    ``image_info[].matched_sim``)."""
+    """The mmc4-core document rule over mmc4-style records (``text_list``,
+    ``image_info[].matched_sim``), with the filter protocol: a batch of records in, a reason
+    per record (``None``: core) out."""
 
     min_sentences: int = 4
     max_sentences: int = 40
@@ -265,9 +208,14 @@ class MMC4Core:
     sim: float = 0.25
     share: float = 0.75
 
-    def filter(self, record: dict) -> tuple[bool, str | None]:
+    reasons = CORE_REASONS
+
+    def judge(self, records: list[dict]) -> Verdict:
+        return Verdict.of(self._one(record) for record in records)
+
+    def _one(self, record: dict) -> str | None:
         info = record.get("image_info") or []
-        reason = is_core(
+        return is_core(
             len(record.get("text_list") or []),
             len(info),
             [im["matched_sim"] for im in info],
@@ -278,168 +226,3 @@ class MMC4Core:
             self.sim,
             self.share,
         )
-        return reason is None, reason
-
-
-@dataclass
-class AssignConfig:
-    min_sim: float = field(
-        default=0.15,
-        metadata={"help": "drop images whose best sentence similarity is below this (mmc4: 0.15)"},
-    )
-    phash_max_distance: int = field(
-        default=0, metadata={"help": "within-document pHash dedup, Hamming bits (mmc4: 0, exact)"}
-    )
-    max_images: int = field(
-        default=1000,
-        metadata={"help": "refuse documents with more images, before any similarity is computed"},
-    )
-    max_sentences: int = field(
-        default=5000, metadata={"help": "refuse documents with more sentences, likewise"}
-    )
-    max_sentence_chars: int = field(default=1000, metadata={"help": "longer sentences are cut"})
-    batch_size: int = field(default=64, metadata={"help": "CLIP batch size"})
-    min_side: int | None = field(
-        default=150, metadata={"help": "drop images with a shorter side (mmc4: 150 px)"}
-    )
-    max_aspect_ratio: float | None = field(
-        default=2.0, metadata={"help": "drop images with long/short side above (mmc4: 2)"}
-    )
-    nsfw_max: float | None = field(
-        default=0.1, metadata={"help": "drop images with nsfw_p above this (mmc4: 0.1)"}
-    )
-    faces: str = field(
-        default="keep",
-        metadata={"help": "keep, or drop_doc: drop documents with a face (mmc4 fewer-faces)"},
-    )
-    core: bool = field(
-        default=False,
-        metadata={
-            "help": "keep only mmc4-core documents: 4-40 sentences, 2-15 images, >= 75% "
-            "of assignments with similarity > 0.25"
-        },
-    )
-
-    def __post_init__(self):
-        if self.faces not in ("keep", "drop_doc"):
-            raise ValueError(f"faces must be keep or drop_doc, not {self.faces!r}")
-
-
-def _image_fields(item) -> dict:
-    return item if isinstance(item, dict) else {"image": item}
-
-
-def assign_document(
-    doc_text_nodes: list[str],
-    images: list,
-    scorer,
-    config: AssignConfig | None = None,
-    url: str | None = None,
-) -> dict:
-    """An mmc4-style record for one document.
-
-    ``doc_text_nodes``: the document's text, in page order (each split into sentences);
-    ``images``: in page order, each a dict with ``image`` (PIL, or None when undecoded) or
-    ``embedding`` (its CLIP image embedding from the score stage, L2-normalised), ``url``
-    and optionally ``phash`` (hex or int; computed when missing) and ``faces`` (face boxes,
-    copied to ``face_detections``), or a bare PIL image.
-
-    Returns ``{"url", "text_list", "image_info", "similarity_matrix", "dropped", "refused"}``:
-    ``image_info`` holds the kept images in page order, each ``{image_name, raw_url, position,
-    matched_text_index, matched_sim, matched_by, face_detections, phash}`` (``position``: index
-    in ``images``; ``image_name``: ``"{j}.jpg"``, its member name in the shard, j its index in
-    ``image_info``); ``similarity_matrix`` is (kept images x sentences), rows in ``image_info``
-    order; ``dropped`` has one ``{position, raw_url, reason}`` per other image (with
-    ``duplicate_of``, a position, for duplicates); ``refused`` is None or the reason the whole
-    document was refused (more than ``max_images`` images or ``max_sentences`` sentences),
-    decided before any image is hashed or encoded. mmc4's ``could_have_url_duplicate`` needs the
-    whole corpus: ``vlcurate.pipeline.docs.interleave.assign_documents`` sets it."""
-    cfg = config or AssignConfig()
-    items = [_image_fields(it) for it in images]
-    sentences = [
-        s for node in doc_text_nodes or [] for s in split_sentences(node, cfg.max_sentence_chars)
-    ]
-    record = {
-        "url": url,
-        "text_list": sentences,
-        "image_info": [],
-        "similarity_matrix": [],
-        "dropped": [],
-        "refused": None,
-    }
-
-    def drop(i: int, reason: str, **extra) -> None:
-        record["dropped"].append(
-            {"position": i, "raw_url": items[i].get("url"), "reason": reason, **extra}
-        )
-
-    refused = (
-        TOO_MANY_IMAGES
-        if len(items) > cfg.max_images
-        else TOO_MANY_SENTENCES
-        if len(sentences) > cfg.max_sentences
-        else None
-    )
-    if refused:
-        record["refused"] = refused
-        for i in range(len(items)):
-            drop(i, refused)
-        return record
-
-    live = []
-    for i, it in enumerate(items):
-        if it.get("image") is None and it.get("embedding") is None:
-            drop(i, NO_PIXELS)
-        else:
-            live.append(i)
-    hashes = {
-        i: items[i]["phash"]
-        if items[i].get("phash") is not None
-        else phash_of(items[i]["image"])
-        if items[i].get("image") is not None
-        else None
-        for i in live
-    }
-    dup_of = phash_duplicates_within([hashes[i] for i in live], cfg.phash_max_distance)
-    unique = []
-    for i, d in zip(live, dup_of, strict=True):
-        if d is None:
-            unique.append(i)
-        else:
-            drop(i, DUPLICATE_PHASH_IN_DOC, duplicate_of=live[d])
-
-    if unique and all(items[i].get("embedding") is not None for i in unique):
-        embeddings = np.stack([items[i]["embedding"] for i in unique]).astype(np.float32)
-        sim = embedding_similarity(scorer, embeddings, sentences, cfg.batch_size)
-    else:
-        pixels = [items[i]["image"] for i in unique]
-        sim = similarity_matrix(scorer, pixels, sentences, cfg.batch_size)  # (unique, sentences)
-    kept_rows = []
-    for a in assign(sim, cfg.min_sim):
-        i = unique[a.image]
-        if a.reason is not None:
-            drop(i, a.reason)
-            continue
-        kept_rows.append(a.image)
-        record["image_info"].append(
-            {
-                "image_name": None,
-                "raw_url": items[i].get("url"),
-                "position": i,
-                "matched_text_index": a.matched_text_index,
-                "matched_sim": a.matched_sim,
-                "matched_by": a.by,
-                "face_detections": items[i].get("faces"),
-                "phash": _hex(hashes[i]),
-            }
-        )
-    for j, info in enumerate(record["image_info"]):
-        info["image_name"] = f"{j}.jpg"
-    record["similarity_matrix"] = sim[kept_rows].astype(float).tolist() if kept_rows else []
-    record["dropped"].sort(key=lambda d: d["position"])
-    return record
-
-
-def _hex(h) -> str | None:
-    v = _phash_int(h)
-    return None if v is None else f"{v:016x}"

@@ -7,11 +7,12 @@ shards (mmc4's layout).
    the document's images); ``curate download`` turns it into img2dataset shards and
    ``curate score`` scores them (CLIP image embeddings, NSFW, faces, pHash, size).
 2. :func:`assign_documents`: per document, the image rules of the recipe's ``assign:`` section
-   (downloaded, decoded, shorter side, aspect ratio, NSFW), then mmc4's assignment of images to
-   sentences (:func:`vlcurate.pipeline.docs.assign.assign_document`) from the score stage's image
-   embeddings, so only the sentences are encoded; then the document rules (no image left, faces
-   for mmc4-ff, mmc4-core). :func:`write_interleaved` writes the kept documents,
-   ``docs_per_shard`` to a shard, with their images in order.
+   (:class:`ImageRules`: downloaded, decoded, shorter side, aspect ratio, NSFW), then mmc4's
+   assignment of images to sentences (:func:`vlcurate.pipeline.docs.document.assign_document`)
+   from the score stage's image embeddings, so only the sentences are encoded; then the
+   document rules (:class:`AssignedDocumentRules`: no image left, faces for mmc4-ff,
+   mmc4-core). :func:`write_shard` writes kept documents with their images in order. Both
+   kinds of rule have the filter protocol (``judge(batch) -> Verdict``).
 
 Stats: documents in == kept + dropped by reason; images (every image node of the input
 documents) in == kept + dropped by reason, an image of a dropped document counted as
@@ -19,7 +20,6 @@ documents) in == kept + dropped by reason, an image of a dropped document counte
 """
 
 import glob
-import json
 import os
 from collections import Counter, defaultdict
 
@@ -27,11 +27,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vlcurate.pipeline import storage
-from vlcurate.pipeline.docs.assign import AssignConfig, MMC4Core, assign_document
+from vlcurate.pipeline.docs.assign import (
+    CORE_REASONS,
+    TOO_MANY_IMAGES,
+    TOO_MANY_SENTENCES,
+    MMC4Core,
+)
+from vlcurate.pipeline.docs.config import AssignConfig
+from vlcurate.pipeline.docs.document import assign_document
 from vlcurate.pipeline.docs.shards import write_doc_shard
 from vlcurate.pipeline.score import shards as shard_io
 from vlcurate.pipeline.stats import StageStats
+from vlcurate.pipeline.verdict import Verdict
 
 STAGE = "docs_assign"
 IMAGE_COLUMNS = pa.schema(
@@ -100,35 +107,72 @@ def load_images(shards: str, scores: str) -> dict[str, dict[int, dict]]:
     return found
 
 
-def image_reason(image: dict | None, config: AssignConfig) -> str | None:
-    """The recipe's image rules, before any assignment (the kept side is inclusive)."""
-    if image is None:
-        return NOT_DOWNLOADED
-    if image["status"] != "ok" or image["embedding"] is None:
-        return image["status"] if image["status"] != "ok" else NOT_DOWNLOADED
-    w, h = image["width"] or 0, image["height"] or 0
-    if config.min_side is not None and min(w, h) < config.min_side:
-        return IMAGE_TOO_SMALL
-    if config.max_aspect_ratio is not None and max(w, h) > config.max_aspect_ratio * min(w, h):
-        return ASPECT_RATIO
-    if config.nsfw_max is not None and (image["nsfw_p"] or 0) > config.nsfw_max:
-        return NSFW
-    return None
+class ImageRules:
+    """The recipe's image rules, before any assignment (the kept side is inclusive): a batch
+    of images (as :func:`load_images` knows them; None when not downloaded) in. An image the
+    score stage could not read keeps the score stage's reason."""
+
+    reasons = (NOT_DOWNLOADED, IMAGE_TOO_SMALL, ASPECT_RATIO, NSFW)
+
+    def __init__(self, config: AssignConfig):
+        self.config = config
+
+    def judge(self, images: list[dict | None]) -> Verdict:
+        return Verdict.of(self._one(image) for image in images)
+
+    def _one(self, image: dict | None) -> str | None:
+        config = self.config
+        if image is None:
+            return NOT_DOWNLOADED
+        if image["status"] != "ok" or image["embedding"] is None:
+            return image["status"] if image["status"] != "ok" else NOT_DOWNLOADED
+        w, h = image["width"] or 0, image["height"] or 0
+        if config.min_side is not None and min(w, h) < config.min_side:
+            return IMAGE_TOO_SMALL
+        if config.max_aspect_ratio is not None and max(w, h) > config.max_aspect_ratio * min(w, h):
+            return ASPECT_RATIO
+        if config.nsfw_max is not None and (image["nsfw_p"] or 0) > config.nsfw_max:
+            return NSFW
+        return None
+
+
+class AssignedDocumentRules:
+    """The document rules after the assignment, on a batch of ``(record, images)`` (the mmc4
+    record of :func:`assign_document` with page positions, and the document's images by
+    position): refused (too many images or sentences), no image left, faces (``faces:
+    drop_doc``, mmc4-ff), mmc4-core (``core: true``)."""
+
+    reasons = (TOO_MANY_IMAGES, TOO_MANY_SENTENCES, NO_IMAGES_LEFT, FACES, *CORE_REASONS)
+
+    def __init__(self, config: AssignConfig):
+        self.config = config
+        self.core = MMC4Core()
+
+    def judge(self, batch: list[tuple[dict, dict]]) -> Verdict:
+        reasons = [self._before_core(record, images) for record, images in batch]
+        if self.config.core:
+            core = self.core.judge([record for record, _ in batch]).reasons
+            reasons = [r if r is not None else c for r, c in zip(reasons, core, strict=True)]
+        return Verdict.of(reasons)
+
+    def _before_core(self, record: dict, images: dict) -> str | None:
+        if record["refused"] or not record["image_info"]:
+            return record["refused"] or NO_IMAGES_LEFT
+        if self.config.faces == "drop_doc":
+            if any(images[i["position"]]["face_count"] for i in record["image_info"]):
+                return FACES
+        return None
 
 
 def assign_one(doc: dict, images: dict[int, dict], scorer, config: AssignConfig):
-    """(record or None, the document's drop reason, one row per image node of the document:
-    ``image_index``, ``reason`` (None: kept), ``matched_sim``, ``sentence``)."""
+    """(record, one row per image node of the document: ``image_index``, ``reason`` (None:
+    kept so far), ``matched_sim``, ``sentence``); the document rules come after."""
     texts = [n["text"] for n in doc["nodes"] if n["type"] == "text" and n.get("text")]
     n_images = sum(n["type"] == "image" for n in doc["nodes"])
+    verdict = ImageRules(config).judge([images.get(k) for k in range(n_images)])
     rows = [
-        {
-            "image_index": k,
-            "reason": image_reason(images.get(k), config),
-            "matched_sim": None,
-            "sentence": None,
-        }
-        for k in range(n_images)
+        {"image_index": k, "reason": reason, "matched_sim": None, "sentence": None}
+        for k, reason in enumerate(verdict.reasons.tolist())
     ]
     live = [row["image_index"] for row in rows if row["reason"] is None]
     items = [
@@ -148,39 +192,41 @@ def assign_one(doc: dict, images: dict[int, dict], scorer, config: AssignConfig)
         row = rows[info["position"]]
         row["matched_sim"] = info["matched_sim"]
         row["sentence"] = record["text_list"][info["matched_text_index"]]
-    reason = record["refused"] or (NO_IMAGES_LEFT if not record["image_info"] else None)
-    if reason is None and config.faces == "drop_doc":
-        if any(images[i["position"]]["face_count"] for i in record["image_info"]):
-            reason = FACES
-    if reason is None and config.core:
-        reason = MMC4Core().filter(record)[1]
-    if reason is not None:
-        for info in record["image_info"]:
-            rows[info["position"]]["reason"] = IN_DROPPED_DOC
-        return None, reason, rows
-    return record, None, rows
+    return record, rows
 
 
-def assign_documents(docs: list[dict], images: dict, scorer, config: AssignConfig):
+def assign_documents(
+    docs: list[dict], images: dict, scorer, config: AssignConfig, page_urls: Counter | None = None
+):
     """(kept ``(doc, record)`` pairs in input order, StageStats, one row per image node of every
     document: ``doc_id``, ``image_index``, ``reason``, ``matched_sim``, ``sentence``).
 
-    Each kept record gets mmc4's ``could_have_url_duplicate``: 1 when another of ``docs`` (the
-    whole corpus the stage is given) has the same page URL, as when Common Crawl captured a
-    page in several snapshots, else 0. It is a field of the document, not of its images."""
+    Each kept record gets mmc4's ``could_have_url_duplicate``: 1 when another document of the
+    corpus has the same page URL, as when Common Crawl captured a page in several snapshots,
+    else 0. It is a field of the document, not of its images. ``page_urls`` counts the page
+    URLs of the whole corpus; default: those of ``docs``."""
+    if page_urls is None:
+        page_urls = Counter(doc.get("page_url") for doc in docs if doc.get("page_url"))
+    assigned = [assign_one(doc, images.get(doc["doc_id"], {}), scorer, config) for doc in docs]
+    batch = [
+        (record, images.get(doc["doc_id"], {}))
+        for doc, (record, _) in zip(docs, assigned, strict=True)
+    ]
+    reasons = AssignedDocumentRules(config).judge(batch).reasons.tolist()
     stats = StageStats(STAGE)
     tally = stats.tally("images")
     kept, image_rows = [], []
-    page_urls = Counter(doc.get("page_url") for doc in docs if doc.get("page_url"))
-    for doc in docs:
-        record, reason, rows = assign_one(doc, images.get(doc["doc_id"], {}), scorer, config)
+    for doc, (record, rows), reason in zip(docs, assigned, reasons, strict=True):
+        if reason is not None:
+            for info in record["image_info"]:
+                rows[info["position"]]["reason"] = IN_DROPPED_DOC
         for row in rows:
             if row["reason"] is None:
                 tally.keep()
             else:
                 tally.drop(row["reason"])
             image_rows.append({"doc_id": doc["doc_id"], **row})
-        if record is None:
+        if reason is not None:
             stats.main.drop(reason)
         else:
             stats.main.keep()
@@ -189,45 +235,29 @@ def assign_documents(docs: list[dict], images: dict, scorer, config: AssignConfi
     return kept, stats, image_rows
 
 
-def write_interleaved(
-    kept: list[tuple[dict, dict]], images: dict, output: str, docs_per_shard: int = 100
-) -> list[str]:
-    """Write the kept documents as ``output/NNNNN.tar``; a shard already there (from a run
-    that was stopped) is kept as it is, since the same inputs give the same shards."""
-    paths = []
-    for n, start in enumerate(range(0, len(kept), docs_per_shard)):
-        path = storage.join(output, f"{n:05d}.tar")
-        paths.append(path)
-        if storage.exists(path):
-            continue
-        part = kept[start : start + docs_per_shard]
-        wanted = defaultdict(dict)  # shard -> tar index -> (doc_id, image_index)
-        for doc, record in part:
-            for info in record["image_info"]:
-                image = images[doc["doc_id"]][info["position"]]
-                wanted[image["shard"]][image["index"]] = (doc["doc_id"], info["position"])
-        data = shard_io.images_at(wanted)
-        write_doc_shard(
-            path,
-            [
-                {
-                    "record": record,
-                    "doc_id": doc["doc_id"],
-                    "page_url": doc.get("page_url"),
-                    "warc_path": doc.get("warc_path"),
-                    "warc_record_id": doc.get("warc_record_id"),
-                    "images": {
-                        i["position"]: data[(doc["doc_id"], i["position"])]
-                        for i in record["image_info"]
-                    },
-                }
-                for doc, record in part
-            ],
-        )
-    return paths
-
-
-def write_stats(output: str, stats: StageStats, **fields) -> dict:
-    result = stats.to_dict(**fields)
-    storage.write_text_atomic(storage.join(output, "stats.json"), json.dumps(result, indent=2))
-    return result
+def write_shard(path: str, kept: list[tuple[dict, dict]], images: dict) -> int:
+    """Write kept ``(doc, record)`` pairs as one interleaved shard, their images read from the
+    downloaded shards; returns the number of documents written."""
+    wanted = defaultdict(dict)  # shard -> tar index -> (doc_id, image_index)
+    for doc, record in kept:
+        for info in record["image_info"]:
+            image = images[doc["doc_id"]][info["position"]]
+            wanted[image["shard"]][image["index"]] = (doc["doc_id"], info["position"])
+    data = shard_io.images_at(wanted)
+    return write_doc_shard(
+        path,
+        [
+            {
+                "record": record,
+                "doc_id": doc["doc_id"],
+                "page_url": doc.get("page_url"),
+                "warc_path": doc.get("warc_path"),
+                "warc_record_id": doc.get("warc_record_id"),
+                "images": {
+                    i["position"]: data[(doc["doc_id"], i["position"])]
+                    for i in record["image_info"]
+                },
+            }
+            for doc, record in kept
+        ],
+    )

@@ -1,7 +1,7 @@
 """Interleaved documents as WebDataset shards, one sample per document, and their loader.
 
 A sample is ``KEY.json`` (the mmc4-style record of
-:func:`vlcurate.pipeline.docs.assign.assign_document` plus the provenance passed in: ``doc_id``,
+:func:`vlcurate.pipeline.docs.document.assign_document` plus the provenance passed in: ``doc_id``,
 ``page_url``, ``warc_path``, ``warc_record_id``) and the kept images as ``KEY.0.jpg``,
 ``KEY.1.jpg``, ... in ``image_info`` order (``image_info[j] ["image_name"]`` is ``"{j}.jpg"``).
 WebDataset splits a member's name at the first dot of its base name, so these are one sample with

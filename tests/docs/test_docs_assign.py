@@ -21,15 +21,13 @@ from vlcurate.pipeline.docs.assign import (
     NO_PIXELS,
     NO_SENTENCES,
     TOO_MANY_IMAGES,
-    AssignConfig,
     MMC4Core,
     assign,
-    assign_document,
     is_core,
     phash_duplicates_within,
-    phash_of,
-    similarity_matrix,
 )
+from vlcurate.pipeline.docs.config import AssignConfig
+from vlcurate.pipeline.docs.document import assign_document, phash_of, similarity_matrix
 from vlcurate.pipeline.docs.sentences import split_sentences
 
 
@@ -113,12 +111,25 @@ def test_is_core_boundaries(n_sentences, n_images, sims, reason):
     assert is_core(n_sentences, n_images, sims) == reason
 
 
+def core_verdict(rule: MMC4Core, record: dict) -> tuple[bool, str | None]:
+    verdict = rule.judge([record])
+    return bool(verdict.keep[0]), verdict.reasons[0]
+
+
 def test_mmc4_core_filter_on_a_record():
     record = {"text_list": ["s"] * 5, "image_info": [{"matched_sim": 0.3}, {"matched_sim": 0.4}]}
-    assert MMC4Core().filter(record) == (True, None)
+    assert core_verdict(MMC4Core(), record) == (True, None)
     record["text_list"] = ["s"] * 3
-    assert MMC4Core().filter(record) == (False, CORE_TOO_FEW_SENTENCES)
-    assert MMC4Core(min_sentences=3).filter(record) == (True, None)
+    assert core_verdict(MMC4Core(), record) == (False, CORE_TOO_FEW_SENTENCES)
+    assert core_verdict(MMC4Core(min_sentences=3), record) == (True, None)
+
+
+def test_mmc4_core_judges_a_batch_of_records():
+    good = {"text_list": ["s"] * 5, "image_info": [{"matched_sim": 0.3}, {"matched_sim": 0.4}]}
+    short = {**good, "text_list": ["s"] * 3}
+    verdict = MMC4Core().judge([good, short, good])
+    assert verdict.reasons.tolist() == [None, CORE_TOO_FEW_SENTENCES, None]
+    assert verdict.keep.tolist() == [True, False, True] and len(MMC4Core().judge([])) == 0
 
 
 # --- pHash -----------------------------------------------------------------------------------

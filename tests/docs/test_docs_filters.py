@@ -7,20 +7,22 @@ from collections import Counter
 import pytest
 
 from vlcurate.pipeline.docs import filters as F
+from vlcurate.pipeline.docs import rules as R
+from vlcurate.pipeline.docs.config import DocFilterConfig
 from vlcurate.pipeline.docs.filters import (
-    DocFilterConfig,
     DocumentFilter,
-    ImageNodeRules,
-    TextNodeRules,
-    char_repetition_ratio,
     filter_document,
     filter_documents,
     frequent_urls,
+)
+from vlcurate.pipeline.docs.measures import (
+    char_repetition_ratio,
     normalise,
     special_char_ratio,
     word_list_ratio,
     word_repetition_ratio,
 )
+from vlcurate.pipeline.docs.rules import ImageNodeRules, TextNodeRules
 from vlcurate.pipeline.docs.words import FLAGGED_WORDS, STOPWORDS
 from vlcurate.pipeline.extract.stage import ExtractConfig, docs_table, extract_warc
 from vlcurate.pipeline.stats import StageStats
@@ -66,7 +68,11 @@ def text(t) -> dict:
 
 
 def node_reason(config: DocFilterConfig, t) -> str | None:
-    return TextNodeRules(config).judge(t)[0]
+    return TextNodeRules(config).judge([t]).reasons[0]
+
+
+def url_reason(rules: ImageNodeRules, url) -> str | None:
+    return rules.judge([url]).reasons[0]
 
 
 def unique_words(n: int, start: int = 0) -> list[str]:
@@ -116,11 +122,11 @@ def test_normalise_and_word_lists():
 def test_node_word_count_bounds():
     c = lenient(min_node_words=4, max_node_words=1000)
     assert node_reason(c, "one two three four") is None
-    assert node_reason(c, "one two three") == F.NODE_TOO_SHORT
+    assert node_reason(c, "one two three") == R.NODE_TOO_SHORT
     assert node_reason(c, " ".join(unique_words(1000))) is None
-    assert node_reason(c, " ".join(unique_words(1001))) == F.NODE_TOO_LONG
-    assert node_reason(c, "") == F.NODE_TOO_SHORT
-    assert node_reason(c, None) == F.NODE_TOO_SHORT
+    assert node_reason(c, " ".join(unique_words(1001))) == R.NODE_TOO_LONG
+    assert node_reason(c, "") == R.NODE_TOO_SHORT
+    assert node_reason(c, None) == R.NODE_TOO_SHORT
 
 
 def test_node_char_repetition_threshold():
@@ -129,7 +135,7 @@ def test_node_char_repetition_threshold():
     past = "abc" + "defghijklmnopqr" + "abc"  # 19 three-grams, abc twice: 0.105
     assert char_repetition_ratio(at, 3) == 0.1
     assert node_reason(c, at) is None
-    assert node_reason(c, past) == F.NODE_CHAR_REPETITION
+    assert node_reason(c, past) == R.NODE_CHAR_REPETITION
     assert DocFilterConfig().node_char_ngram == 10
 
 
@@ -140,26 +146,26 @@ def test_node_word_repetition_threshold():
     past = head + unique_words(13) + head  # 19 five-grams: 0.105
     assert word_repetition_ratio(at, 5) == 0.1
     assert node_reason(c, " ".join(at)) is None
-    assert node_reason(c, " ".join(past)) == F.NODE_WORD_REPETITION
+    assert node_reason(c, " ".join(past)) == R.NODE_WORD_REPETITION
 
 
 def test_node_special_characters_threshold():
     c = lenient(max_node_special_chars=0.3)
     assert node_reason(c, "abcdefg!!!") is None  # 3 / 10
-    assert node_reason(c, "abcdef!!!") == F.NODE_SPECIAL_CHARS  # 3 / 9
+    assert node_reason(c, "abcdef!!!") == R.NODE_SPECIAL_CHARS  # 3 / 9
 
 
 def test_node_stopwords_threshold():
     c = lenient(min_node_stopwords=0.3)
     assert node_reason(c, " ".join(["the", "of", "and", *unique_words(7)])) is None  # 3 / 10
     low = " ".join(["the", "of", "and", *unique_words(8)])  # 3 / 11
-    assert node_reason(c, low) == F.NODE_TOO_FEW_STOPWORDS
+    assert node_reason(c, low) == R.NODE_TOO_FEW_STOPWORDS
 
 
 def test_node_flagged_words_threshold():
     c = lenient(max_node_flagged_words=0.01)
     assert node_reason(c, " ".join(["porn", *unique_words(99)])) is None  # 1 / 100
-    assert node_reason(c, " ".join(["Porn!", *unique_words(98)])) == F.NODE_FLAGGED_WORDS
+    assert node_reason(c, " ".join(["Porn!", *unique_words(98)])) == R.NODE_FLAGGED_WORDS
 
 
 def test_defaults_are_obelics_and_mmc4():
@@ -209,9 +215,9 @@ def doc_reason(config, *texts, images=1, banned=frozenset()):
 def test_doc_word_count_bounds():
     c = lenient(min_doc_words=10, max_doc_words=2000)
     assert doc_reason(c, "a b c d e", "f g h i j") is None  # 10 words over two nodes
-    assert doc_reason(c, "a b c d e", "f g h i") == F.DOC_TOO_SHORT
+    assert doc_reason(c, "a b c d e", "f g h i") == R.DOC_TOO_SHORT
     assert doc_reason(c, " ".join(unique_words(1000)), " ".join(unique_words(1000, 1000))) is None
-    assert doc_reason(c, " ".join(unique_words(2001))) == F.DOC_TOO_LONG
+    assert doc_reason(c, " ".join(unique_words(2001))) == R.DOC_TOO_LONG
 
 
 def test_doc_word_repetition_threshold():
@@ -222,14 +228,14 @@ def test_doc_word_repetition_threshold():
     past = head + unique_words(6) + head + unique_words(5, 6)  # 23 words, 19 five-grams
     assert word_repetition_ratio(at, 5) == 0.2
     assert doc_reason(c, " ".join(at[:12]), " ".join(at[12:])) is None
-    assert doc_reason(c, " ".join(past[:12]), " ".join(past[12:])) == F.DOC_WORD_REPETITION
+    assert doc_reason(c, " ".join(past[:12]), " ".join(past[12:])) == R.DOC_WORD_REPETITION
 
 
 def test_doc_special_characters_threshold():
     c = lenient(max_doc_special_chars=0.275)
     # nodes joined by "\n": 11 special of 40 characters is 0.275
     assert doc_reason(c, "a" * 14 + "!" * 5, "b" * 14 + "?" * 6) is None
-    assert doc_reason(c, "a" * 13 + "!" * 5, "b" * 14 + "?" * 6) == F.DOC_SPECIAL_CHARS  # 11/39
+    assert doc_reason(c, "a" * 13 + "!" * 5, "b" * 14 + "?" * 6) == R.DOC_SPECIAL_CHARS  # 11/39
 
 
 def test_doc_stopwords_threshold():
@@ -239,7 +245,7 @@ def test_doc_stopwords_threshold():
         doc_reason(c, " ".join(stop[:4] + unique_words(6)), " ".join(stop[4:] + unique_words(7)))
         is None
     )  # 7/20
-    assert doc_reason(c, " ".join(stop + unique_words(14))) == F.DOC_TOO_FEW_STOPWORDS  # 7 / 21
+    assert doc_reason(c, " ".join(stop + unique_words(14))) == R.DOC_TOO_FEW_STOPWORDS  # 7 / 21
 
 
 class FakeLid:
@@ -262,8 +268,8 @@ def test_language_threshold_and_allowed_list():
 
     c = lenient(min_lang_score=0.8, languages=["en"])
     assert reason(c, "en", 0.8) is None
-    assert reason(c, "en", 0.79) == F.DOC_LANGUAGE_UNCERTAIN
-    assert reason(c, "fr", 0.99) == F.DOC_LANGUAGE_NOT_WANTED
+    assert reason(c, "en", 0.79) == R.DOC_LANGUAGE_UNCERTAIN
+    assert reason(c, "fr", 0.99) == R.DOC_LANGUAGE_NOT_WANTED
     assert reason(lenient(min_lang_score=0.8), "fr", 0.99) is None  # empty list keeps any
 
 
@@ -274,21 +280,21 @@ def test_language_with_the_bundled_model():
         "venus voir les tableaux cachés dans les réserves pendant de nombreuses années."
     )
     assert doc_reason(c, PROSE) is None
-    assert doc_reason(c, french) == F.DOC_LANGUAGE_NOT_WANTED
+    assert doc_reason(c, french) == R.DOC_LANGUAGE_NOT_WANTED
     assert doc_reason(lenient(languages=["fr"], min_lang_score=0.8), french) is None
 
 
 def test_image_count_rules():
     c = lenient(min_images=1, max_images=30)
     assert doc_reason(c, PROSE, images=30) is None
-    assert doc_reason(c, PROSE, images=31) == F.DOC_TOO_MANY_IMAGES
+    assert doc_reason(c, PROSE, images=31) == R.DOC_TOO_MANY_IMAGES
     assert doc_reason(c, PROSE, images=1) is None
-    assert doc_reason(c, PROSE, images=0) == F.DOC_NO_IMAGES
-    assert doc_reason(lenient(min_images=2), PROSE, images=1) == F.DOC_TOO_FEW_IMAGES
+    assert doc_reason(c, PROSE, images=0) == R.DOC_NO_IMAGES
+    assert doc_reason(lenient(min_images=2), PROSE, images=1) == R.DOC_TOO_FEW_IMAGES
     assert doc_reason(lenient(min_images=0), PROSE, images=0) is None
-    assert doc_reason(c, images=3) == F.DOC_NO_TEXT
+    assert doc_reason(c, images=3) == R.DOC_NO_TEXT
     # images removed by the URL rules do not count
-    assert doc_reason(c, PROSE, images=31, banned={IMAGE["url"]}) == F.DOC_NO_IMAGES
+    assert doc_reason(c, PROSE, images=31, banned={IMAGE["url"]}) == R.DOC_NO_IMAGES
 
 
 # --- image-node rules -------------------------------------------------------------------------
@@ -302,35 +308,36 @@ def test_image_count_rules():
         ("https://a.com/x/photo.jpg;jsessionid=1", None),
         ("https://logo.example.com/photo.jpg", None),  # the host is not the path
         ("https://a.com/photo.jpg?from=icon", None),
-        ("https://a.com/x/photo.gif?f=.jpg", F.IMAGE_FORMAT),
-        ("https://a.com/x/photo.webp", F.IMAGE_FORMAT),
-        ("https://a.com/x/photo.svg", F.IMAGE_FORMAT),
-        ("https://a.com/x/photo", F.IMAGE_FORMAT),  # no extension
-        ("https://a.com/x/", F.IMAGE_FORMAT),
-        ("https://a.com/images.d/photo", F.IMAGE_FORMAT),  # a dot in a folder is not one
-        ("https://a.com/assets/Site-LOGO.png", F.IMAGE_URL_WORDS),
-        ("https://a.com/social/share-button.jpg", F.IMAGE_URL_WORDS),
-        ("https://a.com/icons/home.png", F.IMAGE_URL_WORDS),
-        ("https://a.com/wp-content/plugins/x/y.jpg", F.IMAGE_URL_WORDS),
-        ("https://a.com/widgets/y.jpg", F.IMAGE_URL_WORDS),
-        (None, F.IMAGE_NO_URL),
-        ("", F.IMAGE_NO_URL),
-        ("   ", F.IMAGE_NO_URL),
-        ("http://[::1/x.jpg", F.IMAGE_NO_URL),  # urlsplit raises
+        ("https://a.com/x/photo.gif?f=.jpg", R.IMAGE_FORMAT),
+        ("https://a.com/x/photo.webp", R.IMAGE_FORMAT),
+        ("https://a.com/x/photo.svg", R.IMAGE_FORMAT),
+        ("https://a.com/x/photo", R.IMAGE_FORMAT),  # no extension
+        ("https://a.com/x/", R.IMAGE_FORMAT),
+        ("https://a.com/images.d/photo", R.IMAGE_FORMAT),  # a dot in a folder is not one
+        ("https://a.com/assets/Site-LOGO.png", R.IMAGE_URL_WORDS),
+        ("https://a.com/social/share-button.jpg", R.IMAGE_URL_WORDS),
+        ("https://a.com/icons/home.png", R.IMAGE_URL_WORDS),
+        ("https://a.com/wp-content/plugins/x/y.jpg", R.IMAGE_URL_WORDS),
+        ("https://a.com/widgets/y.jpg", R.IMAGE_URL_WORDS),
+        (None, R.IMAGE_NO_URL),
+        ("", R.IMAGE_NO_URL),
+        ("   ", R.IMAGE_NO_URL),
+        ("http://[::1/x.jpg", R.IMAGE_NO_URL),  # urlsplit raises
     ],
 )
 def test_image_url_rules(url, reason):
-    assert ImageNodeRules(DocFilterConfig()).judge(url) == reason
+    assert url_reason(ImageNodeRules(DocFilterConfig()), url) == reason
 
 
 def test_image_rules_are_configurable():
     obelics = DocFilterConfig(image_extensions=["jpg", "jpeg", "png", "webp"])
-    assert ImageNodeRules(obelics).judge("https://a.com/x/photo.webp") is None
+    assert url_reason(ImageNodeRules(obelics), "https://a.com/x/photo.webp") is None
     keep = DocFilterConfig(keep_no_extension=True)
-    assert ImageNodeRules(keep).judge("https://a.com/x/photo") is None
-    assert ImageNodeRules(keep).judge("https://a.com/x/photo.gif") == F.IMAGE_FORMAT
+    assert url_reason(ImageNodeRules(keep), "https://a.com/x/photo") is None
+    assert url_reason(ImageNodeRules(keep), "https://a.com/x/photo.gif") == R.IMAGE_FORMAT
     assert (
-        ImageNodeRules(DocFilterConfig(image_url_words=[])).judge("https://a.com/logo.png") is None
+        url_reason(ImageNodeRules(DocFilterConfig(image_url_words=[])), "https://a.com/logo.png")
+        is None
     )
 
 
@@ -341,8 +348,8 @@ def test_frequent_urls_and_banned_images():
     assert frequent_urls({}) == set()
     banned = frequent_urls({IMAGE["url"]: 11, "https://a.com/b.jpg": 3})
     rules = ImageNodeRules(DocFilterConfig(), banned)
-    assert rules.judge(IMAGE["url"]) == F.IMAGE_FREQUENT_URL
-    assert rules.judge("https://a.com/b.jpg") is None
+    assert url_reason(rules, IMAGE["url"]) == R.IMAGE_FREQUENT_URL
+    assert url_reason(rules, "https://a.com/b.jpg") is None
 
 
 # --- accounting -------------------------------------------------------------------------------
@@ -360,11 +367,11 @@ def test_filter_document_keeps_order_and_counts_every_node():
     out, reason, drops = filter_document(good, DocFilterConfig())
     assert reason is None and out["doc_id"] == "good"
     assert out["nodes"] == [text(PROSE), IMAGE, text(PROSE2)]
-    assert drops == Counter({F.NODE_TOO_SHORT: 1})
+    assert drops == Counter({R.NODE_TOO_SHORT: 1})
     assert good["nodes"][2] == text("Menu")  # the input is not changed
     out, reason, drops = filter_document(mixed_docs()[1], DocFilterConfig())
-    assert (out, reason) == (None, F.DOC_NO_IMAGES)
-    assert drops == Counter({F.IMAGE_URL_WORDS: 1, F.TEXT_IN_DROPPED_DOC: 1})
+    assert (out, reason) == (None, R.DOC_NO_IMAGES)
+    assert drops == Counter({R.IMAGE_URL_WORDS: 1, R.TEXT_IN_DROPPED_DOC: 1})
 
 
 def check_identities(stats: dict) -> None:
@@ -381,10 +388,10 @@ def test_filter_documents_accounting():
     assert [d["doc_id"] for d in kept] == ["good"]
     assert stats["stage"] == F.STAGE
     assert (stats["in"], stats["kept"]) == (4, 1)
-    assert stats["dropped"] == {F.DOC_NO_IMAGES: 1, F.DOC_NO_TEXT: 1, F.DOC_TOO_SHORT: 1}
+    assert stats["dropped"] == {R.DOC_NO_IMAGES: 1, R.DOC_NO_TEXT: 1, R.DOC_TOO_SHORT: 1}
     assert stats["nodes"]["in"] == 8 and stats["nodes"]["kept"] == 3
-    assert stats["image_nodes"]["dropped"] == {F.IMAGE_URL_WORDS: 1, F.IMAGE_IN_DROPPED_DOC: 1}
-    assert stats["text_nodes"]["dropped"] == {F.NODE_TOO_SHORT: 1, F.TEXT_IN_DROPPED_DOC: 2}
+    assert stats["image_nodes"]["dropped"] == {R.IMAGE_URL_WORDS: 1, R.IMAGE_IN_DROPPED_DOC: 1}
+    assert stats["text_nodes"]["dropped"] == {R.NODE_TOO_SHORT: 1, R.TEXT_IN_DROPPED_DOC: 2}
     # accumulate into a StageStats of one's own
     total = StageStats(F.STAGE)
     filter_documents(mixed_docs(), DocFilterConfig(), stats=total)
@@ -421,8 +428,8 @@ def test_bad_input_returns_with_reasons(name):
     doc = BAD_DOCS[name]
     out, reason, drops = filter_document(doc, DocFilterConfig())
     assert (out is None) == (reason is not None)
-    assert reason is None or reason in F.DOC_REASONS
-    assert set(drops) <= set(F.TEXT_REASONS) | set(F.IMAGE_REASONS)
+    assert reason is None or reason in R.DOC_REASONS
+    assert set(drops) <= set(R.TEXT_REASONS) | set(R.IMAGE_REASONS)
     nodes = (doc or {}).get("nodes") or []
     assert len(nodes) == (len(out["nodes"]) if out else 0) + sum(drops.values())
     kept, stats = filter_documents([doc], DocFilterConfig())
@@ -433,17 +440,17 @@ def test_bad_input_reasons():
     def reason(name):
         return filter_document(BAD_DOCS[name], DocFilterConfig())[1]
 
-    assert reason("no nodes") == reason("nodes None") == reason("only images") == F.DOC_NO_TEXT
-    assert reason("10,000 images") == F.DOC_TOO_MANY_IMAGES
+    assert reason("no nodes") == reason("nodes None") == reason("only images") == R.DOC_NO_TEXT
+    assert reason("10,000 images") == R.DOC_TOO_MANY_IMAGES
     assert reason("tuple nodes") is None
     drops = filter_document(BAD_DOCS["malformed nodes"], DocFilterConfig())[2]
-    assert drops[F.NODE_MALFORMED] == 5
+    assert drops[R.NODE_MALFORMED] == 5
     drops = filter_document(BAD_DOCS["100 KB, no spaces"], DocFilterConfig())[2]
-    assert drops[F.NODE_TOO_SHORT] == 1
+    assert drops[R.NODE_TOO_SHORT] == 1
     drops = filter_document(BAD_DOCS["100 KB, no punctuation"], DocFilterConfig())[2]
-    assert drops[F.NODE_TOO_LONG] == 1
+    assert drops[R.NODE_TOO_LONG] == 1
     drops = filter_document(BAD_DOCS["emoji"], DocFilterConfig())[2]
-    assert drops[F.NODE_TOO_LONG] == 0 and sum(drops.values()) >= 1
+    assert drops[R.NODE_TOO_LONG] == 0 and sum(drops.values()) >= 1
 
 
 # --- the real thing: the bundled WARC fixtures --------------------------------------------------
@@ -462,14 +469,34 @@ def test_real_documents(warc_docs):
     check_identities(stats)
     assert stats["in"] == len(warc_docs)
     assert 0 < stats["kept"] < stats["in"] and stats["kept"] == len(kept)
-    assert set(stats["dropped"]) <= set(F.DOC_REASONS) and len(stats["dropped"]) >= 2
+    assert set(stats["dropped"]) <= set(R.DOC_REASONS) and len(stats["dropped"]) >= 2
     assert stats["text_nodes"]["dropped"] and stats["image_nodes"]["dropped"]
     rules = ImageNodeRules(DocFilterConfig())
     for doc in kept:
         kinds = Counter(n[0] for n in doc["nodes"])
         assert kinds["text"] >= 1 and 1 <= kinds["image"] <= 30
-        assert all(rules.judge(n[2]) is None for n in doc["nodes"] if n[0] == "image")
+        assert all(url_reason(rules, n[2]) is None for n in doc["nodes"] if n[0] == "image")
     # the same documents read back as parquet rows (nodes as dicts) give the same answer
     kept_rows, stats_rows = filter_documents(docs_table(warc_docs).to_pylist(), DocFilterConfig())
     assert stats_rows == stats
     assert [d["doc_id"] for d in kept_rows] == [d["doc_id"] for d in kept]
+
+
+# --- the filter protocol: a batch in, a reason per item out -----------------------------------
+def test_every_rule_judges_a_batch_with_one_reason_per_item():
+    c = DocFilterConfig()
+    texts = TextNodeRules(c).judge([PROSE, "Menu", None, PROSE2])
+    assert texts.reasons.tolist() == [None, R.NODE_TOO_SHORT, R.NODE_TOO_SHORT, None]
+    assert texts.keep.tolist() == [True, False, False, True]
+    assert texts.columns["words"][0] == [normalise(w) for w in PROSE.split()]
+    urls = ImageNodeRules(c).judge([IMAGE["url"], "https://a.com/logo.png", None])
+    assert urls.reasons.tolist() == [None, R.IMAGE_URL_WORDS, R.IMAGE_NO_URL]
+    docs = DocumentFilter(lenient(min_images=1)).judge(mixed_docs())
+    assert docs.reasons.tolist() == [None, R.DOC_NO_IMAGES, None, R.DOC_NO_TEXT]
+    assert [d is None for d in docs.columns["documents"]] == [False, True, False, True]
+    assert len(TextNodeRules(c).judge([])) == len(DocumentFilter(c).judge([])) == 0
+    # a batch gives what one item at a time gives
+    one_by_one = [filter_document(d, c) for d in mixed_docs()]
+    batch = DocumentFilter(c).judge(mixed_docs())
+    assert [r for _, r, _ in one_by_one] == batch.reasons.tolist()
+    assert [drops for _, _, drops in one_by_one] == batch.columns["node_drops"]

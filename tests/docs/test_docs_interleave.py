@@ -4,7 +4,7 @@ image node is accounted for."""
 import numpy as np
 import pytest
 
-from vlcurate.pipeline.docs.assign import AssignConfig
+from vlcurate.pipeline.docs.config import AssignConfig
 from vlcurate.pipeline.docs.interleave import (
     IMAGE_TOO_SMALL,
     IN_DROPPED_DOC,
@@ -128,4 +128,51 @@ def test_image_table_carries_doc_and_position():
         {"url": "http://x/a/0.jpg", "caption": "a", "doc_id": "a", "image_index": 0},
         {"url": "http://x/a/1.jpg", "caption": "a", "doc_id": "a", "image_index": 1},
         {"url": "http://x/b/0.jpg", "caption": "a", "doc_id": "b", "image_index": 0},
+    ]
+
+
+def test_image_and_document_rules_judge_batches():
+    from vlcurate.pipeline.docs.interleave import (
+        ASPECT_RATIO,
+        FACES,
+        AssignedDocumentRules,
+        ImageRules,
+    )
+
+    rng = np.random.default_rng(3)
+    rules = ImageRules(AssignConfig())
+    images = [
+        image(rng),
+        None,
+        image(rng, width=100),
+        image(rng, width=700),
+        image(rng, nsfw_p=0.9),
+    ]
+    images.append(image(rng, status="decode_error"))
+    verdict = rules.judge(images)
+    assert verdict.reasons.tolist() == [
+        None,
+        NOT_DOWNLOADED,
+        IMAGE_TOO_SMALL,
+        ASPECT_RATIO,
+        NSFW,
+        "decode_error",
+    ]
+    placed = {
+        "refused": None,
+        "text_list": ["s"] * 5,
+        "image_info": [{"position": 0, "matched_sim": 0.3}],
+    }
+    empty = {**placed, "image_info": []}
+    refused = {**empty, "refused": "too_many_images"}
+    faces = {0: image(rng, face_count=2)}
+    batch = [(placed, {0: image(rng)}), (empty, {}), (refused, {}), (placed, faces)]
+    drop_faces = AssignedDocumentRules(AssignConfig(faces="drop_doc")).judge(batch)
+    assert drop_faces.reasons.tolist() == [None, NO_IMAGES_LEFT, "too_many_images", FACES]
+    core = AssignedDocumentRules(AssignConfig(core=True)).judge(batch)
+    assert core.reasons.tolist() == [
+        "core_too_few_images",
+        NO_IMAGES_LEFT,
+        "too_many_images",
+        "core_too_few_images",
     ]

@@ -163,7 +163,8 @@ def test_a_write_that_fails_midway_leaves_no_tar(tmp_path):
 
 
 def test_assigned_document_round_trip(tmp_path):
-    from vlcurate.pipeline.docs.assign import AssignConfig, assign_document
+    from vlcurate.pipeline.docs.config import AssignConfig
+    from vlcurate.pipeline.docs.document import assign_document
     from vlcurate.pipeline.score.clip import ClipScorer
 
     scorer = ClipScorer(model="tiny-clip", pretrained=None, device="cpu")
