@@ -12,16 +12,18 @@ real alt text, unchanged.
 Rows, each timed by the wall clock:
 
 (a) ``vlcurate.pipeline.filters.apply.annotate_batches`` (``annotate`` on each batch, what
-    ``mapInArrow`` runs in a Python worker) over the table in RecordBatches of
-    ``--batch-rows`` (10,000, Spark's ``maxRecordsPerBatch``), in this process, for every recipe
+    each unit of the filter stage runs) over the table in RecordBatches of
+    ``--batch-rows`` (10,000, the stage's ``BATCH_ROWS``), in this process, for every recipe
     of ``vlcurate.pipeline.recipe.bundled_recipes()``: every rule of the recipe, language
     identification included. One process is one core. A recipe whose rules run at under 25,000
     captions/s on a probe batch (cc3m, with spaCy) is measured on the first ``--slow-rows`` rows;
     its row says ``[subset]``.
 (b) ``vlcurate.jobs.filter.run`` in Spark ``local[2]`` on the same table, written first as
-``--parts``
-    parquet files, for laion and datacomp-basic: read, rules, deduplication (two window
-    shuffles), counts and the parquet output. Per core: total / 2. Each copy of the source
+    ``--parts`` parquet files, for laion and datacomp-basic: one Spark task per file (read,
+    rules, the annotated file and its done marker), then deduplication (two window shuffles),
+    counts and the parquet output. Per core: total / 2. ``(b) / (a)`` under the table is the
+    share of the rules' own speed the whole job keeps (load on the machine cancels out of the
+    ratio better than out of either row). Each copy of the source
     pairs gets its own uid and URL (``uid-N``, ``url#N``), so deduplication drops what the
     fixtures duplicate (the same image and alt text on one page) and not every copy after the
     first; ``--repeated-keys`` keeps them as they are (every key about 3,400 times per million
@@ -237,7 +239,7 @@ def measure_spark(input_dir: str, name: str) -> Row:
 
     output = fresh_dir(f"out-filter-{name}")
     wall = time.perf_counter()
-    stats = run(input_dir, load_recipe(name), output, master=spark_master())
+    stats = run(input_dir, load_recipe(name), output, master=spark_master(), progress=False)
     wall = time.perf_counter() - wall
     shutil.rmtree(output)
     label = f"{name}: vlcurate.jobs.filter.run, {spark_master()}"
@@ -325,6 +327,10 @@ def notes(rows: list[Row]) -> list[str]:
     a, c = by_name.get(("a", BASELINE_RECIPE)), by_name.get(("c", BASELINE_RECIPE))
     if a and c and c.per_s:
         lines.append(f"(a) / (c) {BASELINE_RECIPE}: {a.per_s / c.per_s:.1f}x")
+    for recipe in SPARK_RECIPES:
+        a, b = by_name.get(("a", recipe)), by_name.get(("b", recipe))
+        if a and b and a.per_core and not a.subset:
+            lines.append(f"(b) / (a) {recipe}, per core: {b.per_core / a.per_core:.2f}")
     return lines
 
 

@@ -9,8 +9,12 @@
       - language: {keep: [en]}
     dedup: {uid: true, max_per_url: null}
 
-Every key is checked before any work starts: an unknown section, filter or parameter raises
-:class:`RecipeError` naming it.
+Every key and every value is checked before any work starts: an unknown section, filter or
+parameter, or a value outside its type or range (``char_length: {min: 50, max: 10}``), raises
+:class:`RecipeError`, one line naming the file, the section and the field. Each section
+becomes its typed config: the rules (:mod:`vlcurate.pipeline.filters`), ``dedup``
+(:class:`~vlcurate.pipeline.filters.dedup.Dedup`), ``download``, ``score``, ``select``,
+``docs`` and ``assign``.
 """
 
 import dataclasses
@@ -19,10 +23,14 @@ from pathlib import Path
 
 import yaml
 
-from vlcurate.pipeline.docs.assign import AssignConfig
-from vlcurate.pipeline.docs.filters import DocFilterConfig
+from vlcurate.pipeline.config import ConfigError
+from vlcurate.pipeline.docs.config import AssignConfig, DocFilterConfig
+from vlcurate.pipeline.download.config import DownloadConfig
 from vlcurate.pipeline.filters import REGISTRY, Filter
+from vlcurate.pipeline.filters.apply import Rules
+from vlcurate.pipeline.filters.dedup import Dedup
 from vlcurate.pipeline.filters.text import CaptionValid
+from vlcurate.pipeline.score.config import ScoreConfig
 from vlcurate.pipeline.select.config import ImageDedup, SelectConfig
 
 BUNDLED = Path(__file__).resolve().parent.parent / "recipes"
@@ -46,12 +54,6 @@ class RecipeError(ValueError):
 
 
 @dataclass
-class Dedup:
-    uid: bool = True  # drop later rows with the same md5(caption + url)
-    max_per_url: int | None = 1  # keep at most this many captions per image URL; null: no limit
-
-
-@dataclass
 class Recipe:
     name: str
     version: int
@@ -59,8 +61,8 @@ class Recipe:
     filters: list[Filter]
     dedup: Dedup = field(default_factory=Dedup)
     description: str = ""
-    download: dict = field(default_factory=dict)  # DownloadConfig fields: image_size, resize_mode
-    score: dict = field(default_factory=dict)  # ScoreConfig fields: model, pretrained, faces, ...
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     docs: DocFilterConfig | None = None  # interleaved documents: node, document, image rules
     assign: AssignConfig | None = None  # interleaved documents: images to sentences
@@ -68,6 +70,11 @@ class Recipe:
     @property
     def ident(self) -> str:
         return f"{self.name}/{self.version}"
+
+    @property
+    def rules(self) -> Rules:
+        """What the filter stage's units need: the rules and the ident, not the sections."""
+        return Rules(list(self.filters), self.ident)
 
 
 def bundled_recipes() -> list[str]:
@@ -79,14 +86,17 @@ def load_recipe(spec: str) -> Recipe:
     path = Path(spec)
     if not path.suffix and (BUNDLED / f"{spec}.yaml").exists():
         path = BUNDLED / f"{spec}.yaml"
-    if not path.exists():
+    if not path.is_file():
         raise RecipeError(
             f"no recipe {spec!r}: not a file, nor one of {', '.join(bundled_recipes())}"
         )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise RecipeError(f"{path}: not valid YAML{at}: {problem}") from None
     return parse_recipe(data, str(path))
 
 
@@ -101,79 +111,80 @@ def parse_recipe(data, where: str = "recipe") -> Recipe:
     for key in ("name", "version", "source", "filters"):
         if key not in data:
             raise RecipeError(f"{where}: missing key {key!r}")
-    filters = [
-        _make_filter(entry, f"{where}: filters[{i}]")
-        for i, entry in enumerate(data["filters"] or [])
-    ]
+    entries = data["filters"] or []
+    if not isinstance(entries, list):
+        raise RecipeError(f"{where}: filters: write a list of `- name: {{param: value}}`")
+    filters = [_make_filter(entry, where, i) for i, entry in enumerate(entries)]
     if not any(isinstance(f, CaptionValid) for f in filters):
         filters.insert(0, CaptionValid())
     return Recipe(
         name=str(data["name"]),
-        version=int(data["version"]),
+        version=_version(data["version"], where),
         source=str(data["source"]),
         description=str(data.get("description", "")),
         filters=filters,
-        dedup=_make(Dedup, data.get("dedup") or {}, f"{where}: dedup"),
-        download=_download_options(data.get("download") or {}, f"{where}: download"),
-        score=_score_options(data.get("score") or {}, f"{where}: score"),
-        select=_select_options(data.get("select") or {}, f"{where}: select"),
+        dedup=_make(Dedup, data.get("dedup"), where, "dedup"),
+        download=_make(DownloadConfig, data.get("download"), where, "download"),
+        score=_make(ScoreConfig, data.get("score"), where, "score"),
+        select=_select_options(data.get("select"), where),
         docs=_section(DocFilterConfig, data, "docs", where),
         assign=_section(AssignConfig, data, "assign", where),
     )
+
+
+def _version(value, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise RecipeError(f"{where}: version: {value!r} is not allowed (an integer)")
 
 
 def _section(cls, data: dict, key: str, where: str):
     """An optional section as its config class; absent -> None."""
     if key not in data:
         return None
-    return _make(cls, data[key] or {}, f"{where}: {key}")
-
-
-def _score_options(params, where: str) -> dict:
-    from vlcurate.pipeline.score.stage import ScoreConfig
-
-    _make(ScoreConfig, params, where)
-    return dict(params)
+    return _make(cls, data[key], where, key)
 
 
 def _select_options(params, where: str) -> SelectConfig:
+    params = {} if params is None else params
     if not isinstance(params, dict):
-        raise RecipeError(f"{where}: parameters must be a mapping, got {params!r}")
+        raise RecipeError(f"{where}: select: parameters must be a mapping, got {params!r}")
     params = dict(params)
-    dedup = _make(ImageDedup, params.pop("dedup", None) or {}, f"{where}: dedup")
-    return _make(SelectConfig, {**params, "dedup": dedup}, where)
+    dedup = _make(ImageDedup, params.pop("dedup", None), where, "select: dedup")
+    return _make(SelectConfig, {**params, "dedup": dedup}, where, "select")
 
 
-def _download_options(params, where: str) -> dict:
-    from vlcurate.pipeline.download.stage import DownloadConfig
-
-    _make(DownloadConfig, params, where)  # validates names and types now, before any work
-    return dict(params)
-
-
-def _make_filter(entry, where: str) -> Filter:
+def _make_filter(entry, where: str, index: int) -> Filter:
+    here = f"{where}: filters[{index}]"
     if isinstance(entry, str):
         entry = {entry: {}}
     if not isinstance(entry, dict) or len(entry) != 1:
-        raise RecipeError(f"{where}: write a filter as `- name: {{param: value}}`, got {entry!r}")
+        raise RecipeError(f"{here}: write a filter as `- name: {{param: value}}`, got {entry!r}")
     ((name, params),) = entry.items()
     if name not in REGISTRY:
-        raise RecipeError(
-            f"{where}: unknown filter {name!r} (known: {', '.join(sorted(REGISTRY))})"
-        )
-    return _make(REGISTRY[name], params or {}, f"{where} ({name})")
+        raise RecipeError(f"{here}: unknown filter {name!r} (known: {', '.join(sorted(REGISTRY))})")
+    return _make(REGISTRY[name], params, where, f"filters[{index}] ({name})")
 
 
-def _make(cls, params, where: str):
+def _make(cls, params, where: str, section: str):
+    """``cls(**params)`` from the recipe's ``section`` (``where``: the file); any error is a
+    RecipeError of one line naming the section and the field."""
+    here = f"{where}: {section}"
+    params = {} if params is None else params
     if not isinstance(params, dict):
-        raise RecipeError(f"{where}: parameters must be a mapping, got {params!r}")
+        raise RecipeError(f"{here}: parameters must be a mapping, got {params!r}")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(params) - known
     if unknown:
         raise RecipeError(
-            f"{where}: unknown parameter {sorted(unknown)[0]!r} (known: {sorted(known)})"
+            f"{here}: unknown parameter {sorted(unknown)[0]!r} (known: {sorted(known)})"
         )
     try:
         return cls(**params)
+    except ConfigError as e:  # it names its own section (filters.char_length.min: ...)
+        named = str(e).startswith(f"{getattr(cls, 'section', '') or section}.")
+        raise RecipeError(f"{where}: {e}" if named else f"{here}: {e}") from None
     except (TypeError, ValueError) as e:
-        raise RecipeError(f"{where}: {e}") from None
+        raise RecipeError(f"{here}: {e}") from None

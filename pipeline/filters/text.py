@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vlcurate.pipeline.filters.base import Filter, Verdict, first_reason
+from vlcurate.pipeline.filters.base import Filter
+from vlcurate.pipeline.verdict import Verdict, first_reason
 from vlcurate.schemas.filter import (
     CAPTION_CONTROL_CHARS,
     CAPTION_DIGITS,
@@ -88,7 +89,9 @@ class CaptionValid(Filter):
 
     name = "caption_valid"
     reasons = (CAPTION_EMPTY, CAPTION_CONTROL_CHARS, CAPTION_OVERSIZED)
-    max_bytes: int = field(default=65536, metadata={"help": "longer captions are oversized"})
+    max_bytes: int = field(
+        default=65536, metadata={"help": "longer captions are oversized", "min": 1}
+    )
 
     def judge(self, table):
         caption = _caption(table)
@@ -111,8 +114,13 @@ class CharLength(Filter):
 
     name = "char_length"
     reasons = (TOO_FEW_CHARS, TOO_MANY_CHARS)
-    min: int = field(default=0, metadata={"help": "fewer characters than this are dropped"})
-    max: int | None = field(default=None, metadata={"help": "more characters are dropped"})
+    min: int = field(
+        default=0,
+        metadata={"help": "fewer characters than this are dropped", "min": 0, "at_most": "max"},
+    )
+    max: int | None = field(
+        default=None, metadata={"help": "more characters are dropped; null: no limit", "min": 0}
+    )
 
     def judge(self, table):
         length = pc.utf8_length(_caption(table))
@@ -128,8 +136,13 @@ class WordCount(Filter):
 
     name = "word_count"
     reasons = (TOO_FEW_WORDS, TOO_MANY_WORDS)
-    min: int = field(default=0, metadata={"help": "fewer words than this are dropped"})
-    max: int | None = field(default=None, metadata={"help": "more words are dropped"})
+    min: int = field(
+        default=0,
+        metadata={"help": "fewer words than this are dropped", "min": 0, "at_most": "max"},
+    )
+    max: int | None = field(
+        default=None, metadata={"help": "more words are dropped; null: no limit", "min": 0}
+    )
 
     def judge(self, table):
         words = pc.list_value_length(

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vlcurate.pipeline.filters.base import Filter, Verdict, first_reason
+from vlcurate.pipeline.filters.base import Filter
+from vlcurate.pipeline.verdict import Verdict, first_reason
 from vlcurate.schemas.filter import DECLARED_TOO_SMALL, TRACKING_PIXEL, URL_EXTENSION, URL_JUNK_WORD
 
 # The last path segment's extension, before any query or fragment.
@@ -49,6 +50,8 @@ class UrlJunkWords(Filter):
     )
 
     def judge(self, table):
+        if not self.words:  # an empty pattern would match every URL
+            return Verdict(first_reason(table.num_rows))
         pattern = "|".join(sorted(self.words))
         hit = pc.match_substring_regex(table.column("url"), pattern, ignore_case=True)
         return Verdict(first_reason(table.num_rows, (URL_JUNK_WORD, hit)))
@@ -60,7 +63,9 @@ class TrackingPixel(Filter):
 
     name = "tracking_pixel"
     reasons = (TRACKING_PIXEL,)
-    max_side: int = field(default=1, metadata={"help": "declared sides this small are beacons"})
+    max_side: int = field(
+        default=1, metadata={"help": "declared sides this small are beacons", "min": 0}
+    )
 
     def judge(self, table):
         tiny = pc.or_kleene(
@@ -77,7 +82,9 @@ class DeclaredSize(Filter):
 
     name = "declared_size"
     reasons = (DECLARED_TOO_SMALL,)
-    min_side: int = field(default=64, metadata={"help": "declared sides below this are dropped"})
+    min_side: int = field(
+        default=64, metadata={"help": "declared sides below this are dropped", "min": 0}
+    )
 
     def judge(self, table):
         small = pc.or_kleene(

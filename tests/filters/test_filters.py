@@ -122,6 +122,7 @@ def test_url_junk_words_as_mmc4():
         "https://x.org/photos/beach.jpg",
     ]
     assert verdicts(UrlJunkWords(), *["c"] * 4, urls=urls) == [URL_JUNK_WORD] * 3 + [None]
+    assert verdicts(UrlJunkWords(words=[]), *["c"] * 4, urls=urls) == [None] * 4  # none: none
 
 
 def test_tracking_pixel_and_declared_size():

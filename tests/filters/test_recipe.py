@@ -1,3 +1,4 @@
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -6,8 +7,9 @@ import pytest
 
 from tests.pairs import pairs_table
 from vlcurate.pipeline.filters.apply import ANNOTATED_SCHEMA, annotate
-from vlcurate.pipeline.filters.base import Filter, Verdict, first_reason
+from vlcurate.pipeline.filters.base import Filter
 from vlcurate.pipeline.recipe import RecipeError, bundled_recipes, load_recipe, parse_recipe
+from vlcurate.pipeline.verdict import Verdict, first_reason
 from vlcurate.schemas.filter import CAPTION_EMPTY, LANGUAGE_NOT_WANTED, TOO_FEW_CHARS, TOO_FEW_WORDS
 
 
@@ -145,7 +147,7 @@ BASE = {"name": "x", "version": 1, "source": "s", "filters": []}
         (["not", "a", "mapping"], "a recipe is a mapping"),
         ({**BASE, "select": {"clip_minimum": 0.3}}, "select: unknown parameter 'clip_minimum'"),
         ({**BASE, "select": {"dedup": {"phash": 3}}}, "select: dedup: unknown parameter 'phash'"),
-        ({**BASE, "select": {"faces": "hide"}}, "faces must be one of"),
+        ({**BASE, "select": {"faces": "hide"}}, "select.faces: 'hide' is not allowed"),
         ({**BASE, "select": {"clip_min": 0.2, "clip_top_fraction": 0.3}}, "not both"),
         ({**BASE, "score": {"modle": "ViT-B-32"}}, "score: unknown parameter 'modle'"),
     ],
@@ -173,3 +175,72 @@ def test_null_and_nul_captions_do_not_crash_any_recipe():
         out = annotate(table, load_recipe(name))
         assert reasons(out)[:3] == ["caption_empty", "caption_control_chars", "caption_oversized"]
         assert isinstance(out, pa.Table)
+
+
+def rule(name: str, **params) -> dict:
+    return {**BASE, "filters": [{name: params}]}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            rule("char_length", min=50, max=10),
+            "filters.char_length.min: 50 is not allowed (at most max, 10)",
+        ),
+        (rule("char_length", min=-1), "filters.char_length.min: -1 is not allowed"),
+        (rule("word_count", min=5, max=2), "filters.word_count.min: 5 is not allowed (at most max"),
+        (rule("word_count", max="many"), "filters.word_count.max: 'many' is not allowed"),
+        (rule("language", keep="en"), "filters.language.keep: 'en' is not allowed (a list of"),
+        (rule("language", keep=[3]), "filters.language.keep: [3] is not allowed"),
+        (rule("language", min_score=1.5), "filters.language.min_score: 1.5 is not allowed"),
+        (rule("language", max_chars=0), "filters.language.max_chars: 0 is not allowed"),
+        (rule("caption_valid", max_bytes=0), "filters.caption_valid.max_bytes: 0 is not allowed"),
+        (rule("junk_caption", generic="image"), "filters.junk_caption.generic: 'image' is not"),
+        (rule("junk_caption", urls="yes"), "filters.junk_caption.urls: 'yes' is not allowed"),
+        (rule("image_extension", allowed="jpg"), "filters.image_extension.allowed: 'jpg' is not"),
+        (rule("url_junk_words", words="logo"), "filters.url_junk_words.words: 'logo' is not"),
+        (rule("tracking_pixel", max_side=-1), "filters.tracking_pixel.max_side: -1 is not"),
+        (rule("declared_size", min_side=-5), "filters.declared_size.min_side: -5 is not"),
+        (rule("boilerplate_crop", patterns="x"), "filters.boilerplate_crop.patterns: 'x' is not"),
+        (rule("capitalisation", max_capital_ratio=2), "filters.capitalisation.max_capital_ratio"),
+        (rule("capitalisation", min_words=1), "filters.capitalisation.min_words: 1 is not"),
+        (rule("token_repetition", min_unique_ratio=-0.1), "token_repetition.min_unique_ratio"),
+        (rule("token_repetition", min_words=0), "filters.token_repetition.min_words: 0 is not"),
+        (rule("vocabulary", min_coverage=1.1), "filters.vocabulary.min_coverage: 1.1 is not"),
+        (rule("profanity", extra_words="damn"), "filters.profanity.extra_words: 'damn' is not"),
+        (rule("part_of_speech", require_any=["NOUN"]), "filters.part_of_speech.require_any"),
+        (rule("part_of_speech", batch_size=0), "filters.part_of_speech.batch_size: 0 is not"),
+        (rule("hypernymise", drop_types="ORG"), "filters.hypernymise.drop_types: 'ORG' is not"),
+        ({**BASE, "dedup": {"max_per_url": 0}}, "dedup.max_per_url: 0 is not allowed"),
+        ({**BASE, "dedup": {"uid": "yes"}}, "dedup.uid: 'yes' is not allowed"),
+        ({**BASE, "version": "one"}, "version: 'one' is not allowed"),
+        ({**BASE, "filters": {"char_length": {}}}, "filters: write a list"),
+        ({**BASE, "download": {"image_size": "big"}}, "download.image_size: 'big' is not allowed"),
+        ({**BASE, "score": {"batch_size": 2.5}}, "score.batch_size: 2.5 is not allowed"),
+        ({**BASE, "download": "big"}, "download: parameters must be a mapping"),
+    ],
+)
+def test_bad_values_fail_naming_the_field(data, message):
+    with pytest.raises(RecipeError, match=re.escape(message)) as raised:
+        parse_recipe(data, "r.yaml")
+    assert str(raised.value).startswith("r.yaml: ") and "\n" not in str(raised.value)
+
+
+def test_download_and_score_sections_are_typed_configs():
+    from vlcurate.pipeline.download.config import DownloadConfig
+    from vlcurate.pipeline.score.config import ScoreConfig
+
+    recipe = load_recipe("laion")
+    assert isinstance(recipe.download, DownloadConfig) and recipe.download.image_size == 384
+    assert isinstance(recipe.score, ScoreConfig) and recipe.score.pretrained == "openai"
+    bare = parse_recipe(BASE)
+    assert bare.download == DownloadConfig() and bare.score == ScoreConfig()
+
+
+def test_a_yaml_error_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nfilters:\n  - char_length: {min: 3\n")
+    with pytest.raises(RecipeError, match="not valid YAML") as raised:
+        load_recipe(str(bad))
+    assert "\n" not in str(raised.value) and "line" in str(raised.value)
