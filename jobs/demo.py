@@ -95,7 +95,7 @@ def mini_web(out: Path, args) -> int:
     )
     recipe = load_recipe("demo")
     print(
-        f"demo: models: CLIP {recipe.score['model']} trained above on mini-web scenes (not "
+        f"demo: models: CLIP {recipe.score.model} trained above on mini-web scenes (not "
         "pretrained on the web: it knows coloured shapes, not photos, and the report says "
         "so); NSFW open_nsfw, watermark PP-OCRv4, faces Haar: real weights shipped in their "
         "packages"

@@ -1,19 +1,23 @@
 """The golden run: `curate run demo` and `curate run mmc4` on the mini web (seed 0), reduced to
 what must not change when the code is reshaped: every stage's accounting (stats.json tallies and
-counts), the final uids, and the interleaved documents.
+counts), the final samples (URL and caption), and the interleaved documents. The mini web is
+served on one fixed port, ``PORT``: the uids hash the URL, port included, and the dedup breaks
+ties between identical images by uid, so another port may keep the other copy of a duplicate.
 
     python tests/e2e/golden_run.py OUT_DIR     # record into tests/e2e/golden/
 
 ``tests/e2e/test_golden.py`` runs the same roads and compares with the record.
 """
 
-import io
 import json
+import os
+import re
 import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 GOLDEN = Path(__file__).parent / "golden"
 # Settings chosen so nothing depends on the machine's load: slow URLs answer after 8 s, past
@@ -25,15 +29,30 @@ ROADS = {
     "mmc4": {"n_shapes": 30, "score_args": SCORE_ARGS + " --watermark none"},
 }
 VOLATILE = {"resumed", "inputs"}
+PORT = 38419
+
+
+def _imports():
+    if os.environ.get("GOLDEN_OLD_LAYOUT"):  # recording with the code before the reshaping
+        from pipeline.miniweb import WARC_FILE, build, free_port, serve
+        from pipeline.train.miniweb_clip import train_miniweb_clip
+
+        from jobs import cli
+    else:
+        from vlcurate.jobs import cli
+        from vlcurate.miniweb import WARC_FILE, build, free_port, serve
+        from vlcurate.miniweb.clip import train_miniweb_clip
+    return cli, WARC_FILE, build, free_port, serve, train_miniweb_clip
+
+
+def unported(text: str) -> str:
+    return re.sub(r"127\.0\.0\.1:\d+", "miniweb", text)
 
 
 def run_road(road: str, root: Path) -> Path:
-    from vlcurate.jobs import cli
-    from vlcurate.miniweb import WARC_FILE, build, free_port, serve
-    from vlcurate.miniweb.clip import train_miniweb_clip
-
+    cli, WARC_FILE, build, _, serve, train_miniweb_clip = _imports()
     train_miniweb_clip(progress=False)  # --pretrained miniweb (cached after the first time)
-    port = free_port()
+    port = PORT
     build(root / "web", seed=0, port=port, n_shapes=ROADS[road]["n_shapes"])
     out = root / "out"
     with serve(root / "web", port=port, slow_seconds=8):
@@ -80,7 +99,7 @@ def interleaved_documents(folder: Path) -> list[dict]:
             for member in sorted(t.getmembers(), key=lambda m: m.name):
                 if not member.name.endswith(".json"):
                     continue
-                doc = json.load(io.BytesIO(t.extractfile(member).read()))
+                doc = json.loads(unported(t.extractfile(member).read().decode()))
                 docs.append(
                     {
                         "url": doc.get("url"),
@@ -98,9 +117,14 @@ def capture(out: Path) -> dict:
     record = {"stages": {}}
     for stats in sorted(out.glob("*/stats.json")):
         record["stages"][stats.parent.name] = accounting(json.loads(stats.read_text()))
-    uids = out / "final" / "uids.npy"
-    if uids.exists():
-        record["final_uids"] = [f"{a:016x}{b:016x}" for a, b in np.load(uids).tolist()]
+    sidecars = sorted((out / "final").glob("0*.parquet"))
+    if sidecars:
+        rows = [
+            r for f in sidecars for r in pq.read_table(f, columns=["url", "caption"]).to_pylist()
+        ]
+        record["final_samples"] = sorted([unported(r["url"]), r["caption"]] for r in rows)
+        uids = np.load(out / "final" / "uids.npy")
+        record["final_uids"] = [f"{a:016x}{b:016x}" for a, b in uids.tolist()]
     if (out / "interleaved").exists():
         record["documents"] = interleaved_documents(out / "interleaved")
     return record
