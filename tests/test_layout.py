@@ -73,3 +73,24 @@ def test_the_wheel_holds_every_module_and_data_file(tmp_path):
     }
     expected |= {f"vlcurate/recipes/{p.name}" for p in (ROOT / "recipes").glob("*.yaml")}
     assert sorted(expected - names) == []
+
+
+# Data tables (word lists, sentence templates) are exempt from the module size rule.
+DATA_MODULES = {"pipeline/docs/words.py", "miniweb/text.py"}
+
+
+def test_small_pieces():
+    """No library module over 300 lines, no jobs/ file over 120, no function over 60."""
+    too_big = []
+    for folder in ("pipeline", "schemas", "miniweb", "jobs"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            name = str(path.relative_to(ROOT))
+            text = path.read_text()
+            limit = 120 if folder == "jobs" else 300
+            if text.count("\n") > limit and name not in DATA_MODULES:
+                too_big.append(f"{name}: {text.count(chr(10))} lines")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    if node.end_lineno - node.lineno + 1 > 60:
+                        too_big.append(f"{name}:{node.lineno} {node.name}")
+    assert too_big == []
