@@ -49,15 +49,6 @@ def miniweb_clip(curate_cache) -> dict:
     return train_miniweb_clip(progress=False)
 
 
-KEEP_ALL = {
-    "name": "keep-all",
-    "version": 1,
-    "source": "test",
-    "filters": [],
-    "dedup": {"uid": False, "max_per_url": None},
-}
-
-
 @pytest.fixture(scope="session")
 def scored_miniweb(spark, miniweb_clip, tmp_path_factory):
     """The mini web (40 shape scenes) extracted, downloaded at 128 px over 127.0.0.1 and scored
@@ -65,6 +56,7 @@ def scored_miniweb(spark, miniweb_clip, tmp_path_factory):
     ``root/shards`` and ``root/scores``."""
     import pyarrow.parquet as pq
 
+    from tests.pairs import KEEP_ALL
     from vlcurate import miniweb
     from vlcurate.jobs import extract as extract_job
     from vlcurate.jobs import filter as filter_job

@@ -1,9 +1,19 @@
-"""Build small pair tables (the extract stage's schema) for filter tests."""
+"""Build small pair tables (the extract stage's schema) for filter tests, and the recipe that
+keeps every pair."""
 
 import pyarrow as pa
 
 from vlcurate.pipeline.extract.page import pair_uid
 from vlcurate.schemas.extract import PAIR_SCHEMA
+
+# A recipe with no rules and no dedup: every extracted pair is a candidate.
+KEEP_ALL = {
+    "name": "keep-all",
+    "version": 1,
+    "source": "test",
+    "filters": [],
+    "dedup": {"uid": False, "max_per_url": None},
+}
 
 
 def pairs_table(*captions: str | None, urls=None, widths=None, heights=None, **extra) -> pa.Table:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from tests.pairs import KEEP_ALL
 from vlcurate import miniweb
 from vlcurate.jobs import extract as extract_job
 from vlcurate.jobs import filter as filter_job
@@ -35,13 +36,6 @@ EXPECTED_REASON = {
     "decode_error": "decode_error",
     "too_large": "too_large",
     "private_address": ("private_address", "internal_hostname"),  # localhost is a name
-}
-KEEP_ALL = {
-    "name": "keep-all",
-    "version": 1,
-    "source": "test",
-    "filters": [],
-    "dedup": {"uid": False, "max_per_url": None},
 }
 
 

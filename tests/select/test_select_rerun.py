@@ -19,19 +19,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from tests.pairs import KEEP_ALL
 from vlcurate.jobs import selection as select_job
 from vlcurate.pipeline.recipe import parse_recipe
 from vlcurate.pipeline.select.stage import select
 
 pytestmark = [pytest.mark.slow]
 
-KEEP_ALL = {
-    "name": "keep-all",
-    "version": 1,
-    "source": "test",
-    "filters": [],
-    "dedup": {"uid": False, "max_per_url": None},
-}
 REPO = Path(__file__).resolve().parents[2]
 
 

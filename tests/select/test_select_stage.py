@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from tests.pairs import KEEP_ALL
 from vlcurate.jobs import selection as select_job
 from vlcurate.pipeline.recipe import parse_recipe
 from vlcurate.pipeline.score.clip import CONFIGS
@@ -23,13 +24,6 @@ from vlcurate.pipeline.storage import InputError
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-KEEP_ALL = {
-    "name": "keep-all",
-    "version": 1,
-    "source": "test",
-    "filters": [],
-    "dedup": {"uid": False, "max_per_url": None},
-}
 SAME_IMAGE = ("exact", "resized", "reencoded")  # what sha256 and pHash must catch
 
 
