@@ -1,15 +1,15 @@
 """Interleaved documents (mmc4 / OBELICS style): ``curate docs filter | images | assign``.
 
     curate docs filter --input OUT/extract --recipe mmc4 --output OUT/docs
-    curate docs images --input OUT/docs --output OUT/doc-images.parquet
-    curate download --input OUT/doc-images.parquet --output OUT/doc-shards --recipe mmc4
+    curate download --input OUT/docs/images.parquet --output OUT/doc-shards --recipe mmc4
     curate score --input OUT/doc-shards --output OUT/doc-scores --model tiny-clip --pretrained X
     curate docs assign --docs OUT/docs --shards OUT/doc-shards --scores OUT/doc-scores \
         --recipe mmc4 --output OUT/interleaved
     spark-submit --master spark://HOST:7077 jobs/docs.py filter -i s3://b/extract -r obelics -o ...
 
 ``filter``: one Spark task per docs file, after a Spark count of image URLs over the corpus;
-``assign`` runs here (``vlcurate.pipeline.docs.filter_stage``, ``.assign_stage``).
+then ``OUTPUT/images.parquet``, the kept documents' image list (``images`` writes it for any
+docs folder). ``assign`` runs here (``pipeline/docs/filter_stage.py``, ``assign_stage.py``).
 """
 
 import argparse

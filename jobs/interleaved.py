@@ -1,23 +1,20 @@
 """The interleaved road's own steps in `curate run` (a recipe with a ``docs:`` section): its
-filter is `curate docs filter` then `docs images`, its select `curate docs assign`."""
+filter is `curate docs filter` (with the documents' image list), its select `curate docs
+assign`."""
 
 from pathlib import Path
 
 from vlcurate.jobs import docs as docs_job
 from vlcurate.jobs.flags import layered
 from vlcurate.pipeline.docs.config import ShardConfig
+from vlcurate.pipeline.docs.filter_stage import IMAGE_LIST
 
 
 def docs_filter(road, flags: dict):
-    """The interleaved road's filter: `curate docs filter`, then `docs images`."""
+    """The interleaved road's filter: `curate docs filter` (which also writes the documents'
+    image list, the download stage's input)."""
     args = (road.folder("extract"), road.recipe, road.folder("filter"), road.master)
-
-    def run() -> dict:
-        stats = docs_job.filter_docs(*args, road.progress)
-        docs_job.image_list(road.folder("filter"), images(road))
-        return stats
-
-    return run
+    return lambda: docs_job.filter_docs(*args, road.progress)
 
 
 def assign(road, flags: dict):
@@ -30,4 +27,4 @@ def assign(road, flags: dict):
 
 def images(road) -> str:
     """The documents' image URLs: the download stage's input on the interleaved road."""
-    return str(Path(road.folder("filter")) / "images.parquet")
+    return str(Path(road.folder("filter")) / IMAGE_LIST)

@@ -31,6 +31,7 @@ from vlcurate.schemas.extract import DOC_SCHEMA, SCHEMA_VERSION
 
 # (docs files, max_url_count) -> the image URLs seen more than max_url_count times in them
 FrequentUrls = Callable[[list[str], int], Iterable[str]]
+IMAGE_LIST = "images.parquet"  # beside docs/: the download stage's input
 
 
 def docs_files(input_url: str) -> list[str]:
@@ -85,6 +86,9 @@ class DocsFilterStage(Stage):
         return stats
 
     def finish(self, stats: StageStats) -> dict:
+        """After the units, the kept documents' image nodes as one download list,
+        ``OUTPUT/images.parquet`` (what `curate docs images` writes)."""
+        write_image_list(self.output, storage.join(self.output, IMAGE_LIST))
         return {"recipe": self.recipe, "frequent_image_urls": len(self.banned)}
 
 
