@@ -258,7 +258,7 @@ def test_extract_job_on_standalone_cluster(spark_cluster, standalone_cluster, tm
     stats = json.loads(stats_file.read_text())
     assert stats["in"] == stats["kept"] + sum(stats["dropped"].values()), stats
     assert stats["inputs"] == len(inputs)
-    assert stats["resumed"] == 0
+    assert stats["units_resumed"] == 0
     got = {key: stats.get(key, 0) for key in expected}
     assert got == expected, f"cluster run {got} != in-process run {expected}"
     assert expected["docs"] > 0 and expected["pairs"] > 0, "fixtures should yield docs and pairs"
