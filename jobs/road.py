@@ -13,7 +13,7 @@ from vlcurate.jobs import filter as filter_job
 from vlcurate.jobs import score as score_job
 from vlcurate.jobs import selection as select_job
 from vlcurate.jobs.flags import given_flags, layered
-from vlcurate.jobs.interleaved import assign, docs_filter, images
+from vlcurate.jobs.steps import assign, docs_filter, images
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.download import candidates
 from vlcurate.pipeline.download.executor import Img2DatasetExecutor

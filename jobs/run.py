@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from vlcurate.jobs.road import STAGES, Road
+from vlcurate.jobs.steps import described
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.config import ConfigError
 from vlcurate.pipeline.recipe import RecipeError, bundled_recipes, load_recipe
@@ -36,7 +37,6 @@ from vlcurate.pipeline.stats import stage_table
 
 # Refusals of bad input or settings (exit code 2); anything else is a failure (exit code 1).
 REFUSALS = (RecipeError, ConfigError, storage.InputError, OutputError, SettingsMismatch)
-
 
 HELP = {
     "--output": "folder for every stage's output",
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2 if refused else 1
         timings.append((stage, road.folder(stage), time.monotonic() - started))
+        print(described(road, stage, stats))
         units = stats.get("units", {})
         if units.get("in") and stats.get("units_resumed") == units["in"]:
             print(f"{stage}: done before ({units['in']} units); nothing redone")
