@@ -7,6 +7,7 @@ import json
 import random
 import tarfile
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
@@ -23,16 +24,19 @@ def auc(positives: list[float], negatives: list[float]) -> float:
 @pytest.fixture(scope="module")
 def paired_shard(miniweb_clip, tmp_path_factory):
     """200 held-out scenes, each twice: with its caption (``KEY_t``) and with the caption of
-    another scene that says something else (``KEY_m``)."""
+    another scene that says something else (``KEY_m``); a raw shard as img2dataset leaves it
+    (tar, parquet sidecar, ``_stats.json``), which is what the score stage accepts."""
     samples = list(wds.WebDataset(miniweb_clip["heldout_shards"], shardshuffle=False))[:200]
     captions = [s["txt"].decode() for s in samples]
     rng = random.Random(0)
     folder = tmp_path_factory.mktemp("paired")
+    keys = []
     with tarfile.open(folder / "00000.tar", "w") as tar:
         for i, sample in enumerate(samples):
             wrong = rng.choice([c for c in captions if c != captions[i]])
             for suffix, text in (("t", captions[i]), ("m", wrong)):
                 key = f"{i:05d}_{suffix}"
+                keys.append(key)
                 for ext, data in (
                     ("jpg", sample["jpg"]),
                     ("txt", text.encode()),
@@ -41,6 +45,11 @@ def paired_shard(miniweb_clip, tmp_path_factory):
                     info = tarfile.TarInfo(f"{key}.{ext}")
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
+    rows = [{"key": key, "url": f"http://x/{key}.jpg", "status": "success"} for key in keys]
+    pq.write_table(pa.Table.from_pylist(rows), folder / "00000.parquet")
+    (folder / "00000_stats.json").write_text(
+        json.dumps({"count": len(rows), "successes": len(rows)})
+    )
     return folder
 
 
