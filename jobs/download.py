@@ -1,14 +1,20 @@
-"""Download the candidates' images into WebDataset shards, with img2dataset.
+"""Download the candidates' images into img2dataset's WebDataset shards, politely and safely.
 
     curate download --input OUT/candidates --output OUT/shards
-    curate download --input OUT/candidates --output OUT/shards --distributor pyspark
+    curate download --input OUT/candidates --output OUT/shards --blocklist hashes.txt \
+        --opt-out spawning-domains.txt --host-concurrency 2 --host-delay 0.2
+    spark-submit jobs/download.py --distributor pyspark --input s3://b/cands --output s3://b/shards
 
-Reads the filter stage's ``pairs/`` (or any parquet with ``url`` and ``caption``) and drops
-unsafe URLs before any request (see the README's security section). img2dataset then writes
-``NNNNN.tar`` (``key.jpg/.txt/.json``), ``NNNNN.parquet`` and ``NNNNN_stats.json`` per shard,
-carrying our columns (uid, page_url, provenance, ...) into each sample. A rerun fetches only the
-shards not done (``_done/``); a killed run's workers die with it. ``stats.json`` accounts for
-every candidate: kept (downloaded) or dropped with a reason.
+Reads the filter stage's ``pairs/`` (or any parquet with ``url`` and ``caption``) and drops,
+before any request, unsafe URLs (see the README's security section), opted-out domains and
+prefixes, and URLs on the block list. Then for each host: robots.txt first, at most
+``--host-concurrency`` requests in flight and ``--host-delay`` seconds between them on this
+machine, 429/503 retried after Retry-After; every request has one deadline (``--timeout``) and
+a size cap, every redirect hop is checked. Shards are img2dataset's: ``NNNNN.tar``
+(``key.jpg/.txt/.json``), ``NNNNN.parquet`` (a row per URL, with ``status`` and
+``error_message``) and ``NNNNN_stats.json``, carrying our columns (uid, page_url, ...). A rerun
+fetches only the shards not done (``_done/``); a killed run's workers die with it.
+``stats.json`` accounts for every candidate: kept (downloaded) or dropped with a reason.
 """
 
 import argparse
@@ -21,15 +27,20 @@ from vlcurate.jobs.options import add_config_flags, config_from_layers
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.config import ConfigError
 from vlcurate.pipeline.download import candidates as inputs
-from vlcurate.pipeline.download.executor import DownloadFailed, Img2DatasetExecutor
 from vlcurate.pipeline.download.safety import SafetyConfig
-from vlcurate.pipeline.download.stage import DownloadConfig, DownloadStage, UnfinishedShards
+from vlcurate.pipeline.download.stage import (
+    DownloadConfig,
+    DownloadStage,
+    UnfinishedShards,
+    format_summary,
+    local_executor,
+)
 from vlcurate.pipeline.recipe import RecipeError
 from vlcurate.pipeline.stage import OutputError, SettingsMismatch, check_output, run_stage
 
 # Refused before any work (exit code 2), and failed after some (exit code 1; rerun to resume).
 REFUSALS = (ConfigError, RecipeError, storage.InputError, OutputError, SettingsMismatch)
-FAILURES = (UnfinishedShards, DownloadFailed)
+FAILURES = (UnfinishedShards,)
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 
@@ -37,13 +48,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(
         prog="download", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--input",
-        "-i",
-        required=True,
-        help="the filter stage's output folder (or its pairs/), or a parquet file",
+    add = parser.add_argument
+    add(
+        "--input", "-i", required=True, help="the filter stage's output (or its pairs/), or parquet"
     )
-    parser.add_argument("--output", "-o", required=True, help="the shard folder")
+    add("--output", "-o", required=True, help="the shard folder")
     parser.add_argument(
         "--allow-private-network",
         nargs="*",
@@ -68,6 +77,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="recipe whose download section sets image size and resize mode (flags given here "
         "win); default: the recipe named in the candidates' recipe column, if bundled",
     )
+    add("--master", default=None, help="Spark master for --distributor pyspark (default: local)")
     add_config_flags(parser, DownloadConfig, layered=True)
     return parser
 
@@ -87,33 +97,23 @@ def checked_stage(args: argparse.Namespace) -> DownloadStage:
     return DownloadStage(candidates, args.output, config, safety)
 
 
+def executor(config: DownloadConfig, master: str | None = None, progress: bool = True):
+    """The shards' executor: a Spark task per shard, or processes on this machine."""
+    if config.distributor == "pyspark":
+        return spark_util.SparkExecutor(master, progress=progress, app="curate-download")
+    return local_executor(config, progress)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         stage = checked_stage(args)
-        if stage.config.distributor == "pyspark":
-            spark_util.session("curate-download", "local[*]")  # img2dataset uses it
-        stats = run_stage(stage, Img2DatasetExecutor())
+        stats = run_stage(stage, executor(stage.config, args.master))
     except (*REFUSALS, *FAILURES) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, REFUSALS) else 1
     print(format_summary(stats, args.output))
     return 0
-
-
-def format_summary(stats: dict, output: str) -> str:
-    lines = [
-        f"download: {stats['in']} candidates -> {stats['kept']} images in "
-        f"{stats.get('shards', 0)} shards -> {output}"
-    ]
-    lines += [
-        f"  {r:<28} {n:>8}" for r, n in sorted(stats["dropped"].items(), key=lambda kv: -kv[1])
-    ]
-    lines.append(
-        f"  accounting: in {stats['in']} == kept {stats['kept']} + dropped "
-        f"{sum(stats['dropped'].values())}"
-    )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

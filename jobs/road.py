@@ -16,7 +16,6 @@ from vlcurate.jobs.flags import given_flags, layered
 from vlcurate.jobs.steps import assign, docs_filter, images
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.download import candidates
-from vlcurate.pipeline.download.executor import Img2DatasetExecutor
 from vlcurate.pipeline.download.safety import SafetyConfig
 from vlcurate.pipeline.download.stage import DownloadConfig, DownloadStage
 from vlcurate.pipeline.extract.config import ExtractConfig
@@ -83,7 +82,7 @@ class Road:
 
         def run() -> dict:
             stage = DownloadStage(candidates.read_candidates(source), output, config, safety)
-            return run_stage(stage, Img2DatasetExecutor())
+            return run_stage(stage, download_job.executor(config, self.master, self.progress))
 
         return run
 

@@ -108,6 +108,12 @@ def remove(url: str) -> None:
         fs.rm(path)
 
 
+def move(source: str, target: str) -> None:
+    """Rename ``source`` to ``target`` (both on one filesystem), replacing it."""
+    fs, path = fsspec.core.url_to_fs(source)
+    fs.mv(path, fsspec.core.url_to_fs(target)[1])
+
+
 def read_text(url: str) -> str:
     with fsspec.open(url, "rt") as f:
         return f.read()

@@ -10,7 +10,19 @@ RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop
 DISTRIBUTORS = ("multiprocessing", "pyspark")
 # How fast and how patiently images are fetched, not what a shard holds: left out of the
 # settings digest, so a killed run may resume with more threads or another timeout.
-SPEED_FIELDS = ("processes", "threads", "timeout", "retries", "distributor", "user_agent_token")
+SPEED_FIELDS = (
+    "processes",
+    "threads",
+    "timeout",
+    "retries",
+    "distributor",
+    "user_agent_token",
+    "host_concurrency",
+    "host_delay",
+    "max_crawl_delay",
+    "retry_after_cap",
+    "resolve",
+)
 
 
 @dataclass
@@ -37,10 +49,55 @@ class DownloadConfig(Config):
     samples_per_shard: int = field(
         default=10000, metadata={"help": "images per output shard", "min": 1}
     )
-    timeout: int = field(
-        default=10, metadata={"help": "seconds before a request times out", "min": 1}
+    timeout: float = field(
+        default=10.0,
+        metadata={
+            "help": "seconds for a whole request: DNS, connect, TLS, headers, body, redirects",
+            "above": 0,
+        },
     )
-    retries: int = field(default=0, metadata={"help": "retries of a failed request", "min": 0})
+    retries: int = field(
+        default=2, metadata={"help": "retries of a request answered 429 or 503", "min": 0}
+    )
+    max_image_bytes: int = field(
+        default=20_000_000,
+        metadata={"help": "larger bodies are refused or cut (too_large_body)", "min": 1},
+    )
+    max_redirects: int = field(
+        default=5, metadata={"help": "redirects followed, each hop checked", "min": 0}
+    )
+    host_concurrency: int = field(
+        default=2, metadata={"help": "requests in flight per host, per machine", "min": 1}
+    )
+    host_delay: float = field(
+        default=0.2, metadata={"help": "least seconds between requests to a host", "min": 0}
+    )
+    max_crawl_delay: float = field(
+        default=10.0,
+        metadata={"help": "robots.txt Crawl-delay is honoured up to this many seconds", "min": 0},
+    )
+    retry_after_cap: float = field(
+        default=60.0, metadata={"help": "longest wait for a 429/503 Retry-After", "min": 0}
+    )
+    robots: bool = field(
+        default=True,
+        metadata={"help": "read robots.txt before a host's first request and obey it"},
+    )
+    blocklist: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "files of hex MD5/SHA-1/SHA-256 digests of image URLs or image bytes "
+            "(dropped as blocklisted)"
+        },
+    )
+    opt_out: list[str] = field(
+        default_factory=list,
+        metadata={"help": "files of opted-out domains and URL prefixes (dropped as opted_out)"},
+    )
+    resolve: list[str] = field(
+        default_factory=list,
+        metadata={"help": "HOST:ADDRESS pins, as curl's --resolve (the address is still checked)"},
+    )
     encode_quality: int = field(
         default=95, metadata={"help": "JPEG quality of the shards", "min": 1, "max": 100}
     )

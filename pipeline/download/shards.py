@@ -35,6 +35,9 @@ ERROR_REASONS = (
 )
 
 
+CODE = re.compile(r"[a-z][a-z0-9_]*")
+
+
 def shard_name(index: int) -> str:
     return f"{index:0{SHARD_DIGITS}d}"
 
@@ -44,7 +47,10 @@ def stats_path(output: str, shard: str) -> str:
 
 
 def download_reason(status: str, error: str | None) -> str:
-    """A stable drop reason for one img2dataset result row."""
+    """A stable drop reason for one sidecar row: our fetcher's reasons are already codes
+    (``timeout``, ``http_404``, ``too_large_body``); img2dataset's resizer's are messages."""
+    if error and CODE.fullmatch(error):
+        return error
     message = (error or "").lower()
     if m := re.search(r"http error (\d{3})", message):
         return f"http_{m.group(1)}"
@@ -81,9 +87,3 @@ def shard_stats(output: str, shard: str) -> StageStats:
             stats.main.drop(download_reason(status, error))
     stats.extra["shards"] += 1
     return stats
-
-
-def remove_shard(output: str, shard: str) -> None:
-    """Delete what a killed run left of a shard, so that img2dataset writes it again."""
-    for suffix in ("_stats.json", ".parquet", ".tar"):
-        storage.remove(storage.join(output, shard + suffix))

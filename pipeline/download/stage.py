@@ -1,27 +1,31 @@
-"""The download stage: candidates -> safety pre-filter -> img2dataset -> WebDataset shards.
+"""The download stage: candidates -> pre-filter -> our fetching -> img2dataset's shards.
 
-img2dataset does the fetching, decoding, resizing and shard writing (``output_format=
-webdataset``: ``NNNNN.tar`` with ``key.jpg/.txt/.json``, an ``NNNNN.parquet`` sidecar and
-``NNNNN_stats.json`` per shard). The stage's units are img2dataset's shards: the safe URLs are
-written in input order to ``_input/urls.parquet``, and img2dataset cuts that list the same way
-every time, shard k holding rows ``[k * samples_per_shard, (k + 1) * samples_per_shard)``.
-:class:`~vlcurate.pipeline.download.executor.Img2DatasetExecutor` downloads every unit not yet
-done in one img2dataset call (its ``incremental`` mode skips the shards whose ``_stats.json``
-exists), then the runner (:mod:`vlcurate.pipeline.stage`) marks each finished shard done with
-the stats read back from its sidecar, and writes ``stats.json``.
+Before any request, every candidate URL passes the SSRF pre-filter (:mod:`.safety`), the
+opt-out lists and the URL block list (:mod:`.lists`); the rest are written to
+``_input/urls.parquet``, hosts interleaved (each host's k-th URL comes in the k-th round), so
+that a host's URLs spread across shards instead of holding one shard up behind its politeness
+interval. The stage's units are shards of that list: shard k holds rows ``[k * samples_per_shard,
+(k + 1) * samples_per_shard)``. Each is downloaded by :func:`~.worker.download_shard` (threads,
+robots.txt, per-host politeness, checked redirects, a deadline and a cap per request) into
+img2dataset's format: ``NNNNN.tar`` with ``key.jpg/.txt/.json``, an ``NNNNN.parquet`` sidecar
+with a row per URL and ``NNNNN_stats.json``. Units run in this process, in one spawned process
+per core (``multiprocessing``), or as Spark tasks (``pyspark``).
 """
 
-import hashlib
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+import fsspec
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.download.candidates import checked_candidates
 from vlcurate.pipeline.download.config import SPEED_FIELDS, DownloadConfig
-from vlcurate.pipeline.download.executor import Img2DatasetExecutor
+from vlcurate.pipeline.download.context import ROBOTS, fetching
+from vlcurate.pipeline.download.lists import Blocklist, OptOut
+from vlcurate.pipeline.download.prefilter import INPUT, prefilter, url_list_path, write_url_list
 from vlcurate.pipeline.download.safety import SafetyConfig, UrlSafety
 from vlcurate.pipeline.download.shards import (
     STAGE,
@@ -30,78 +34,16 @@ from vlcurate.pipeline.download.shards import (
     shard_problem,
     shard_stats,
 )
-from vlcurate.pipeline.stage import Stage, Unit, run_stage
+from vlcurate.pipeline.download.worker import PARTIAL, WORST_HOSTS, download_shard
+from vlcurate.pipeline.executors import LocalExecutor
+from vlcurate.pipeline.stage import Stage, Unit, digest, run_stage
 from vlcurate.pipeline.stats import StageStats
 
 __all__ = ["STAGE", "DownloadConfig", "DownloadStage", "download_reason", "download_stage"]
 
-INPUT = "_input"  # the URL list img2dataset reads, and the unsafe URLs, for inspection
-# img2dataset owns these names in its output; ours are renamed on the way in.
-RENAMED = {"width": "declared_width", "height": "declared_height"}
-RESERVED = {
-    "key",
-    "caption",
-    "url",
-    "width",
-    "height",
-    "original_width",
-    "original_height",
-    "status",
-    "error_message",
-    "exif",
-    "md5",
-    "sha256",
-    "sha512",
-}
-
 
 class UnfinishedShards(RuntimeError):
-    """img2dataset ended with shards unfinished: their candidates are not accounted for."""
-
-
-@dataclass
-class UrlList:
-    """The pre-filter's result: the safe candidates (img2dataset's input), the unsafe ones with
-    their ``drop_reason``, the pre-filter's stats and the columns carried into the shards."""
-
-    safe: pa.Table
-    unsafe: pa.Table
-    stats: StageStats
-    carry: list[str]
-
-    def digest(self) -> str:
-        """What the shards are cut from: the safe URLs, in order."""
-        urls = "\n".join(self.safe.column("url").to_pylist())
-        return hashlib.sha256(urls.encode()).hexdigest()[:16]
-
-
-def prefilter(candidates: pa.Table, safety: UrlSafety) -> UrlList:
-    """Drop unsafe URLs (counted by reason); the rest keep their input order."""
-    stats = StageStats(STAGE)
-    reasons = [safety.reason(u) for u in candidates.column("url").to_pylist()]
-    unsafe = pa.array([r is not None for r in reasons], pa.bool_())
-    for reason, n in Counter(r for r in reasons if r is not None).items():
-        stats.main.drop(reason, n)
-    stats.extra["unsafe_urls"] = int(pc.sum(unsafe).as_py() or 0)
-    safe = candidates.filter(pc.invert(unsafe))
-    safe = safe.rename_columns([RENAMED.get(n, n) for n in safe.schema.names])
-    dropped = candidates.filter(unsafe).append_column(
-        "drop_reason", pa.array([r for r in reasons if r], pa.string())
-    )
-    carry = [n for n in safe.schema.names if n not in RESERVED]
-    return UrlList(safe, dropped, stats, carry)
-
-
-def url_list_path(output: str) -> str:
-    return storage.join(output, INPUT, "urls.parquet")
-
-
-def write_url_list(urls: UrlList, output: str) -> None:
-    """Write the URL list img2dataset reads, and the unsafe rows for inspection."""
-    unsafe_path = storage.join(output, INPUT, "unsafe.parquet")
-    for table, path in ((urls.safe, url_list_path(output)), (urls.unsafe, unsafe_path)):
-        with storage.parquet_writer(path, table.schema) as writer:
-            writer.write_table(table)
+    """The run ended with shards unfinished: their candidates are not accounted for."""
 
 
 @dataclass
@@ -112,49 +54,75 @@ class DownloadStage(Stage):
     safety: SafetyConfig = field(default_factory=SafetyConfig)
 
     name = STAGE
-    folders = (INPUT,)
+    folders = (INPUT, ROBOTS)
 
     def __post_init__(self) -> None:
         self.output = storage.absolute(self.output)
         self.candidates = checked_candidates(self.candidates)
-        self.urls = prefilter(self.candidates, UrlSafety(self.safety))
+        self.lists = {
+            "blocklist": Blocklist.from_files(self.config.blocklist).digest(),
+            "opt_out": OptOut.from_files(self.config.opt_out).digest(),
+        }
+        self.urls = prefilter(
+            self.candidates,
+            UrlSafety(self.safety),
+            OptOut.from_files(self.config.opt_out),
+            Blocklist.from_files(self.config.blocklist),
+        )
+        self.url_count = self.urls.safe.num_rows
+        self.urls_digest = self.urls.digest()
+        self.candidate_count = self.candidates.num_rows
         self.url_list = url_list_path(self.output)
+
+    def __getstate__(self) -> dict:
+        """What a worker process needs: not the tables (it reads its rows from the URL list)."""
+        state = dict(self.__dict__)
+        state["candidates"] = state["urls"] = None
+        return state
 
     def settings(self) -> dict:
         shaping = {k: v for k, v in self.config.as_json().items() if k not in SPEED_FIELDS}
+        shaping.pop("blocklist"), shaping.pop("opt_out")  # files: their contents count
         return {
             "output_format": "webdataset",
             **shaping,
+            "lists": self.lists,
             "safety": asdict(self.safety),
-            "input_urls_digest": self.urls.digest(),
+            "input_urls_digest": self.urls_digest,
         }
 
     def rows(self, shard: str) -> tuple[int, int]:
         """The rows ``[begin, end)`` of the URL list that ``shard`` holds."""
         begin = int(shard) * self.config.samples_per_shard
-        return begin, min(begin + self.config.samples_per_shard, self.urls.safe.num_rows)
+        return begin, min(begin + self.config.samples_per_shard, self.url_count)
 
     def units(self) -> list[Unit]:
-        count = -(-self.urls.safe.num_rows // self.config.samples_per_shard)  # rounded up
+        count = -(-self.url_count // self.config.samples_per_shard)  # rounded up
         names = [shard_name(k) for k in range(count)]
         return [Unit(n, "{}[{}:{}]".format(self.url_list, *self.rows(n))) for n in names]
 
-    def check(self, unit: Unit) -> str | None:
-        begin, end = self.rows(unit.name)
-        return shard_problem(self.output, unit.name, end - begin)
-
     def prepare(self, units: list[Unit], todo: list[Unit]) -> None:
-        # img2dataset's incremental mode reads every *.json in the folder as a shard's stats,
-        # so the last run's stats.json (rewritten at the end) must not be there while it runs.
-        storage.remove(storage.join(self.output, "stats.json"))
+        storage.remove_tree(storage.join(self.output, PARTIAL))  # what a killed run left
         write_url_list(self.urls, self.output)
 
     def process(self, unit: Unit, device: str = "cpu") -> StageStats:
-        return shard_stats(self.output, unit.name)
+        begin, end = self.rows(unit.name)
+        if shard_problem(self.output, unit.name, end - begin) is None:
+            return shard_stats(self.output, unit.name)  # whole, its marker not yet written
+        with fsspec.open(self.url_list, "rb") as f:
+            rows = pq.read_table(f).slice(begin, end - begin)
+        context = fetching(self.config, self.safety, self.output, self.run_key())
+        return download_shard(int(unit.name), rows, self.output, context)
+
+    def run_key(self) -> str:
+        """Names the run's politeness table, shared by its processes on one machine."""
+        return digest({"output": self.output, **self.settings()})
 
     def finish(self, stats: StageStats) -> dict:
         stats.merge(self.urls.stats)
         stats.extra["shards"] += 0  # present, also when there is none
+        worst = stats.counter("failures_by_host").most_common(WORST_HOSTS)
+        stats.counters["failures_by_host"] = Counter(dict(worst))
         if stats.main.seen != self.candidates.num_rows:
             unfinished = ", ".join(sorted(stats.counter("refused_units")))
             raise UnfinishedShards(
@@ -168,6 +136,12 @@ class DownloadStage(Stage):
         }
 
 
+def local_executor(config: DownloadConfig, progress: bool = True) -> LocalExecutor:
+    """One spawned process per core (or ``processes``), each downloading whole shards with
+    ``threads`` threads. (``pyspark``: ``vlcurate.jobs.spark.SparkExecutor``, a task a shard.)"""
+    return LocalExecutor(["cpu"] * (config.processes or os.cpu_count() or 1), progress=progress)
+
+
 def download_stage(
     candidates: pa.Table,
     output: str,
@@ -175,6 +149,27 @@ def download_stage(
     safety: SafetyConfig,
     executor=None,
 ) -> dict:
-    """The whole stage with img2dataset's own distributor; returns (and writes) ``stats.json``."""
+    """The whole stage; returns (and writes) ``stats.json``."""
     stage = DownloadStage(candidates, output, config, safety)
-    return run_stage(stage, executor or Img2DatasetExecutor())
+    return run_stage(stage, executor or local_executor(config))
+
+
+def format_summary(stats: dict, output: str) -> str:
+    """What ``curate download`` prints: counts, the success rate, each reason's share, and the
+    hosts that failed most."""
+    total = stats["in"] or 1
+    lines = [
+        f"download: {stats['in']} candidates -> {stats['kept']} images in "
+        f"{stats.get('shards', 0)} shards -> {output} ({stats['kept'] / total:.1%} succeeded)"
+    ]
+    for reason, n in sorted(stats["dropped"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {reason:<28} {n:>8}  {n / total:6.1%}")
+    worst = list(stats.get("failures_by_host", {}).items())
+    if worst:
+        worst.sort(key=lambda kv: -kv[1])
+        lines.append("  most failures: " + ", ".join(f"{h} {n}" for h, n in worst[:5]))
+    lines.append(
+        f"  accounting: in {stats['in']} == kept {stats['kept']} + dropped "
+        f"{sum(stats['dropped'].values())}"
+    )
+    return "\n".join(lines)

@@ -1,5 +1,5 @@
 """A real SIGKILL of `curate download`'s parent process, mid-run, against a slow HTTP server on
-127.0.0.1: img2dataset's workers die with it (none writes into the output afterwards), and a
+127.0.0.1: the download's worker processes die with it (none writes into the output afterwards), and a
 rerun finishes every shard, each tar whole and each sample once."""
 
 import json
@@ -67,7 +67,7 @@ def test_sigkill_of_the_parent_kills_its_workers_and_a_rerun_finishes(slow_web, 
         "download",
         *("--input", str(candidates), "--output", str(out), "--allow-private-network"),
         *("--processes", "2", "--threads", "2", "--samples-per-shard", str(PER_SHARD)),
-        *("--image-size", "32", "--timeout", "20"),
+        *("--image-size", "32", "--timeout", "20", "--host-concurrency", "4", "--host-delay", "0"),
     ]
     parent = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
@@ -78,7 +78,7 @@ def test_sigkill_of_the_parent_kills_its_workers_and_a_rerun_finishes(slow_web, 
     parent.kill()  # SIGKILL, to the parent alone: nothing of its own can clean up
     parent.wait()
     finished_before_kill = len(list(out.glob("*_stats.json")))
-    assert len(running) >= 3  # the parent, img2dataset's runner, its workers and logger
+    assert len(running) >= 3  # the parent and its two worker processes
     assert 1 <= finished_before_kill < SHARDS, "the kill did not come in the middle of the run"
 
     deadline = time.monotonic() + 10
@@ -96,9 +96,9 @@ def test_sigkill_of_the_parent_kills_its_workers_and_a_rerun_finishes(slow_web, 
     stats = json.loads((out / "stats.json").read_text())
     assert stats["in"] == IMAGES == stats["kept"] + sum(stats["dropped"].values())
     assert stats["kept"] == IMAGES and stats["shards"] == SHARDS
-    # Markers are written once img2dataset's call ends: the killed run left none, and the
-    # rerun marks every shard, without fetching again those img2dataset had finished.
-    assert stats["units"]["kept"] == SHARDS and stats["units_resumed"] == 0
+    # Each shard is marked done as it finishes: the rerun resumes those finished before the
+    # kill (one may have its _stats.json but not yet its marker: adopted without fetching).
+    assert stats["units"]["kept"] == SHARDS and 1 <= stats["units_resumed"] <= finished_before_kill
     assert {n: (out / f"{n}.tar").stat().st_mtime_ns for n in finished} == written
     keys = []
     for shard in range(SHARDS):

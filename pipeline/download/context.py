@@ -1,0 +1,158 @@
+"""What one process needs to download shards, made once per process and kept across its shards:
+the DNS cache, the machine-wide politeness table, the robots.txt answers, the lists (which may
+be tens of MB: loaded from their files by each process, never pickled to it), the client and
+img2dataset's resizer."""
+
+import io
+import json
+import os
+from dataclasses import dataclass
+
+from vlcurate.pipeline import storage
+from vlcurate.pipeline.download.client import Client, ClientSettings
+from vlcurate.pipeline.download.config import DownloadConfig
+from vlcurate.pipeline.download.lists import Blocklist, OptOut
+from vlcurate.pipeline.download.politeness import HostGate
+from vlcurate.pipeline.download.resolver import Resolver
+from vlcurate.pipeline.download.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsRules
+from vlcurate.pipeline.download.safety import SafetyConfig, UrlSafety
+
+ROBOTS = "_robots"  # robots.txt answers, kept in the output for a resumed run
+LEASE_SLACK = 5.0  # seconds a politeness lease outlives its request's deadline
+_PROCESS: dict[str, "Fetching"] = {}
+
+
+def user_agent(token: str) -> str:
+    return f"Mozilla/5.0 (compatible; {token}/1.0; +https://github.com/vlcurate)"
+
+
+@dataclass
+class Fetching:
+    config: DownloadConfig
+    safety: UrlSafety
+    client: Client
+    gate: HostGate
+    robots: RobotsCache
+    blocklist: Blocklist
+    opt_out: OptOut
+    resizer: object
+    fixed_rules: RobotsRules | None  # every origin's rules when robots.txt is not read
+    pid: int = 0  # the process that made it (a forked child makes its own)
+
+    @property
+    def threads(self) -> int:
+        return self.config.threads or 64
+
+    @property
+    def retries(self) -> int:
+        return self.config.retries
+
+    @property
+    def retry_cap(self) -> float:
+        return self.config.retry_after_cap
+
+    @property
+    def max_bytes(self) -> int:
+        return self.config.max_image_bytes
+
+    @property
+    def samples_per_shard(self) -> int:
+        return self.config.samples_per_shard
+
+    def host_of(self, url: str) -> str:
+        return self.safety.check(url).host
+
+    def delay(self, rules: RobotsRules | None) -> float:
+        """The host's interval: ours, or its Crawl-delay up to ``max_crawl_delay``."""
+        crawl_delay = (rules.crawl_delay if rules is not None else None) or 0.0
+        return max(self.config.host_delay, min(crawl_delay, self.config.max_crawl_delay))
+
+    def url_reason(self, url: str) -> str | None:
+        """Why a redirect's target may not be requested (what the first URL passed before it
+        was queued): the lists, then robots.txt."""
+        from vlcurate.pipeline.download.lists import BLOCKLISTED, OPTED_OUT
+        from vlcurate.pipeline.download.robots import ROBOTS_DISALLOWED
+
+        if self.opt_out.opted_out(url):
+            return OPTED_OUT
+        if self.blocklist.url_blocked(url):
+            return BLOCKLISTED
+        if self.fixed_rules is None and not self.robots.allowed(url):
+            return ROBOTS_DISALLOWED
+        return None
+
+    def exif(self, body: bytes) -> str | None:
+        """The image's EXIF tags as JSON, as img2dataset's sidecar holds them."""
+        import exifread
+
+        try:
+            tags = exifread.process_file(io.BytesIO(body), details=False)
+            return json.dumps({k: str(v).strip() for k, v in tags.items() if v is not None})
+        except Exception:  # noqa: BLE001 - a broken EXIF block is no reason to drop an image
+            return None
+
+    def fetch_robots(self, url: str) -> tuple[int | None, bytes | None]:
+        """robots.txt through the same client: checked hops, a deadline, its own cap."""
+        host = self.host_of(url)
+        lease = self.gate.acquire(host, self.config.host_delay, give_up_at=None)
+        outcome = self.client.get(url, ROBOTS_MAX_BYTES, lease, image=False)
+        if outcome.body is not None:
+            return outcome.status, outcome.body
+        return (outcome.status, None) if outcome.status else (None, None)
+
+
+def fetching(config: DownloadConfig, safety: SafetyConfig, output: str, key: str) -> Fetching:
+    """This process's :class:`Fetching` for one download (``key``: its settings digest)."""
+    found = _PROCESS.get(key)
+    if found is not None and found.pid == os.getpid():
+        return found
+    os.environ["CV_IO_MAX_IMAGE_PIXELS"] = str(config.max_image_area)  # OpenCV's bomb cap
+    url_safety = UrlSafety(safety)
+    gate = HostGate(
+        key,
+        config.host_concurrency,
+        lease_seconds=config.timeout + LEASE_SLACK,
+    )
+    settings = ClientSettings(
+        timeout=config.timeout,
+        max_redirects=config.max_redirects,
+        user_agent=user_agent(config.user_agent_token),
+        opt_out_directives=tuple(config.robots_directives),
+        host_delay=config.host_delay,
+    )
+    made = Fetching(
+        config=config,
+        safety=url_safety,
+        client=Client(settings, url_safety, Resolver(config.resolve), gate),
+        gate=gate,
+        robots=None,
+        blocklist=Blocklist.from_files(config.blocklist),
+        opt_out=OptOut.from_files(config.opt_out),
+        resizer=_resizer(config),
+        fixed_rules=None
+        if config.robots
+        else RobotsRules.from_answer(404, None, config.user_agent_token),
+        pid=os.getpid(),
+    )
+    made.robots = RobotsCache(
+        made.fetch_robots, config.user_agent_token, storage.join(output, ROBOTS)
+    )
+    made.client.check = made.url_reason
+    made.client.delay_for = lambda url: made.delay(made.fixed_rules or made.robots.rules(url))
+    _PROCESS[key] = made
+    return made
+
+
+def _resizer(config: DownloadConfig):
+    from img2dataset.resizer import Resizer
+
+    return Resizer(
+        image_size=config.image_size,
+        resize_mode=config.resize_mode,
+        resize_only_if_bigger=config.resize_only_if_bigger,
+        encode_quality=config.encode_quality,
+        encode_format="jpg",
+        min_image_size=config.min_image_size,
+        max_image_area=config.max_image_area,
+        max_aspect_ratio=config.max_aspect_ratio,
+    )
