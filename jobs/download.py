@@ -1,8 +1,8 @@
 """Download the candidates' images into img2dataset's WebDataset shards, politely and safely.
 
     curate download --input OUT/candidates --output OUT/shards
-    curate download --input OUT/candidates --output OUT/shards --blocklist hashes.txt \
-        --opt-out spawning-domains.txt --host-concurrency 2 --host-delay 0.2
+    curate download -i OUT/candidates -o OUT/shards --blocklist hashes.txt --opt-out domains.txt
+    curate download -i OUT/candidates -o OUT/shards --repair   # the transient failures again
     spark-submit jobs/download.py --distributor pyspark --input s3://b/cands --output s3://b/shards
 
 Reads the filter stage's ``pairs/`` (or any parquet with ``url`` and ``caption``) and drops,
@@ -24,16 +24,17 @@ import pyarrow as pa
 
 from vlcurate.jobs import spark as spark_util
 from vlcurate.jobs.options import add_config_flags, config_from_layers
+from vlcurate.jobs.safety_flags import add_safety_flags, safety_from
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.config import ConfigError
 from vlcurate.pipeline.download import candidates as inputs
-from vlcurate.pipeline.download.safety import SafetyConfig
 from vlcurate.pipeline.download.stage import (
     DownloadConfig,
     DownloadStage,
     UnfinishedShards,
     format_summary,
     local_executor,
+    plan_repair,
 )
 from vlcurate.pipeline.recipe import RecipeError
 from vlcurate.pipeline.stage import OutputError, SettingsMismatch, check_output, run_stage
@@ -41,7 +42,6 @@ from vlcurate.pipeline.stage import OutputError, SettingsMismatch, check_output,
 # Refused before any work (exit code 2), and failed after some (exit code 1; rerun to resume).
 REFUSALS = (ConfigError, RecipeError, storage.InputError, OutputError, SettingsMismatch)
 FAILURES = (UnfinishedShards,)
-LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -53,24 +53,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--input", "-i", required=True, help="the filter stage's output (or its pairs/), or parquet"
     )
     add("--output", "-o", required=True, help="the shard folder")
-    parser.add_argument(
-        "--allow-private-network",
-        nargs="*",
-        metavar="CIDR",
-        default=None,
-        help="for tests and the demo only: also fetch from these private networks or "
-        "ADDRESS:PORT pairs (127.0.0.1:8765) "
-        f"(no value: loopback, {' '.join(LOOPBACK)}); other private, "
-        "link-local and reserved addresses stay blocked",
-    )
-    parser.add_argument(
-        "--allowed-ports",
-        nargs="*",
-        type=int,
-        default=[80, 443, 8080, 8443],
-        metavar="PORT",
-        help="explicit ports public hosts may use (default: 80 443 8080 8443)",
-    )
+    add_safety_flags(parser)
     parser.add_argument(
         "--recipe",
         default=None,
@@ -78,6 +61,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "win); default: the recipe named in the candidates' recipe column, if bundled",
     )
     add("--master", default=None, help="Spark master for --distributor pyspark (default: local)")
+    add(
+        "--repair",
+        action="store_true",
+        help="ask again only for the URLs whose last failure was transient (timeout, connection, "
+        "DNS, 429, 5xx) into new shards beside the old; the stats add up",
+    )
     add_config_flags(parser, DownloadConfig, layered=True)
     return parser
 
@@ -86,9 +75,7 @@ def checked_stage(args: argparse.Namespace) -> DownloadStage:
     """The stage the flags ask for; raises one of REFUSALS before anything is written."""
     if not storage.exists(args.input):
         raise storage.InputError(f"input not found: {args.input}")
-    allow = args.allow_private_network  # None: flag absent; []: flag alone, meaning loopback
-    networks = [] if allow is None else allow or LOOPBACK
-    safety = SafetyConfig(allowed_ports=args.allowed_ports, allow_networks=networks)
+    safety = safety_from(args)
     config_from_layers(DownloadConfig, args=args)  # the flags alone, before reading the input
     check_output(DownloadStage(pa.table({}), args.output))  # a file there: refused up front
     candidates = inputs.read_candidates(args.input)
@@ -108,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         stage = checked_stage(args)
+        if args.repair and (stage := plan_repair(stage)) is None:
+            print(f"download: nothing to repair in {args.output}")
+            return 0
         stats = run_stage(stage, executor(stage.config, args.master))
     except (*REFUSALS, *FAILURES) as e:
         print(f"error: {e}", file=sys.stderr)

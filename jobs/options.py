@@ -66,6 +66,8 @@ def _flag_kwargs(f: dataclasses.Field) -> dict:
         return {"action": argparse.BooleanOptionalAction}
     if getattr(f.type, "__origin__", None) is list:
         (item,) = f.type.__args__
+        if meta.get("repeatable"):  # --flag A --flag B (and --flag A B) add up
+            return {"type": item, "nargs": "+", "action": "extend", "metavar": meta["metavar"]}
         return {"type": item, "nargs": meta.get("nargs", "*"), "metavar": meta.get("metavar", "X")}
     kind = weights_or_none if meta.get("weights") else _value_type(f.type)
     metavar = meta.get("metavar", "N" if kind in (int, float) else None)

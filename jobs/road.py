@@ -10,6 +10,7 @@ from vlcurate.jobs import docs as docs_job
 from vlcurate.jobs import download as download_job
 from vlcurate.jobs import extract as extract_job
 from vlcurate.jobs import filter as filter_job
+from vlcurate.jobs import safety_flags
 from vlcurate.jobs import score as score_job
 from vlcurate.jobs import selection as select_job
 from vlcurate.jobs.flags import given_flags, layered
@@ -75,7 +76,7 @@ class Road:
     def download(self, flags: dict):
         config = layered(DownloadConfig, self.recipe.download, flags)
         allow = flags.get("allow_private_network", self.allow_private_network)
-        networks = [] if allow is None else allow or download_job.LOOPBACK
+        networks = safety_flags.networks(allow)
         safety = layered(SafetyConfig, None, {**flags, "allow_networks": networks})
         source = images(self) if self.recipe.docs is not None else self.folder("filter")
         output = self.folder("download")

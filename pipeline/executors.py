@@ -7,7 +7,6 @@ from its steps). An executor has one method, ``run(stage, units) -> markers``, a
   naming it, and the workers die with the parent.
 - ``vlcurate.jobs.spark.SparkExecutor``: one Spark task per unit (the library never imports
   pyspark, so it lives with the jobs).
-- The download stage's executor wraps img2dataset's own distributors.
 """
 
 import ctypes

@@ -1,9 +1,7 @@
 """One self-contained ``report.html`` for the select stage: the models, the funnel of every stage,
-a histogram per score with its thresholds, and thumbnails of kept and dropped samples.
-
-Everything is inlined (plots as PNG, thumbnails as JPEG ``data:`` URIs, a little CSS, no
-JavaScript), and everything that comes from the data goes through ``html.escape``.
-"""
+a histogram per score with its thresholds, and thumbnails of kept and dropped samples. All of it
+inlined (PNG plots, JPEG ``data:`` thumbnails, a little CSS, no JavaScript), and everything that
+comes from the data goes through ``html.escape``."""
 
 import base64
 import io
@@ -102,6 +100,8 @@ def _stage_table(name: str, stats: dict) -> str:
     rows = [["in", n_in, ""], [KEPT, kept, _share(kept, n_in)]]
     for reason, n in sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0])):
         rows.append([f"dropped: {reason}", n, _share(n, n_in)])
+    for host, n in sorted(stats.get("failures_by_host", {}).items(), key=lambda kv: -kv[1])[:10]:
+        rows.append([f"failures at {host}", n, _share(n, n_in)])  # the download's worst hosts
     html = _table(["", "count", "share of in"], rows, f"{name}{unit}")
     if n_in != kept + sum(dropped.values()):
         html += f'<p class="bad">{escape(name)}: in != kept + dropped</p>'

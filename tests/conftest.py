@@ -81,7 +81,13 @@ def scored_miniweb(spark, miniweb_clip, tmp_path_factory):
             pq.read_table(root / "candidates" / "pairs"),
             str(root / "shards"),
             DownloadConfig(
-                image_size=128, processes=2, threads=16, samples_per_shard=40, timeout=2
+                image_size=128,
+                processes=2,
+                threads=16,
+                samples_per_shard=40,
+                timeout=2,
+                host_concurrency=16,  # our own loopback server
+                host_delay=0,
             ),
             SafetyConfig(allow_networks=[f"127.0.0.1:{port}"]),
         )

@@ -74,13 +74,14 @@ class Client:
         self.opt_outs = frozenset(settings.opt_out_directives)
 
     def get(self, url: str, max_bytes: int, lease=None, image: bool = True) -> Outcome:
-        """``image=False`` (robots.txt): no X-Robots-Tag check, and a body past ``max_bytes``
-        is cut there rather than refused."""
+        """``image=False`` (robots.txt): no X-Robots-Tag check, no ``check`` of its redirects
+        (the lists and robots.txt are about images; robots.txt asking for its own rules would
+        wait on itself), and a body past ``max_bytes`` is cut there rather than refused."""
         deadline = time.monotonic() + self.settings.timeout
         return self._follow(url, max_bytes, lease, image, deadline)
 
     def _follow(self, url, max_bytes, lease, image, deadline) -> Outcome:
-        outcome = Outcome()
+        outcome, previous = Outcome(), ""
         try:
             for hop in range(self.settings.max_redirects + 1):
                 outcome.hops = hop + 1
@@ -89,12 +90,14 @@ class Client:
                 if checked.reason is not None:
                     return _ended(outcome, checked.reason)
                 if hop > 0:
-                    lease = self._release(lease)
-                    if reason := self.check(url):
+                    if image and (reason := self.check(url)):
                         return _ended(outcome, reason)
-                    lease = self._lease(checked.host, url, deadline)
-                    if lease is None and self.gate is not None:
-                        return _ended(outcome, POLITENESS_TIMEOUT)
+                    if checked.host != previous:  # same host: the request keeps its slot
+                        lease = self._release(lease)
+                        lease = self._lease(checked.host, url, deadline, image)
+                        if lease is None and self.gate is not None:
+                            return _ended(outcome, POLITENESS_TIMEOUT)
+                previous = checked.host
                 location = self._hop(url, checked, max_bytes, image, deadline, outcome)
                 if location is None:
                     return outcome
@@ -160,10 +163,14 @@ class Client:
                 return True
         return False
 
-    def _lease(self, host: str, url: str, deadline: float):
+    def _lease(self, host: str, url: str, deadline: float, image: bool = True):
+        """A lease on a redirect's host. For robots.txt (``image=False``) our own delay: the
+        target's interval comes from its robots.txt, and asking for that from inside a
+        robots.txt fetch waits on itself when robots.txt redirects to its own origin."""
         if self.gate is None:
             return None
-        return self.gate.acquire(host, self.delay_for(url), give_up_at=deadline)
+        delay = self.delay_for(url) if image else self.settings.host_delay
+        return self.gate.acquire(host, delay, give_up_at=deadline)
 
     def _release(self, lease) -> None:
         if lease is not None and self.gate is not None:

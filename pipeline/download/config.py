@@ -44,7 +44,7 @@ class DownloadConfig(Config):
         default=0, metadata={"help": "download processes; 0: one per core", "min": 0}
     )
     threads: int = field(
-        default=0, metadata={"help": "threads per process; 0: 64 per core", "min": 0}
+        default=0, metadata={"help": "threads per process; 0: 64", "min": 0}
     )
     samples_per_shard: int = field(
         default=10000, metadata={"help": "images per output shard", "min": 1}
@@ -86,17 +86,29 @@ class DownloadConfig(Config):
     blocklist: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "files of hex MD5/SHA-1/SHA-256 digests of image URLs or image bytes "
-            "(dropped as blocklisted)"
+            "help": "a file of hex MD5/SHA-1/SHA-256 digests of image URLs or image bytes, "
+            "one a line (dropped as blocklisted; repeatable)",
+            "repeatable": True,
+            "metavar": "FILE",
         },
     )
     opt_out: list[str] = field(
         default_factory=list,
-        metadata={"help": "files of opted-out domains and URL prefixes (dropped as opted_out)"},
+        metadata={
+            "help": "a file of opted-out domains and URL prefixes, one a line (dropped as "
+            "opted_out; repeatable)",
+            "repeatable": True,
+            "metavar": "FILE",
+        },
     )
     resolve: list[str] = field(
         default_factory=list,
-        metadata={"help": "HOST:ADDRESS pins, as curl's --resolve (the address is still checked)"},
+        metadata={
+            "help": "HOST:ADDRESS pins, as curl's --resolve (the address is still checked; "
+            "repeatable)",
+            "repeatable": True,
+            "metavar": "HOST:ADDRESS",
+        },
     )
     encode_quality: int = field(
         default=95, metadata={"help": "JPEG quality of the shards", "min": 1, "max": 100}
@@ -118,7 +130,8 @@ class DownloadConfig(Config):
     distributor: str = field(
         default="multiprocessing",
         metadata={
-            "help": "multiprocessing, or pyspark (the active session)",
+            "help": "multiprocessing (processes on this machine), or pyspark (a Spark task "
+            "per shard)",
             "choices": DISTRIBUTORS,
         },
     )

@@ -6,15 +6,21 @@ img2dataset's resizer."""
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.download.client import Client, ClientSettings
 from vlcurate.pipeline.download.config import DownloadConfig
 from vlcurate.pipeline.download.lists import Blocklist, OptOut
-from vlcurate.pipeline.download.politeness import HostGate
+from vlcurate.pipeline.download.politeness import HostGate, gate_path
 from vlcurate.pipeline.download.resolver import Resolver
-from vlcurate.pipeline.download.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsRules
+from vlcurate.pipeline.download.robots import (
+    ROBOTS_DISALLOWED,
+    ROBOTS_MAX_BYTES,
+    RobotsCache,
+    RobotsRules,
+    origin,
+)
 from vlcurate.pipeline.download.safety import SafetyConfig, UrlSafety
 
 ROBOTS = "_robots"  # robots.txt answers, kept in the output for a resumed run
@@ -38,6 +44,8 @@ class Fetching:
     resizer: object
     fixed_rules: RobotsRules | None  # every origin's rules when robots.txt is not read
     pid: int = 0  # the process that made it (a forked child makes its own)
+    # origin -> why its robots.txt got no answer at all (dns_error, timeout, private_address...)
+    robots_failures: dict[str, str] = field(default_factory=dict)
 
     @property
     def threads(self) -> int:
@@ -71,15 +79,21 @@ class Fetching:
         """Why a redirect's target may not be requested (what the first URL passed before it
         was queued): the lists, then robots.txt."""
         from vlcurate.pipeline.download.lists import BLOCKLISTED, OPTED_OUT
-        from vlcurate.pipeline.download.robots import ROBOTS_DISALLOWED
 
         if self.opt_out.opted_out(url):
             return OPTED_OUT
         if self.blocklist.url_blocked(url):
             return BLOCKLISTED
         if self.fixed_rules is None and not self.robots.allowed(url):
-            return ROBOTS_DISALLOWED
+            return self.disallowed_reason(url)
         return None
+
+    def disallowed_reason(self, url: str) -> str:
+        """Why robots.txt keeps ``url`` out: ROBOTS_DISALLOWED; or, where the origin's robots.txt
+        got no answer at all, that fetch's reason (``dns_error``, ``timeout``,
+        ``private_address``, ...): the URL's own request would end the same way, and a dead host
+        or a name pinned to a private address is no robots.txt saying no."""
+        return self.robots_failures.get(origin(url), ROBOTS_DISALLOWED)
 
     def exif(self, body: bytes) -> str | None:
         """The image's EXIF tags as JSON, as img2dataset's sidecar holds them."""
@@ -96,6 +110,8 @@ class Fetching:
         host = self.host_of(url)
         lease = self.gate.acquire(host, self.config.host_delay, give_up_at=None)
         outcome = self.client.get(url, ROBOTS_MAX_BYTES, lease, image=False)
+        if outcome.status is None and outcome.reason is not None:
+            self.robots_failures[origin(url)] = outcome.reason
         if outcome.body is not None:
             return outcome.status, outcome.body
         return (outcome.status, None) if outcome.status else (None, None)
@@ -141,6 +157,18 @@ def fetching(config: DownloadConfig, safety: SafetyConfig, output: str, key: str
     made.client.delay_for = lambda url: made.delay(made.fixed_rules or made.robots.rules(url))
     _PROCESS[key] = made
     return made
+
+
+def remove_gate(key: str) -> None:
+    """Remove the run's politeness table from this machine (the end of the run)."""
+    made = _PROCESS.pop(key, None)
+    if made is not None:
+        made.gate.close()
+        made.client.resolver.close()
+    try:
+        os.remove(gate_path(key))
+    except FileNotFoundError:
+        pass
 
 
 def _resizer(config: DownloadConfig):

@@ -13,6 +13,7 @@ per core (``multiprocessing``), or as Spark tasks (``pyspark``).
 """
 
 import os
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -21,9 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vlcurate.pipeline import storage
+from vlcurate.pipeline.download import repair
 from vlcurate.pipeline.download.candidates import checked_candidates
 from vlcurate.pipeline.download.config import SPEED_FIELDS, DownloadConfig
-from vlcurate.pipeline.download.context import ROBOTS, fetching
+from vlcurate.pipeline.download.context import ROBOTS, fetching, remove_gate
 from vlcurate.pipeline.download.lists import Blocklist, OptOut
 from vlcurate.pipeline.download.prefilter import INPUT, prefilter, url_list_path, write_url_list
 from vlcurate.pipeline.download.safety import SafetyConfig, UrlSafety
@@ -36,7 +38,7 @@ from vlcurate.pipeline.download.shards import (
 )
 from vlcurate.pipeline.download.worker import PARTIAL, WORST_HOSTS, download_shard
 from vlcurate.pipeline.executors import LocalExecutor
-from vlcurate.pipeline.stage import Stage, Unit, digest, run_stage
+from vlcurate.pipeline.stage import OutputError, Stage, Unit, digest, plan, run_stage
 from vlcurate.pipeline.stats import StageStats
 
 __all__ = ["STAGE", "DownloadConfig", "DownloadStage", "download_reason", "download_stage"]
@@ -54,25 +56,32 @@ class DownloadStage(Stage):
     safety: SafetyConfig = field(default_factory=SafetyConfig)
 
     name = STAGE
-    folders = (INPUT, ROBOTS)
+    folders = (INPUT, ROBOTS, repair.REPAIR)
 
     def __post_init__(self) -> None:
         self.output = storage.absolute(self.output)
         self.candidates = checked_candidates(self.candidates)
-        self.lists = {
-            "blocklist": Blocklist.from_files(self.config.blocklist).digest(),
-            "opt_out": OptOut.from_files(self.config.opt_out).digest(),
-        }
-        self.urls = prefilter(
-            self.candidates,
-            UrlSafety(self.safety),
-            OptOut.from_files(self.config.opt_out),
-            Blocklist.from_files(self.config.blocklist),
-        )
+        blocklist = Blocklist.from_files(self.config.blocklist)
+        opt_out = OptOut.from_files(self.config.opt_out)
+        self.lists = {"blocklist": blocklist.digest(), "opt_out": opt_out.digest()}
+        self.urls = prefilter(self.candidates, UrlSafety(self.safety), opt_out, blocklist)
         self.url_count = self.urls.safe.num_rows
         self.urls_digest = self.urls.digest()
-        self.candidate_count = self.candidates.num_rows
         self.url_list = url_list_path(self.output)
+        self.sources = self._sources()
+
+    def _sources(self) -> dict[str, tuple[str, int, int]]:
+        """Each shard's URL list and rows ``[begin, end)``: the stage's URL list cut in shards
+        of ``samples_per_shard``, then each repair round's list, cut the same way."""
+        per = self.config.samples_per_shard
+        lists = [(self.url_list, 0, self.url_count)]
+        lists += [(r.path, r.first_shard, r.rows) for r in repair.rounds(self.output)]
+        sources = {}
+        for path, first, count in lists:
+            for k in range(-(-count // per)):  # rounded up
+                begin = k * per
+                sources[shard_name(first + k)] = (path, begin, min(begin + per, count))
+        return sources
 
     def __getstate__(self) -> dict:
         """What a worker process needs: not the tables (it reads its rows from the URL list)."""
@@ -91,25 +100,24 @@ class DownloadStage(Stage):
             "input_urls_digest": self.urls_digest,
         }
 
-    def rows(self, shard: str) -> tuple[int, int]:
-        """The rows ``[begin, end)`` of the URL list that ``shard`` holds."""
-        begin = int(shard) * self.config.samples_per_shard
-        return begin, min(begin + self.config.samples_per_shard, self.url_count)
-
     def units(self) -> list[Unit]:
-        count = -(-self.url_count // self.config.samples_per_shard)  # rounded up
-        names = [shard_name(k) for k in range(count)]
-        return [Unit(n, "{}[{}:{}]".format(self.url_list, *self.rows(n))) for n in names]
+        return [Unit(name, "{}[{}:{}]".format(*where)) for name, where in self.sources.items()]
 
     def prepare(self, units: list[Unit], todo: list[Unit]) -> None:
+        if todo and not self.config.robots:
+            print(
+                f"warning: {STAGE}: robots.txt is not read (--no-robots): every host's "
+                "Disallow rules are ignored",
+                file=sys.stderr,
+            )
         storage.remove_tree(storage.join(self.output, PARTIAL))  # what a killed run left
         write_url_list(self.urls, self.output)
 
     def process(self, unit: Unit, device: str = "cpu") -> StageStats:
-        begin, end = self.rows(unit.name)
+        path, begin, end = self.sources[unit.name]
         if shard_problem(self.output, unit.name, end - begin) is None:
             return shard_stats(self.output, unit.name)  # whole, its marker not yet written
-        with fsspec.open(self.url_list, "rb") as f:
+        with fsspec.open(path, "rb") as f:
             rows = pq.read_table(f).slice(begin, end - begin)
         context = fetching(self.config, self.safety, self.output, self.run_key())
         return download_shard(int(unit.name), rows, self.output, context)
@@ -120,6 +128,12 @@ class DownloadStage(Stage):
 
     def finish(self, stats: StageStats) -> dict:
         stats.merge(self.urls.stats)
+        for round_ in repair.rounds(self.output):  # each repaired URL counts once: its latest
+            for reason, n in repair.superseded(round_).items():
+                stats.main.seen -= n
+                stats.main.dropped[reason] -= n
+        stats.main.dropped = +stats.main.dropped  # no zero counts
+        remove_gate(self.run_key())
         stats.extra["shards"] += 0  # present, also when there is none
         worst = stats.counter("failures_by_host").most_common(WORST_HOSTS)
         stats.counters["failures_by_host"] = Counter(dict(worst))
@@ -134,6 +148,22 @@ class DownloadStage(Stage):
             "safety": asdict(self.safety),
             "output_format": "webdataset",
         }
+
+
+def plan_repair(stage: DownloadStage) -> DownloadStage | None:
+    """The stage with a new repair round of the transient failures, or None when none is left.
+    Every shard must be done first (a killed run or repair: rerun it, then repair)."""
+    units = stage.units()
+    _, todo = plan(stage, units)
+    if todo:
+        raise OutputError(
+            f"{STAGE}: {len(todo)} of {len(units)} shards in {stage.output} are not done: "
+            "rerun the download (without --repair) to finish them, then repair"
+        )
+    names = [u.name for u in units]
+    if repair.plan_round(stage.output, names, stage.config.samples_per_shard) is None:
+        return None
+    return DownloadStage(stage.candidates, stage.output, stage.config, stage.safety)
 
 
 def local_executor(config: DownloadConfig, progress: bool = True) -> LocalExecutor:

@@ -33,7 +33,7 @@ from vlcurate.pipeline import storage
 from vlcurate.pipeline.download.hosts import DropTask, FetchTask, HostQueue, Item, RobotsTask
 from vlcurate.pipeline.download.lists import BLOCKLISTED
 from vlcurate.pipeline.download.politeness import RETRY_STATUSES, backoff_seconds
-from vlcurate.pipeline.download.robots import origin
+from vlcurate.pipeline.download.robots import ROBOTS_DISALLOWED, origin
 from vlcurate.pipeline.download.shards import SHARD_DIGITS, shard_name
 from vlcurate.pipeline.stats import StageStats
 
@@ -144,7 +144,10 @@ def _work(hosts: HostQueue, done: queue.Queue, context) -> None:
             if isinstance(task, RobotsTask):
                 hosts.set_rules(task.origin, context.robots.rules(task.url))
             elif isinstance(task, DropTask):
-                done.put((task.item.row, None, task.reason, task.item.host))
+                reason = task.reason
+                if reason == ROBOTS_DISALLOWED:  # or why its robots.txt got no answer at all
+                    reason = context.disallowed_reason(task.item.url)
+                done.put((task.item.row, None, reason, task.item.host))
                 hosts.done()
             else:
                 _get(task, hosts, done, context, rng)

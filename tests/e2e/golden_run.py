@@ -22,7 +22,10 @@ import pyarrow.parquet as pq
 GOLDEN = Path(__file__).parent / "golden"
 # Settings chosen so nothing depends on the machine's load: slow URLs answer after 8 s, past
 # the 4 s timeout; every other answer has 4 s.
-DOWNLOAD_ARGS = "--image-size 128 --processes 1 --threads 16 --timeout 4 --samples-per-shard 50"
+DOWNLOAD_ARGS = (
+    "--image-size 128 --processes 1 --threads 16 --timeout 4 --samples-per-shard 50"
+    " --host-concurrency 16 --host-delay 0"  # our own loopback server
+)
 SCORE_ARGS = "--model tiny-clip --pretrained miniweb --device cpu --workers 1 --batch-size 64"
 ROADS = {
     "demo": {"n_shapes": 40, "score_args": SCORE_ARGS + " --watermark-min-clip 0.35"},

@@ -43,7 +43,8 @@ def test_mmc4_road_on_the_mini_web(spark, miniweb_clip, tmp_path):
                 "--allow-private-network",
                 f"127.0.0.1:{port}",
                 "--download-args",
-                "--image-size 128 --processes 1 --threads 16 --timeout 2",
+                "--image-size 128 --processes 1 --threads 16 --timeout 2"
+                " --host-concurrency 16 --host-delay 0",
                 "--score-args",
                 "--model tiny-clip --pretrained miniweb --device cpu --watermark none --workers 1",
             ]

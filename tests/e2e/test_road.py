@@ -46,7 +46,15 @@ def road(spark, tmp_path_factory):
     manifest = miniweb.build(root / "web", seed=0, port=port, n_shapes=40)
     # Slow URLs answer after 8 s, past the 4 s timeout; every other answer has 4 s, room enough
     # on a loaded machine (2 s once timed out a plain image while other tests ran beside it).
-    config = DownloadConfig(image_size=64, processes=2, threads=16, samples_per_shard=50, timeout=4)
+    config = DownloadConfig(
+        image_size=64,
+        processes=2,
+        threads=16,
+        samples_per_shard=50,
+        timeout=4,
+        host_concurrency=16,  # the mini web is our own loopback server
+        host_delay=0,
+    )
     with miniweb.serve(root / "web", port=port, slow_seconds=8) as server:
         extract_job.run(
             [str(root / "web" / miniweb.WARC_FILE)],
@@ -172,7 +180,15 @@ def test_killed_download_resumes_to_complete_shards_without_duplicates(road, tmp
     rerun = download_stage(
         pq.read_table(root / "candidates" / "pairs"),
         str(out),
-        DownloadConfig(image_size=64, processes=1, threads=8, samples_per_shard=25, timeout=2),
+        DownloadConfig(
+            image_size=64,
+            processes=1,
+            threads=8,
+            samples_per_shard=25,
+            timeout=2,
+            host_concurrency=8,
+            host_delay=0,
+        ),
         SafetyConfig(allow_networks=[f"127.0.0.1:{port}"]),
     )
     assert rerun["in"] == stats["in"] == rerun["kept"] + sum(rerun["dropped"].values())

@@ -57,7 +57,8 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
         "--allow-private-network",
         f"127.0.0.1:{port}",
         "--download-args",
-        "--timeout 2 --processes 1 --threads 16 --samples-per-shard 30",
+        "--timeout 2 --processes 1 --threads 16 --samples-per-shard 30"
+        " --host-concurrency 16 --host-delay 0",
         "--no-progress",
     ]
     with miniweb.serve(tmp_path / "web", port=port, slow_seconds=3):
