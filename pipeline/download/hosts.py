@@ -128,7 +128,7 @@ class HostQueue:
             state.items.popleft()
             return DropTask(item, ROBOTS_DISALLOWED), now
         delay = self.delay(state.rules)
-        lease, ready_at = self.gate.try_acquire(state.host, delay, now)
+        lease, ready_at = self.gate.try_acquire(state.host, delay)  # its clock, under its lock
         if lease is None:
             if ready_at > now + delay + 0.001:  # every slot taken (or held off): ask again soon
                 return None, now + WAIT_SECONDS

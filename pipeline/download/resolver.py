@@ -63,9 +63,12 @@ class Resolver:
             return [ipaddress.ip_address(host.strip("[]"))]
         except ValueError:
             pass
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ResolveError(f"no time left before the deadline to resolve {host}")
         future = self._lookup(host, port)
         try:
-            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+            return future.result(timeout=left)
         except FutureTimeout:
             raise ResolveError(f"no answer for {host} before the deadline") from None
 
