@@ -172,6 +172,7 @@ def remove_gate(key: str) -> None:
 
 
 def _resizer(config: DownloadConfig):
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no update check over the network
     from img2dataset.resizer import Resizer
 
     return Resizer(

@@ -102,6 +102,7 @@ def download_shard(shard_id: int, rows: pa.Table, output: str, context) -> Stage
         shard_id, partial, True, SHARD_DIGITS, sidecar_schema(rows.schema), "jpg"
     )
     start = time.time()
+    asked = (context.robots.fetches, context.client.resolver.lookups)
     columns = rows.to_pydict()
     results = _fetch_all(columns["url"], context)
     shard = _Shard(shard_id, len(columns["url"]), writer, context)
@@ -109,6 +110,8 @@ def download_shard(shard_id: int, rows: pa.Table, output: str, context) -> Stage
         meta = {key: values[row] for key, values in columns.items()}
         shard.add(row, meta, body, reason, host)
     writer.close()
+    shard.stats.extra["robots_fetches"] += context.robots.fetches - asked[0]
+    shard.stats.extra["dns_lookups"] += context.client.resolver.lookups - asked[1]
     for suffix in (".tar", ".parquet"):
         storage.move(storage.join(partial, name + suffix), storage.join(output, name + suffix))
     storage.write_text_atomic(
@@ -194,7 +197,8 @@ class _Shard:
         meta["key"] = self.key(row)
         image = None
         if body is not None and self.context.blocklist.content_blocked(body):
-            meta["url"] = meta["caption"] = None  # the URL of a listed image goes nowhere
+            for name in [n for n in meta if n == "caption" or n.endswith("url")]:
+                meta[name] = None  # the URL of a listed image (and its page) goes nowhere
             reason, body = BLOCKLISTED, None
         if body is not None:
             image, reason = self._resized(body, meta)
