@@ -43,9 +43,7 @@ class DownloadConfig(Config):
     processes: int = field(
         default=0, metadata={"help": "download processes; 0: one per core", "min": 0}
     )
-    threads: int = field(
-        default=0, metadata={"help": "threads per process; 0: 64", "min": 0}
-    )
+    threads: int = field(default=0, metadata={"help": "threads per process; 0: 64", "min": 0})
     samples_per_shard: int = field(
         default=10000, metadata={"help": "images per output shard", "min": 1}
     )
