@@ -6,8 +6,10 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass
 
+import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.download.lists import BLOCKLISTED, OPTED_OUT, Blocklist, OptOut
@@ -15,6 +17,7 @@ from vlcurate.pipeline.download.safety import UrlSafety
 from vlcurate.pipeline.download.shards import STAGE
 from vlcurate.pipeline.stats import StageStats
 
+DIGEST = b"vlcurate_urls_digest"  # the URL list's metadata: what it was cut from
 INPUT = "_input"  # the URL list the shards are cut from, and the refused URLs, for inspection
 # img2dataset's sidecar owns these names; ours are renamed on the way in.
 RENAMED = {"width": "declared_width", "height": "declared_height"}
@@ -105,8 +108,32 @@ def url_list_path(output: str) -> str:
 
 
 def write_url_list(urls: UrlList, output: str) -> None:
-    """Write the URL list the shards are cut from, and the refused rows for inspection."""
+    """Write the URL list the shards are cut from, and the refused rows for inspection; a list
+    already there from the same URLs is kept (it may have been scrubbed, see :func:`scrub`)."""
+    path = url_list_path(output)
+    digest = urls.digest().encode()
+    if storage.exists(path):
+        with fsspec.open(path, "rb") as f:
+            meta = pq.read_schema(f).metadata or {}
+        if meta.get(DIGEST) == digest:
+            return
+    safe = urls.safe.replace_schema_metadata({**(urls.safe.schema.metadata or {}), DIGEST: digest})
     unsafe_path = storage.join(output, INPUT, "unsafe.parquet")
-    for table, path in ((urls.safe, url_list_path(output)), (urls.unsafe, unsafe_path)):
-        with storage.parquet_writer(path, table.schema) as writer:
+    for table, where in ((safe, path), (urls.unsafe, unsafe_path)):
+        with storage.parquet_writer(where, table.schema) as writer:
             writer.write_table(table)
+
+
+def scrub(path: str, rows: list[int]) -> None:
+    """Blank the caption and every URL column of ``rows`` in the URL list at ``path``: images the
+    block list matched by their bytes, whose URL must stay nowhere in the output."""
+    with fsspec.open(path, "rb") as f:
+        table = pq.read_table(f)
+    wanted = set(rows)
+    listed = pa.array([i in wanted for i in range(table.num_rows)], pa.bool_())
+    for index, name in enumerate(table.schema.names):
+        if name == "caption" or name.endswith("url"):
+            column = pc.if_else(listed, pa.scalar(None, table.schema.field(name).type), table[name])
+            table = table.set_column(index, name, column)
+    with storage.parquet_writer(path, table.schema) as writer:
+        writer.write_table(table)

@@ -12,6 +12,7 @@ with a row per URL and ``NNNNN_stats.json``. Units run in this process, in one s
 per core (``multiprocessing``), or as Spark tasks (``pyspark``).
 """
 
+import math
 import os
 import sys
 from collections import Counter
@@ -26,8 +27,14 @@ from vlcurate.pipeline.download import repair
 from vlcurate.pipeline.download.candidates import checked_candidates
 from vlcurate.pipeline.download.config import SPEED_FIELDS, DownloadConfig
 from vlcurate.pipeline.download.context import ROBOTS, fetching, remove_gate
-from vlcurate.pipeline.download.lists import Blocklist, OptOut
-from vlcurate.pipeline.download.prefilter import INPUT, prefilter, url_list_path, write_url_list
+from vlcurate.pipeline.download.lists import BLOCKLISTED, Blocklist, OptOut
+from vlcurate.pipeline.download.prefilter import (
+    INPUT,
+    prefilter,
+    scrub,
+    url_list_path,
+    write_url_list,
+)
 from vlcurate.pipeline.download.safety import SafetyConfig, UrlSafety
 from vlcurate.pipeline.download.shards import (
     STAGE,
@@ -64,6 +71,7 @@ class DownloadStage(Stage):
         blocklist = Blocklist.from_files(self.config.blocklist)
         opt_out = OptOut.from_files(self.config.opt_out)
         self.lists = {"blocklist": blocklist.digest(), "opt_out": opt_out.digest()}
+        self.blocklisting = len(blocklist) > 0
         self.urls = prefilter(self.candidates, UrlSafety(self.safety), opt_out, blocklist)
         self.url_count = self.urls.safe.num_rows
         self.urls_digest = self.urls.digest()
@@ -134,6 +142,8 @@ class DownloadStage(Stage):
                 stats.main.dropped[reason] -= n
         stats.main.dropped = +stats.main.dropped  # no zero counts
         remove_gate(self.run_key())
+        if self.blocklisting:
+            self.scrub_listed()
         stats.extra["shards"] += 0  # present, also when there is none
         worst = stats.counter("failures_by_host").most_common(WORST_HOSTS)
         stats.counters["failures_by_host"] = Counter(dict(worst))
@@ -148,6 +158,21 @@ class DownloadStage(Stage):
             "safety": asdict(self.safety),
             "output_format": "webdataset",
         }
+
+    def scrub_listed(self) -> None:
+        """Blank, in the URL lists, the rows of images the block list matched by their bytes
+        (their sidecar rows were blanked as they were written)."""
+        digits = math.ceil(math.log10(max(2, self.config.samples_per_shard)))
+        found: dict[str, list[int]] = {}
+        for name, (path, begin, _) in self.sources.items():
+            with fsspec.open(storage.join(self.output, f"{name}.parquet"), "rb") as f:
+                side = pq.read_table(f, columns=["key", "url", "error_message"]).to_pylist()
+            base = int(name) * 10**digits
+            for row in side:
+                if row["error_message"] == BLOCKLISTED and row["url"] is None:
+                    found.setdefault(path, []).append(begin + int(row["key"]) - base)
+        for path, rows in found.items():
+            scrub(path, rows)
 
 
 def plan_repair(stage: DownloadStage) -> DownloadStage | None:

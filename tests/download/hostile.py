@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 from urllib.parse import parse_qs, quote, urlsplit
 
+import pytest
 from PIL import Image
 
 FIRST = 16  # host i lives on 127.0.0.{FIRST + i}
@@ -499,3 +500,11 @@ class HostileWeb:
     def _closed(self, connection) -> None:
         with self._lock:
             self._connections.discard(connection)
+
+
+@pytest.fixture(scope="module", name="web")
+def module_web():
+    """One hostile web per test module; a handler error anywhere fails the module."""
+    with HostileWeb() as hostile:
+        yield hostile
+    assert hostile.errors == []

@@ -16,15 +16,9 @@ from tests.download.hostile import (
     HostileWeb,
     image_bytes,
     least_spacing,
+    module_web,  # noqa: F401 - the `web` fixture
     peak_concurrency,
 )
-
-
-@pytest.fixture(scope="module")
-def web():
-    with HostileWeb() as hostile:
-        yield hostile
-    assert hostile.errors == []
 
 
 @pytest.fixture(autouse=True)
