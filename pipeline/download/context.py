@@ -110,11 +110,13 @@ class Fetching:
         host = self.host_of(url)
         lease = self.gate.acquire(host, self.config.host_delay, give_up_at=None)
         outcome = self.client.get(url, ROBOTS_MAX_BYTES, lease, image=False)
-        if outcome.status is None and outcome.reason is not None:
-            self.robots_failures[origin(url)] = outcome.reason
         if outcome.body is not None:
             return outcome.status, outcome.body
-        return (outcome.status, None) if outcome.status else (None, None)
+        if outcome.status is None or 200 <= outcome.status < 300:
+            # no whole answer: no status, or a body the deadline or the connection cut
+            self.robots_failures[origin(url)] = outcome.reason
+            return None, None
+        return outcome.status, None
 
 
 def fetching(config: DownloadConfig, safety: SafetyConfig, output: str, key: str) -> Fetching:

@@ -106,12 +106,18 @@ class Answer:
         return b"".join(parts)
 
     def _read_at_most(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` of the body, read to its end: a body the deadline cut is a
+        timeout, not a shorter body (a read may return what came before the deadline)."""
+        parts, size = [], 0
         try:
-            return self.response.read(max_bytes)
+            while size < max_bytes and (chunk := self.response.read(min(CHUNK, max_bytes - size))):
+                parts.append(chunk)
+                size += len(chunk)
         except IncompleteRead as e:
-            return e.partial
+            raise FetchError(INCOMPLETE_BODY, f"{len(e.partial)} bytes, then the end") from None
         except (OSError, HTTPException) as e:
             raise _failure(e) from None
+        return b"".join(parts)
 
     def close(self) -> None:
         self.response.close()

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import fsspec
 from protego import Protego
 
 from vlcurate.pipeline import storage
@@ -259,3 +260,19 @@ class RobotsCache:
     def _write(self, key: str, rules: RobotsRules) -> None:
         text = json.dumps({"origin": key, **rules.to_json()})  # ASCII: any locale reads it
         storage.write_text_atomic(self.path(key), text)
+
+
+def forget_unreachable(folder: str) -> int:
+    """Delete the kept answers that were failures (5xx, 429, no answer), so that a repair asks
+    those origins again instead of refusing their URLs once more; returns how many."""
+    fs, path = fsspec.core.url_to_fs(folder)
+    forgotten = 0
+    for name in fs.glob(f"{path}/*.json"):
+        try:
+            status = json.loads(fs.cat_file(name)).get("status")
+        except (ValueError, AttributeError):
+            status = None  # unreadable: asked again anyway
+        if kind_of(status if isinstance(status, int) else None) == UNREACHABLE:
+            fs.rm(name)
+            forgotten += 1
+    return forgotten

@@ -35,6 +35,7 @@ from vlcurate.pipeline.download.prefilter import (
     url_list_path,
     write_url_list,
 )
+from vlcurate.pipeline.download.robots import forget_unreachable
 from vlcurate.pipeline.download.safety import SafetyConfig, UrlSafety
 from vlcurate.pipeline.download.shards import (
     STAGE,
@@ -188,6 +189,7 @@ def plan_repair(stage: DownloadStage) -> DownloadStage | None:
     names = [u.name for u in units]
     if repair.plan_round(stage.output, names, stage.config.samples_per_shard) is None:
         return None
+    forget_unreachable(storage.join(stage.output, ROBOTS))  # a failed robots.txt: ask again
     return DownloadStage(stage.candidates, stage.output, stage.config, stage.safety)
 
 

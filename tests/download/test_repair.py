@@ -118,3 +118,17 @@ def test_repair_refuses_an_unfinished_download(web, tmp_path, capsys):
     assert run(web, out, "--repair") == 2
     assert "not done" in capsys.readouterr().err
     assert not (out / repair.REPAIR).exists()
+
+
+def test_a_host_whose_robots_txt_timed_out_is_asked_again_by_the_repair(web, tmp_path):
+    out = tmp_path / "shards"
+    web.set_robots(0, "slow")  # robots.txt dripped a byte a second: past the 2 s deadline
+    assert run(web, out, transient=False) == 0
+    first = json.loads((out / "stats.json").read_text())
+    assert first["dropped"][fetch.TIMEOUT] == 3  # host 0's good images: its robots.txt timed out
+    assert web.requests(host=0, path="/img/good0.jpg") == []  # none asked without robots.txt
+    web.set_robots(0, None)  # now a 404: everything allowed
+    assert run(web, out, "--repair", transient=False) == 0
+    second = json.loads((out / "stats.json").read_text())
+    assert fetch.TIMEOUT not in second["dropped"] and second["kept"] == 6
+    assert len(web.requests(host=0, path="/robots.txt")) == 2  # the failed answer was not kept
