@@ -642,19 +642,9 @@ def _fetch_floor(paths: list[str], port: int, ready, go, results) -> None:
 def _resize_floor(paths: list[str], ready, go, results) -> None:
     """Worker: every body, read from disk first, through img2dataset's Resizer (as ours)."""
     os.environ["CV_IO_MAX_IMAGE_PIXELS"] = str(BASE.max_image_area)
-    from img2dataset.resizer import Resizer
+    from vlcurate.pipeline.download.context import resizer as stage_resizer
 
-    config = BASE
-    resizer = Resizer(  # as vlcurate.pipeline.download.context builds it
-        image_size=config.image_size,
-        resize_mode=config.resize_mode,
-        resize_only_if_bigger=config.resize_only_if_bigger,
-        encode_quality=config.encode_quality,
-        encode_format="jpg",
-        min_image_size=config.min_image_size,
-        max_image_area=config.max_image_area,
-        max_aspect_ratio=config.max_aspect_ratio,
-    )
+    resizer = stage_resizer(BASE)  # exactly the stage's
     bodies = [Path(p).read_bytes() for p in paths]
     ready.put(None)
     go.wait()

@@ -51,22 +51,6 @@ class Fetching:
     def threads(self) -> int:
         return self.config.threads or 64
 
-    @property
-    def retries(self) -> int:
-        return self.config.retries
-
-    @property
-    def retry_cap(self) -> float:
-        return self.config.retry_after_cap
-
-    @property
-    def max_bytes(self) -> int:
-        return self.config.max_image_bytes
-
-    @property
-    def samples_per_shard(self) -> int:
-        return self.config.samples_per_shard
-
     def host_of(self, url: str) -> str:
         return self.safety.check(url).host
 
@@ -146,7 +130,7 @@ def fetching(config: DownloadConfig, safety: SafetyConfig, output: str, key: str
         robots=None,
         blocklist=Blocklist.from_files(config.blocklist),
         opt_out=OptOut.from_files(config.opt_out),
-        resizer=_resizer(config),
+        resizer=resizer(config),
         fixed_rules=None
         if config.robots
         else RobotsRules.from_answer(404, None, config.user_agent_token),
@@ -173,7 +157,8 @@ def remove_gate(key: str) -> None:
         pass
 
 
-def _resizer(config: DownloadConfig):
+def resizer(config: DownloadConfig):
+    """img2dataset's Resizer for the stage's settings (also the benchmark's CPU floor)."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no update check over the network
     from img2dataset.resizer import Resizer
 

@@ -160,10 +160,12 @@ def _work(hosts: HostQueue, done: queue.Queue, context) -> None:
 
 def _get(task: FetchTask, hosts: HostQueue, done: queue.Queue, context, rng) -> None:
     item = task.item
-    outcome = context.client.get(item.url, context.max_bytes, task.lease)
+    outcome = context.client.get(item.url, context.config.max_image_bytes, task.lease)
     if outcome.status in RETRY_STATUSES and outcome.body is None:
-        if item.attempt < context.retries:
-            wait = backoff_seconds(item.attempt, outcome.retry_after, context.retry_cap, rng)
+        if item.attempt < context.config.retries:
+            wait = backoff_seconds(
+                item.attempt, outcome.retry_after, context.config.retry_after_cap, rng
+            )
             until = time.monotonic() + wait
             context.gate.hold_off(outcome.host, until)
             hosts.retry(item, until)
@@ -181,7 +183,7 @@ class _Shard:
         self.count = count
         self.writer = writer
         self.context = context
-        self.sample_digits = math.ceil(math.log10(max(2, context.samples_per_shard)))
+        self.sample_digits = math.ceil(math.log10(max(2, context.config.samples_per_shard)))
         self.stats = StageStats("download")
         self.status = Counter()
         self.statuses = Counter()
