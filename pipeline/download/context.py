@@ -12,7 +12,7 @@ from vlcurate.pipeline import storage
 from vlcurate.pipeline.download.client import Client, ClientSettings
 from vlcurate.pipeline.download.config import DownloadConfig
 from vlcurate.pipeline.download.lists import Blocklist, OptOut
-from vlcurate.pipeline.download.politeness import HostGate, gate_path
+from vlcurate.pipeline.download.politeness import HostGate, remove_tables
 from vlcurate.pipeline.download.resolver import Resolver
 from vlcurate.pipeline.download.robots import (
     ROBOTS_DISALLOWED,
@@ -146,15 +146,12 @@ def fetching(config: DownloadConfig, safety: SafetyConfig, output: str, key: str
 
 
 def remove_gate(key: str) -> None:
-    """Remove the run's politeness table from this machine (the end of the run)."""
+    """Remove the run's politeness tables from this machine (the end of the run)."""
     made = _PROCESS.pop(key, None)
     if made is not None:
         made.gate.close()
         made.client.resolver.close()
-    try:
-        os.remove(gate_path(key))
-    except FileNotFoundError:
-        pass
+    remove_tables(key)
 
 
 def resizer(config: DownloadConfig):

@@ -20,6 +20,7 @@ import contextlib
 import datetime
 import email.utils
 import fcntl
+import glob
 import hashlib
 import math
 import mmap
@@ -53,12 +54,22 @@ class Lease:
     expires: float
 
 
-def gate_path(key: str) -> str:
-    """The shared file of run ``key``: /dev/shm when writable (memory, gone at reboot), else the
-    temp folder. The name is a digest, so any key is safe as a file name."""
+def gate_path(key: str, shape: str = "*") -> str:
+    """The shared file of run ``key`` and one table ``shape`` (``BUCKETSxSLOTS``; ``*``, the
+    pattern of every shape): /dev/shm when writable (memory, gone at reboot), else the temp
+    folder. The shape is in the name, so a resume at another concurrency gets a table of its own
+    and the end of the run removes them all. The key goes in as a digest: any key is a safe name."""
     folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-    return os.path.join(folder or tempfile.gettempdir(), f"vlcurate-hostgate-{digest}")
+    return os.path.join(folder or tempfile.gettempdir(), f"vlcurate-hostgate-{digest}-{shape}")
+
+
+def remove_tables(key: str) -> None:
+    """Remove every table of run ``key`` on this machine, whatever its shape (the end of a run;
+    gates still open keep their mapping, and one opened later starts a new table)."""
+    for path in glob.glob(gate_path(key)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def _boot_id() -> bytes:
@@ -101,7 +112,7 @@ class _Table:
             if magic == MAGIC and (buckets, concurrency) != (self.buckets, self.concurrency):
                 raise ValueError(
                     f"{self.path} has {buckets} buckets x {concurrency} slots, not "
-                    f"{self.buckets} x {self.concurrency}: one run key, one concurrency"
+                    f"{self.buckets} x {self.concurrency} as its name says"
                 )
             now_boot = _boot_id()
             if magic == MAGIC and boot != now_boot:
@@ -163,7 +174,7 @@ class HostGate:
     ):
         if concurrency < 1 or buckets < 1 or not lease_seconds > 0 or not poll > 0:
             raise ValueError("concurrency and buckets >= 1, lease_seconds and poll > 0")
-        self.key, self.path = key, gate_path(key)
+        self.key, self.path = key, gate_path(key, f"{buckets}x{concurrency}")
         self.concurrency, self.lease_seconds, self.buckets = concurrency, lease_seconds, buckets
         self.poll = poll  # how often a waiter looks for a freed slot (releases are not signalled)
         self._slots = struct.Struct(f"<{concurrency}d")
@@ -171,8 +182,6 @@ class HostGate:
             table = _TABLES.get(self.path)
             if table is None:
                 table = _TABLES[self.path] = _Table(self.path, buckets, concurrency)
-            elif (table.buckets, table.concurrency) != (buckets, concurrency):
-                raise ValueError(f"{self.path} is open with other buckets or concurrency")
             table.users += 1
         self._table: _Table | None = table
 

@@ -6,6 +6,7 @@ the lock), since a thread may be descheduled between its grant and its own clock
 
 import calendar
 import email.utils
+import glob
 import json
 import multiprocessing
 import os
@@ -23,6 +24,7 @@ from vlcurate.pipeline.download.politeness import (
     Lease,
     backoff_seconds,
     gate_path,
+    remove_tables,
     retry_after_seconds,
 )
 
@@ -38,8 +40,7 @@ def key():
     """A run key of the test's own; its shared file is removed afterwards."""
     name = f"test-politeness-{uuid.uuid4().hex}"
     yield name
-    if os.path.exists(gate_path(name)):
-        os.unlink(gate_path(name))
+    remove_tables(name)
 
 
 def _hammer(key, threads, per_thread, hold, seed, barrier, out):
@@ -240,15 +241,29 @@ def test_the_same_key_in_two_processes_shares_state(key):
     gate.close()
 
 
-def test_the_table_is_checked_and_a_stale_boot_forgotten(key):
+def test_each_shape_is_a_table_of_its_own_and_a_bad_header_is_refused(key):
+    """A resume at another concurrency must not be stopped by the table a killed run left."""
+    two = HostGate(key, 2, LEASE, buckets=64)
+    three = HostGate(key, 3, LEASE, buckets=64)
+    assert two.path != three.path and two.path.endswith("-64x2")
+    assert two.try_acquire("z.example", 0.0)[0] is not None
+    assert three.try_acquire("z.example", 0.0)[0] is not None  # not the other table's slots
+    two.close()
+    three.close()
+    assert sorted(glob.glob(gate_path(key))) == sorted([two.path, three.path])
+    remove_tables(key)
+    assert glob.glob(gate_path(key)) == []
+    with open(gate_path(key, "64x2"), "wb") as f:
+        f.write(politeness.HEADER.pack(politeness.MAGIC, 64, 5, b"\0" * 16))
+    with pytest.raises(ValueError, match="64 buckets x 5 slots"):
+        HostGate(key, 2, LEASE, buckets=64)  # the file's header disagrees with its name
+
+
+def test_a_table_of_an_earlier_boot_is_forgotten(key):
     gate = HostGate(key, 2, LEASE, buckets=64)
-    with pytest.raises(ValueError, match="other buckets or concurrency"):
-        HostGate(key, 3, LEASE, buckets=64)  # same process: the open table disagrees
     gate.hold_off("z.example", time.monotonic() + 3600)
     gate.close()
-    with pytest.raises(ValueError, match="64 buckets x 2 slots"):
-        HostGate(key, 3, LEASE, buckets=64)  # the file's header disagrees
-    with open(gate_path(key), "r+b") as f:
+    with open(gate.path, "r+b") as f:
         f.seek(24)
         f.write(b"\xff" * 16)  # as if written before a reboot: its times mean nothing now
     again = HostGate(key, 2, LEASE, buckets=64)
@@ -257,11 +272,12 @@ def test_the_table_is_checked_and_a_stale_boot_forgotten(key):
 
 
 def test_the_shared_file_is_named_from_the_key_and_unlinked_at_the_end(key):
-    path = gate_path(key)
-    assert path == gate_path(key) != gate_path(key + "x")
+    path = gate_path(key, "16384x2")
+    assert path == gate_path(key, "16384x2") != gate_path(key + "x", "16384x2")
     if os.access("/dev/shm", os.W_OK):
         assert path.startswith("/dev/shm/")
     gate = HostGate(key, 2, LEASE)
+    assert gate.path == path
     assert os.path.getsize(path) == politeness.HEADER_SIZE + 16384 * 8 * 3
     gate.unlink()
     assert not os.path.exists(path)

@@ -4,6 +4,7 @@ settings refused when they change, and the edge cases (nothing to download, a wr
 an output that is a file)."""
 
 import json
+import os
 import shutil
 
 import pyarrow as pa
@@ -14,9 +15,10 @@ from tests.download.web import candidates
 from tests.pairs import pairs_table
 from vlcurate.jobs.download import main
 from vlcurate.pipeline.download.candidates import CandidatesError
+from vlcurate.pipeline.download.politeness import HostGate
 from vlcurate.pipeline.download.safety import SafetyConfig
 from vlcurate.pipeline.download.shards import shard_stats
-from vlcurate.pipeline.download.stage import DownloadConfig, download_stage
+from vlcurate.pipeline.download.stage import DownloadConfig, DownloadStage, download_stage
 from vlcurate.pipeline.stage import OutputError, SettingsMismatch
 
 LOOPBACK = SafetyConfig(allow_networks=["127.0.0.0/8"])
@@ -204,3 +206,22 @@ def test_a_missing_input_is_refused_in_one_line(tmp_path, capsys):
     assert main(["--input", str(tmp_path / "nowhere"), "--output", str(out)]) == 2
     assert capsys.readouterr().err == f"error: input not found: {tmp_path / 'nowhere'}\n"
     assert not out.exists()
+
+
+def test_a_resume_at_another_host_concurrency_is_not_stopped_by_a_killed_runs_table(
+    image_server, downloaded, tmp_path
+):
+    """A killed run leaves its politeness table in /dev/shm; a resume at another
+    ``--host-concurrency`` downloads the missing shard with a table of its own, and its end
+    removes both."""
+    base, colours = image_server
+    out, first = copy_of(downloaded, tmp_path)
+    for leftover in [out / "_done" / "00001.json", out / "00001.tar", out / "00001_stats.json"]:
+        leftover.unlink()
+    killed = DownloadStage(candidates(base, colours), str(out), SMALL, LOOPBACK)
+    left = HostGate(killed.run_key(), SMALL.host_concurrency, lease_seconds=1)
+    left.close()
+    wider = DownloadConfig(**{**SMALL.__dict__, "host_concurrency": SMALL.host_concurrency + 6})
+    second = download_stage(candidates(base, colours), str(out), wider, LOOPBACK)
+    assert second["units_resumed"] == 2 and second["kept"] == first["kept"]
+    assert not os.path.exists(left.path)
