@@ -55,18 +55,15 @@ class Lease:
 
 
 def gate_path(key: str, shape: str = "*") -> str:
-    """The shared file of run ``key`` and one table ``shape`` (``BUCKETSxSLOTS``; ``*``, the
-    pattern of every shape): /dev/shm when writable (memory, gone at reboot), else the temp
-    folder. The shape is in the name, so a resume at another concurrency gets a table of its own
-    and the end of the run removes them all. The key goes in as a digest: any key is a safe name."""
+    """Run ``key``'s file for a table ``shape`` (``BUCKETSxSLOTS``; ``*``: all), under /dev/shm
+    if writable, else the temp folder: a resume at another concurrency gets its own table."""
     folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
     return os.path.join(folder or tempfile.gettempdir(), f"vlcurate-hostgate-{digest}-{shape}")
 
 
 def remove_tables(key: str) -> None:
-    """Remove every table of run ``key`` on this machine, whatever its shape (the end of a run;
-    gates still open keep their mapping, and one opened later starts a new table)."""
+    """Remove every table of run ``key`` on this machine (the end of a run)."""
     for path in glob.glob(gate_path(key)):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -260,12 +257,6 @@ class HostGate:
                 del _TABLES[table.path]
                 table.map.close()
                 os.close(table.fd)
-
-    def unlink(self) -> None:
-        """Remove the shared file, at the end of the run: gates still open keep the old table,
-        and a gate opened later starts a new one."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
 
     def _open(self) -> _Table:
         if self._table is None:
