@@ -169,12 +169,10 @@ def ceiling_rows(config, shards, device: str, n: int) -> list[dict]:
     import torch
 
     from vlcurate.pipeline.score.models import Scorers
-    from vlcurate.pipeline.score.passes import FirstPass, loader
-    from vlcurate.pipeline.score.shards import ShardStream
 
     clip = Scorers(config, device).clip
-    size = clip.prepare.transforms[1].size[0]
-    pixels = torch.randint(0, 255, (config.batch_size, 3, size, size), dtype=torch.uint8)
+    size = clip.image_size
+    pixels = torch.randint(0, 255, (config.batch_size, size, size, 3), dtype=torch.uint8)
     tokens = clip.tokenizer(["a photo of a cat on a mat"] * config.batch_size)
     pixels, tokens = pixels.to(device), tokens.to(device)
     clip.score_batch(pixels, tokens)
@@ -189,25 +187,148 @@ def ceiling_rows(config, shards, device: str, n: int) -> list[dict]:
             "images_per_s": batches * config.batch_size / seconds,
         }
     ]
-    first = FirstPass(clip.prepare, clip.tokenizer, "none", False, False, clip.image_size)
+    count = 0
+    for workers in sorted({1, config.workers}):
+        count, seconds = reading(config, clip, shards, device, workers)
+        rows.append(
+            {
+                "row": f"(f) reading alone, {workers} worker(s), per core, {clip.image_size} px",
+                "model": config.model,
+                "side": clip.image_size,
+                "images": count,
+                "seconds": seconds * workers,  # per core: the workers' share of the machine
+                "images_per_s": count / seconds / workers,
+            }
+        )
+    return rows
+
+
+def reading(config, clip, shards, device: str, workers: int) -> tuple[int, float]:
+    """The DataLoader of the stage (tar, decode, square, tokens in the workers) with no model
+    behind it: ``(images, seconds)``."""
+    from vlcurate.pipeline.score.passes import FirstPass, loader
+    from vlcurate.pipeline.score.shards import ShardStream
+
+    first = FirstPass(clip.image_size, clip.squash, clip.tokenizer, "none", False)
     count = 0
 
     def read():
         nonlocal count
-        for batch in loader(ShardStream(shards, first), config.workers, device, config.batch_size):
+        for batch in loader(ShardStream(shards, first), workers, device, config.batch_size):
             count += 0 if batch["pixels"] is None else len(batch["pixels"])
 
     seconds = clock(read)
-    rows.append(
-        {
-            "row": "(f) reading alone: DataLoader, no model",
-            "model": config.model,
-            "images": count,
-            "seconds": seconds,
-            "images_per_s": count / seconds,
-        }
-    )
+    return count, seconds
+
+
+def floor_rows(shards, n: int, side: int = 224) -> list[dict]:
+    """One core, ``n`` images held in memory: the bare JPEG decode (Pillow, and libjpeg-turbo
+    through simplejpeg, which the reading path uses) and the naive reading loop a newcomer
+    writes (Pillow decode + open_clip's preprocess + the tokenizer, per image)."""
+    import open_clip
+    import simplejpeg
+    import torch
+    from PIL import Image
+
+    from vlcurate.pipeline.score.shards import samples
+
+    torch.set_num_threads(1)
+    pairs = [(s["jpg"], s["txt"].decode()) for _, s in samples(shards[0], lambda i: i < n)]
+    _, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+
+    def naive():
+        for data, caption in pairs:
+            preprocess(Image.open(io.BytesIO(data)))
+            tokenizer([caption])
+
+    loops = {
+        "(g) bare JPEG decode, Pillow, to RGB": lambda: [
+            Image.open(io.BytesIO(d)).convert("RGB") for d, _ in pairs
+        ],
+        "(g) bare JPEG decode, libjpeg-turbo (simplejpeg)": lambda: [
+            simplejpeg.decode_jpeg(d) for d, _ in pairs
+        ],
+        f"(c0) naive reading loop: Pillow + open_clip preprocess {side} px + tokens": naive,
+    }
+    rows = []
+    for name, loop in loops.items():
+        loop()  # warm
+        seconds = clock(loop)
+        rows.append(
+            {
+                "row": name,
+                "images": len(pairs),
+                "seconds": seconds,
+                "images_per_s": len(pairs) / seconds,
+            }
+        )
+    torch.set_num_threads(os.cpu_count() or 1)
     return rows
+
+
+def command_rows(workers: int, sizes=(2000, 10000)) -> list[dict]:
+    """The whole ``curate score`` command, CLIP only with a trivial 224 px model (one layer a
+    tower: the reading is all that costs), ``workers`` workers, on two shard sets: the marginal
+    rate between them leaves out the start (imports, model load) that does not grow with a
+    run."""
+    import subprocess
+
+    config = ROOT / "benchmarks" / "configs" / "trivial-224.json"
+    curate = str(Path(sys.executable).parent / "curate")
+    times = {}
+    for n in sizes:
+        folder = WORK / f"command-{n}"
+        write_shards(folder, n, 1000, start=3 * 10**6)
+        out = WORK / f"command-out-{n}"
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+        argv = [
+            curate,
+            "score",
+            "--input",
+            str(folder),
+            "--output",
+            str(out),
+            "--model",
+            str(config),
+            "--pretrained",
+            "none",
+            "--faces",
+            "none",
+            "--nsfw",
+            "none",
+            "--watermark",
+            "none",
+            "--no-phash",
+            "--workers",
+            str(workers),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        times[n] = time.perf_counter() - start
+    small, large = sizes
+    rate = (large - small) / (times[large] - times[small])
+    return [
+        {
+            "row": f"(h) curate score, whole command, {n} images",
+            "model": "trivial-224",
+            "images": n,
+            "seconds": t,
+            "images_per_s": n / t,
+        }
+        for n, t in times.items()
+    ] + [
+        {
+            "row": f"(h) curate score, marginal rate {small} -> {large}",
+            "model": "trivial-224",
+            "images": large - small,
+            "seconds": times[large] - times[small],
+            "images_per_s": rate,
+        }
+    ]
 
 
 def naive_row(model: str, shards, device: str, n: int) -> dict:
@@ -245,7 +366,7 @@ def naive_row(model: str, shards, device: str, n: int) -> dict:
     }
 
 
-def detector_rows(shards, n: int, ocr_n: int) -> list[dict]:
+def detector_rows(shards, n: int, ocr_n: int, device: str = "cpu") -> list[dict]:
     from vlcurate.pipeline.score.images import decode
     from vlcurate.pipeline.score.shards import image_bytes, samples
 
@@ -282,18 +403,27 @@ def detector_rows(shards, n: int, ocr_n: int) -> list[dict]:
             add("faces: MTCNN (ONNX)", lambda ims: [mtcnn.detect(i) for i in ims], len(images))
         except Exception as e:  # not installed here (the GPU machine)
             print(f"MTCNN skipped: {e}", file=sys.stderr)
-    try:
-        from vlcurate.pipeline.score.nsfw import OpenNsfw
+    import torch
 
-        nsfw = OpenNsfw()
+    from vlcurate.pipeline.score import phash
+    from vlcurate.pipeline.score.nsfw import OpenNsfw
+    from vlcurate.pipeline.score.pixels import square
 
-        def run_nsfw(ims):
-            for i in range(0, len(ims), 32):
-                nsfw.score_batch(np.stack([OpenNsfw.prepare(im) for im in ims[i : i + 32]]))
+    arrays = [np.asarray(i) for i in images]
 
-        add("NSFW: open_nsfw ONNX (prepare + batches of 32)", run_nsfw, len(images))
-    except Exception as e:
-        print(f"open_nsfw skipped: {e}", file=sys.stderr)
+    def our_phash(ims):
+        for i in range(0, len(ims), 32):
+            phash.hashes(torch.from_numpy(np.stack([phash.thumbnail(a) for a in ims[i : i + 32]])))
+
+    add("pHash (ours: numpy thumbnail + batched DCT)", lambda _: our_phash(arrays), len(arrays))
+    squares = torch.from_numpy(np.stack([square(a, 256) for a in arrays]))
+    nsfw = OpenNsfw(device=device)
+
+    def run_nsfw(_):
+        for i in range(0, len(squares), 32):
+            nsfw.score_pixels(squares[i : i + 32].to(device))
+
+    add(f"NSFW: open_nsfw on ready 256 px batches of 32 ({nsfw.runner})", run_nsfw, len(arrays))
     try:
         from vlcurate.pipeline.score.watermark import OcrWatermark
 
@@ -302,6 +432,30 @@ def detector_rows(shards, n: int, ocr_n: int) -> list[dict]:
     except Exception as e:
         print(f"OCR skipped: {e}", file=sys.stderr)
     return rows
+
+
+def reading_checks(rows: list[dict]) -> list[dict]:
+    """Issue 18's CPU targets for the reading path, as ratios within this run."""
+    rate = {r["row"]: r["images_per_s"] for r in rows}
+    naive = next((v for k, v in rate.items() if k.startswith("(c0)")), None)
+    pillow = rate.get("(g) bare JPEG decode, Pillow, to RGB")
+    checks = []
+
+    def check(target, value, goal):
+        checks.append({"target": target, "value": value, "goal": goal, "met": value >= goal})
+
+    for row in rows:
+        name, value = row["row"], row["images_per_s"]
+        if name.startswith("(f)") and row.get("side") == 224:
+            if naive:
+                check(f"{name} >= 2.5x naive loop", value / naive, 2.5)
+            if pillow:
+                check(f"{name} >= 0.65x Pillow decode", value / pillow, 0.65)
+        if name.startswith("(h) curate score, marginal") and naive:
+            check(
+                "curate score (trivial 224, marginal) >= 4x naive one-core loop", value / naive, 4
+            )
+    return checks
 
 
 def main() -> int:
@@ -323,6 +477,12 @@ def main() -> int:
     parser.add_argument("--full-faces", default="haar", help="face detector for row (b)")
     parser.add_argument(
         "--ceilings", action="store_true", help="add rows (e) CLIP alone, (f) reading alone"
+    )
+    parser.add_argument(
+        "--floor-images", type=int, default=400, help="images for rows (g) decode, (c0) naive"
+    )
+    parser.add_argument(
+        "--command", action="store_true", help="add rows (h): the whole curate score command"
     )
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -374,8 +534,14 @@ def main() -> int:
         if args.naive_images:
             rows.append(naive_row(model, shards, args.device, args.naive_images))
             print(rows[-1], flush=True)
+    if args.floor_images:
+        rows += floor_rows(shards, min(args.floor_images, args.shard_size))
+        print(rows[-3:], flush=True)
+    if args.command:
+        rows += command_rows(args.workers)
+        print(rows[-1], flush=True)
     if args.detector_images:
-        rows += detector_rows(shards, args.detector_images, args.ocr_images)
+        rows += detector_rows(shards, args.detector_images, args.ocr_images, args.device)
     machine = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -404,6 +570,7 @@ def main() -> int:
                 "met": ratio >= 3,
             }
         )
+    checks += reading_checks(rows)
     if args.device.startswith("cuda") and ("(a)", "ViT-B-32") in by:
         rate = by[("(a)", "ViT-B-32")]["images_per_s"]
         checks.append(

@@ -89,21 +89,28 @@ class ClipScorer:
             ) from e
         self.net = model.eval()
         self.preprocess = preprocess
-        self.prepare, self._normalize = _split_preprocess(preprocess)
-        crop = next(t for t in self.prepare.transforms if type(t).__name__ == "CenterCrop")
-        self.image_size = max(crop.size)  # the side the image tower sees
+        self._normalize = _normalization(preprocess)
+        self.image_size, self.squash = _framing(preprocess)  # the side the tower sees
         self.tokenizer = open_clip.get_tokenizer(name)
         self.column = column_name(self.model)
         self.dim = int(self.encode_texts(["a photo"]).shape[-1])  # the embedding width
 
     def _images_to_device(self, images: torch.Tensor) -> torch.Tensor:
+        """The tower's input: float (B, 3, H, W) from :attr:`preprocess` as it is, or a batch
+        of the reading path, uint8 (B, S, S, 3) channels last, brought to the tower's side (an
+        antialiased bicubic resize when S differs, clamped like an 8-bit image), scaled and
+        normalised here, on the device: a quarter of the bytes through the DataLoader."""
         images = images.to(self.device, non_blocking=True)
-        if images.dtype == torch.uint8:  # from ``prepare``: scale and normalise on the device
-            mean, std = (
-                torch.tensor(v, device=self.device).view(1, -1, 1, 1) for v in self._normalize
-            )
-            images = (images.float() / 255 - mean) / std
-        return images
+        if images.dtype != torch.uint8:
+            return images
+        images = images.permute(0, 3, 1, 2).float()
+        if images.shape[-1] != self.image_size:
+            size = (self.image_size, self.image_size)
+            images = torch.nn.functional.interpolate(
+                images, size=size, mode="bicubic", antialias=True, align_corners=False
+            ).clamp_(0, 255)
+        mean, std = (torch.tensor(v, device=self.device).view(1, -1, 1, 1) for v in self._normalize)
+        return (images / 255 - mean) / std
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
@@ -155,10 +162,10 @@ class ClipScorer:
 
     @torch.inference_mode()
     def score_batch(self, images: torch.Tensor, texts: list[str] | torch.Tensor) -> dict:
-        """``images``: (B, 3, H, W), either uint8 from :attr:`prepare` (scaled and normalised
-        here, on the device: a quarter of the bytes through the DataLoader) or float from
-        :attr:`preprocess`; ``texts``: B captions, or their tokens from :attr:`tokenizer`
-        (tokenised in the DataLoader workers). Returns the cosine similarity per pair and the
+        """``images``: uint8 (B, S, S, 3) from the reading path (:mod:`.pixels`), or float
+        (B, 3, H, W) from :attr:`preprocess` (see :meth:`_images_to_device`); ``texts``: B
+        captions, or their tokens from :attr:`tokenizer` (tokenised in the DataLoader
+        workers). Returns the cosine similarity per pair and the
         L2-normalised embeddings, all as numpy."""
         images = self._images_to_device(images)
         tokens = texts if isinstance(texts, torch.Tensor) else self.tokenizer(texts)
@@ -176,18 +183,30 @@ class ClipScorer:
         }
 
 
-def _split_preprocess(preprocess):
-    """open_clip's transform is resize, crop, RGB, to-tensor, normalise. Returns ``prepare``
-    (the PIL steps, then a uint8 CHW tensor; runs in DataLoader workers) and the normalisation's
-    ``(mean, std)``, which :meth:`ClipScorer.score_batch` applies on the device."""
+def _normalization(preprocess) -> tuple[tuple, tuple]:
+    """The ``(mean, std)`` of open_clip's transform (resize, crop, RGB, to-tensor, normalise),
+    which :meth:`ClipScorer._images_to_device` applies on the device."""
     from torchvision import transforms as T
 
-    steps = list(preprocess.transforms)
-    names = [type(step).__name__ for step in steps]
-    tensor_at = next(i for i, n in enumerate(names) if n.endswith("ToTensor"))
-    (normalize,) = steps[tensor_at + 1 :]
+    normalize = preprocess.transforms[-1]
+    names = [type(step).__name__ for step in preprocess.transforms]
     assert isinstance(normalize, T.Normalize), f"unexpected open_clip transform: {names}"
-    return T.Compose([*steps[:tensor_at], T.PILToTensor()]), (
-        tuple(normalize.mean),
-        tuple(normalize.std),
-    )
+    return tuple(normalize.mean), tuple(normalize.std)
+
+
+def _framing(preprocess) -> tuple[int, bool]:
+    """``(side, squash)`` of open_clip's transform: its center crop's side and ``False``
+    (``Resize(S)`` of the shorter side, then ``CenterCrop(S)``), or a square resize's side and
+    ``True`` (``Resize((S, S))``, open_clip's ``squash`` mode). The reading path reproduces
+    either (:func:`~vlcurate.pipeline.score.pixels.square`); any other is refused."""
+    steps = {type(t).__name__: t for t in preprocess.transforms}
+    resize, crop = steps.get("Resize"), steps.get("CenterCrop")
+    size = getattr(resize, "size", None)
+    if isinstance(size, list | tuple) and len(size) == 1:
+        size = size[0]
+    if isinstance(size, int) and crop is not None and crop.size[0] == crop.size[1] == size:
+        return size, False
+    if isinstance(size, list | tuple) and len(size) == 2 and size[0] == size[1]:
+        return size[0], True
+    names = [type(t).__name__ for t in preprocess.transforms]
+    raise WeightsError(f"the reading path cannot reproduce open_clip's transform {names}")

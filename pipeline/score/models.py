@@ -20,7 +20,7 @@ class Scorers:
         if config.nsfw == OPEN_NSFW:
             from vlcurate.pipeline.score.nsfw import MODEL_NAME, OpenNsfw
 
-            self.open_nsfw, self.nsfw_model = OpenNsfw(), MODEL_NAME
+            self.open_nsfw, self.nsfw_model = OpenNsfw(device=device), MODEL_NAME
         elif config.nsfw != "none":
             self.nsfw = embedding_scorer(config.nsfw, self.clip, "nsfw")
             self.nsfw_model = self.nsfw.name

@@ -1,11 +1,14 @@
 """What the DataLoader worker processes do with each sample of a shard, and how their items
 are batched.
 
-The first pass decodes, hashes, face-detects and preprocesses every image, so the main process
-only moves uint8 batches to the device and runs the models. The second, only with
-``watermark=ocr``, runs OCR on the images that earned it. A sample whose ``.json`` is not a
-JSON object, or whose ``.txt`` is not UTF-8, is not decoded: its row carries the reason
-(:data:`~vlcurate.pipeline.score.inputs.BAD_JSON`, ``BAD_TEXT``) and the shard goes on.
+The first pass decodes every image (libjpeg-turbo for plain JPEGs, :func:`~vlcurate.pipeline.
+score.images.decode_pixels`), brings its center square to the batch's side in one resize
+(:func:`~vlcurate.pipeline.score.pixels.square`), tokenises its caption (cached per distinct
+caption), and, when asked, makes the pHash's 32 x 32 thumbnail and runs a CPU face detector. The
+main process gets one uint8 array of pixels per batch and runs every model on the device. The
+second pass, only with ``watermark=ocr``, runs OCR on the images that earned it. A sample whose
+``.json`` is not a JSON object, or whose ``.txt`` is not UTF-8, is not decoded: its row carries
+the reason (:data:`~vlcurate.pipeline.score.inputs.BAD_JSON`, ``BAD_TEXT``) and the shard goes on.
 """
 
 import json
@@ -14,11 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vlcurate.pipeline.score.images import blank_facts, decode
+from vlcurate.pipeline.score.images import blank_facts, decode, decode_pixels
 from vlcurate.pipeline.score.inputs import BAD_JSON, BAD_TEXT
+from vlcurate.pipeline.score.pixels import TokenCache, square
 from vlcurate.pipeline.score.shards import image_bytes
 
-OPEN_NSFW_SIDE = 256  # open_nsfw resizes to 256, then crops 224
+ARRAYS = ("pixels", "tokens", "thumbnail")  # stacked per batch, taken out of the items
 
 
 def read_sample(index: int, sample: dict) -> tuple[dict, str | None]:
@@ -48,29 +52,27 @@ def read_sample(index: int, sample: dict) -> tuple[dict, str | None]:
 
 @dataclass
 class FirstPass:
-    """Per worker: decode, facts, faces, CLIP's uint8 pixels and tokens, open_nsfw's input."""
+    """Per worker: decode, facts, the batch's pixels, tokens, the pHash thumbnail, CPU faces."""
 
-    prepare: object  # ClipScorer.prepare
+    side: int  # the batch's square side: the largest any model on the device reads
+    squash: bool  # the whole image squashed to the square, not its center (open_clip's mode)
     tokenize: object  # ClipScorer.tokenizer
-    faces: str
-    nsfw: bool
+    faces: str  # a CPU face detector in the workers, or "none"
     phash: bool
-    image_size: int  # CLIP's input side
 
     @property
     def min_side(self) -> int | None:
-        """The side every consumer is served by (large JPEGs decode at a reduced scale, down
-        to twice this); faces need the full image."""
-        if self.faces != "none":
-            return None
-        return max(self.image_size, OPEN_NSFW_SIDE if self.nsfw else 0)
+        """Large JPEGs decode at a reduced scale, down to twice the batch's side; a CPU face
+        detector sees the full image."""
+        return None if self.faces != "none" else self.side
 
     def __call__(self):
         from vlcurate.pipeline.score.faces import face_detector
 
         detector = face_detector(self.faces) if self.faces != "none" else None
-        if self.nsfw:
-            from vlcurate.pipeline.score.nsfw import OpenNsfw
+        tokens = TokenCache(self.tokenize)
+        if self.phash:
+            from vlcurate.pipeline.score.phash import thumbnail
 
         def work(index: int, sample: dict) -> dict:
             data = image_bytes(sample)
@@ -78,12 +80,12 @@ class FirstPass:
             if reason is not None:
                 item["facts"] = blank_facts(reason, len(data))
                 return item
-            image, item["facts"] = decode(data, phash=self.phash, min_side=self.min_side)
-            if image is not None:
-                item["tokens"] = self.tokenize([item["caption"]])[0]
-                item["pixels"] = self.prepare(image)
-                item["face_boxes"] = detector.detect(image) if detector else []
-                item["nsfw_input"] = OpenNsfw.prepare(image) if self.nsfw else None
+            rgb, item["facts"] = decode_pixels(data, self.min_side)
+            if rgb is not None:
+                item["tokens"] = tokens(item["caption"])
+                item["pixels"] = square(rgb, self.side, squash=self.squash)
+                item["thumbnail"] = thumbnail(rgb) if self.phash else None
+                item["face_boxes"] = detector.detect(rgb) if detector else []
             return item
 
         return work
@@ -106,22 +108,32 @@ class OcrPass:
 
 
 def collate(items: list[dict]) -> dict:
-    """Runs in the worker: the arrays are stacked into one tensor each (one shared-memory
-    transfer, one pinned copy) and taken out of the items; ``pixel_rows`` says which items the
-    pixels and tokens belong to."""
+    """Runs in the worker: each array of the decoded items is stacked into one tensor (one
+    shared-memory transfer, one pinned copy) and taken out of the items; ``pixel_rows`` says
+    which items they belong to."""
     pixel_rows = [n for n, i in enumerate(items) if i.get("pixels") is not None]
-    nsfw = [items[n]["nsfw_input"] for n in pixel_rows if items[n]["nsfw_input"] is not None]
-    batch = {
-        "items": items,
-        "pixel_rows": pixel_rows,
-        "pixels": torch.stack([items[n]["pixels"] for n in pixel_rows]) if pixel_rows else None,
-        "tokens": torch.stack([items[n]["tokens"] for n in pixel_rows]) if pixel_rows else None,
-        "nsfw_input": np.stack(nsfw) if nsfw and len(nsfw) == len(pixel_rows) else None,
-    }
+    batch = {"items": items, "pixel_rows": pixel_rows}
+    for key in ARRAYS:
+        rows = [items[n].get(key) for n in pixel_rows]
+        batch[key] = _stack(rows) if rows and all(r is not None for r in rows) else None
     for item in items:
-        for key in ("pixels", "tokens", "nsfw_input"):
+        for key in ARRAYS:
             item.pop(key, None)
     return batch
+
+
+def _stack(rows: list) -> torch.Tensor:
+    """One tensor of the rows, stacked straight into shared memory when in a worker (sending
+    a tensor from elsewhere would copy it there first: a second copy of every pixel)."""
+    first = rows[0]
+    dtype = first.dtype if isinstance(first, torch.Tensor) else torch.from_numpy(first[:0]).dtype
+    out = torch.empty((len(rows), *first.shape), dtype=dtype)
+    if torch.utils.data.get_worker_info() is not None:
+        out.share_memory_()
+    if isinstance(first, torch.Tensor):
+        return torch.stack(rows, out=out)
+    np.stack(rows, out=out.numpy())
+    return out
 
 
 def loader(dataset, workers: int, device: str, batch_size: int):

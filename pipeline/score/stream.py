@@ -1,6 +1,7 @@
-"""Scoring many shards through one DataLoader: its worker processes start once, decode and
-preprocess every sample, and the main process runs CLIP, the embedding heads and the NSFW
-network on whole batches, on the device. A shard is finished (ordered, OCR'd, written) as soon
+"""Scoring many shards through one DataLoader: its worker processes start once, decode every
+sample into one uint8 batch, and the main process moves it to the device once, where CLIP,
+open_nsfw and the pHash's DCT each take their input from it (the embedding heads read CLIP's
+embeddings). A shard is finished (ordered, OCR'd, written) as soon
 as every worker has sent its end of it."""
 
 from collections.abc import Iterator
@@ -8,7 +9,9 @@ from dataclasses import dataclass, field
 
 from vlcurate.pipeline.score.config import ScoreConfig
 from vlcurate.pipeline.score.models import Scorers
+from vlcurate.pipeline.score.nsfw import RESIZE as OPEN_NSFW_SIDE
 from vlcurate.pipeline.score.passes import FirstPass, loader
+from vlcurate.pipeline.score.phash import hashes
 from vlcurate.pipeline.score.shards import ShardStream
 from vlcurate.pipeline.score.writer import finish_shard, row
 from vlcurate.pipeline.stats import StageStats
@@ -42,11 +45,10 @@ class Gathered:
 
 
 def first_pass(config: ScoreConfig, scorers: Scorers) -> FirstPass:
+    """The workers' pass: the batch's side is the largest any model on the device reads."""
     clip = scorers.clip
-    nsfw = scorers.open_nsfw is not None
-    return FirstPass(
-        clip.prepare, clip.tokenizer, config.faces, nsfw, config.phash, clip.image_size
-    )
+    side = max(clip.image_size, OPEN_NSFW_SIDE if scorers.open_nsfw is not None else 0)
+    return FirstPass(side, clip.squash, clip.tokenizer, config.faces, config.phash)
 
 
 def score_stream(
@@ -68,23 +70,27 @@ def score_stream(
 
 
 def _score_batch(batch: dict, scorers: Scorers) -> dict:
-    """The models on the batch's decoded images: per-image scores and the embeddings."""
+    """The models on the batch's decoded images, each reading the one uint8 batch on the
+    device: per-image scores, the pHashes and the embeddings."""
     if batch["pixels"] is None:
         return {}
-    scores = scorers.clip.score_batch(batch["pixels"], batch["tokens"])
-    if scorers.open_nsfw is not None and batch["nsfw_input"] is not None:
-        scores["nsfw_p"] = scorers.open_nsfw.score_batch(batch["nsfw_input"])
+    pixels = batch["pixels"].to(scorers.clip.device, non_blocking=True)
+    scores = scorers.clip.score_batch(pixels, batch["tokens"])
+    if scorers.open_nsfw is not None:
+        scores["nsfw_p"] = scorers.open_nsfw.score_pixels(pixels)
     if scorers.nsfw is not None:
         scores["nsfw_p"] = scorers.nsfw.score_batch(scores["image_emb"])
     if scorers.watermark is not None:
         scores["watermark_p"] = scorers.watermark.score_batch(scores["image_emb"])
+    if batch["thumbnail"] is not None:
+        scores["phash"] = hashes(batch["thumbnail"].to(scorers.clip.device, non_blocking=True))
     return scores
 
 
 def _gather(batch: dict, scores: dict, gathering: dict[int, Gathered], scorers: Scorers) -> None:
     """Each item of the batch to its shard: a row (with its scores), an embedding, or the end
     of one worker's share."""
-    per_image = {k: v for k, v in scores.items() if k not in ("image_emb", "text_emb")}
+    per_image = {k: v for k, v in scores.items() if k not in ("image_emb", "text_emb", "phash")}
     position_of = {n: position for position, n in enumerate(batch["pixel_rows"])}
     for n, item in enumerate(batch["items"]):
         gathered = gathering[item["shard"]]
@@ -96,6 +102,8 @@ def _gather(batch: dict, scores: dict, gathering: dict[int, Gathered], scorers: 
         position = position_of.get(n)
         if position is not None:
             values = {k: float(v[position]) for k, v in per_image.items()}
+            if "phash" in scores:
+                item["facts"]["phash"] = scores["phash"][position]
             gathered.add_embedding(
                 item, scores["image_emb"][position], scores["text_emb"][position]
             )

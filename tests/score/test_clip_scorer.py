@@ -54,12 +54,13 @@ def test_scores_equal_a_direct_open_clip_forward_pass(scorer):
 
 
 def test_uint8_batches_from_the_workers_equal_open_clips_own_transform(scorer):
-    """``prepare`` (resize and crop in the workers, uint8) plus normalising on the device gives
-    what open_clip's float transform gives, and pre-tokenised captions what raw ones give."""
+    """The same pixels as uint8 channels last (what the workers send), normalised on the device,
+    give what open_clip's float transform gives, and pre-tokenised captions what raw ones give."""
     pil = images(7)
     from_floats = scorer.score_batch(torch.stack([scorer.preprocess(im) for im in pil]), CAPTIONS)
-    uint8 = torch.stack([scorer.prepare(im) for im in pil])
-    assert uint8.dtype == torch.uint8
+    resize, crop = scorer.preprocess.transforms[:2]
+    uint8 = torch.stack([torch.from_numpy(np.array(crop(resize(im)))) for im in pil])
+    assert uint8.dtype == torch.uint8 and uint8.shape[1:] == (64, 64, 3)
     from_uint8 = scorer.score_batch(uint8, scorer.tokenizer(CAPTIONS))
     for key in ("clip_tiny_clip_sim", "image_emb", "text_emb"):
         np.testing.assert_allclose(from_uint8[key], from_floats[key], rtol=0, atol=1e-6)
