@@ -206,16 +206,18 @@ def ceiling_rows(config, shards, device: str, n: int) -> list[dict]:
 def reading(config, clip, shards, device: str, workers: int) -> tuple[int, float]:
     """The DataLoader of the stage (tar, decode, square, tokens in the workers) with no model
     behind it: ``(images, seconds)``."""
-    from vlcurate.pipeline.score.passes import FirstPass, loader
-    from vlcurate.pipeline.score.shards import ShardStream
+    from vlcurate.pipeline.score.batches import Batches
+    from vlcurate.pipeline.score.passes import FirstPass
 
     first = FirstPass(clip.image_size, clip.squash, clip.tokenizer, "none", False)
     count = 0
 
     def read():
         nonlocal count
-        for batch in loader(ShardStream(shards, first), workers, device, config.batch_size):
-            count += 0 if batch["pixels"] is None else len(batch["pixels"])
+        batches = Batches(shards, first, config.batch_size, workers)
+        for batch in batches.loader(workers, device):
+            count += len(batch["pixel_rows"])
+            batches.release(batch)
 
     seconds = clock(read)
     return count, seconds

@@ -12,7 +12,8 @@ ZERO_SHOT = "zero-shot"
 HEAD = "head:"  # head:FILE, a trained head on the CLIP image embedding
 NSFW_SCORERS = (OPEN_NSFW, ZERO_SHOT, "none")
 WATERMARK_SCORERS = (OCR, ZERO_SHOT, "none")
-FACE_DETECTORS = ("haar", "mtcnn", "none")
+MTCNN_TORCH = "mtcnn-torch"  # batched on the scoring device (pipeline/score/mtcnn_torch.py)
+FACE_DETECTORS = ("auto", "haar", "mtcnn", MTCNN_TORCH, "none")
 
 
 @dataclass
@@ -38,8 +39,12 @@ class ScoreConfig(Config):
         },
     )
     faces: str = field(
-        default="haar",
-        metadata={"help": "face detector: haar, mtcnn or none", "choices": FACE_DETECTORS},
+        default="auto",
+        metadata={
+            "help": "face detector: auto (mtcnn-torch on a GPU, else haar), haar, mtcnn "
+            "(per image, OpenCV DNN), mtcnn-torch (batched on the device) or none",
+            "choices": FACE_DETECTORS,
+        },
     )
     nsfw: str = field(
         default=OPEN_NSFW,
@@ -72,7 +77,18 @@ def _check_scorer(name: str, value: str, fixed: tuple[str, ...]) -> None:
     raise ConfigError(f"score.{name}: {value!r} is not allowed (one of {allowed}, or head:FILE)")
 
 
+def face_detector_of(config: ScoreConfig) -> str:
+    """The detector ``faces`` names: ``auto`` is the batched MTCNN when the run scores on a GPU
+    (``--device`` cuda, or auto with one here), else Haar, the CPU fallback."""
+    if config.faces != "auto":
+        return config.faces
+    from vlcurate.pipeline.devices import resolve_device
+
+    return MTCNN_TORCH if resolve_device(config.device).startswith("cuda") else "haar"
+
+
 def settings(config: ScoreConfig) -> dict:
-    """What decides a shard's scores (not how fast they come)."""
-    keys = ("model", "pretrained", "faces", "nsfw", "watermark", "watermark_min_clip", "phash")
-    return {key: getattr(config, key) for key in keys}
+    """What decides a shard's scores (not how fast they come); ``auto`` faces resolved, so a
+    resume on another kind of device is refused rather than mixing detectors."""
+    keys = ("model", "pretrained", "nsfw", "watermark", "watermark_min_clip", "phash")
+    return {"faces": face_detector_of(config), **{key: getattr(config, key) for key in keys}}

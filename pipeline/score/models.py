@@ -2,7 +2,13 @@
 shard that process scores (a local worker's shards, or the Spark tasks of one Python worker)."""
 
 from vlcurate.pipeline.score.clip import ClipScorer
-from vlcurate.pipeline.score.config import OCR, OPEN_NSFW, ScoreConfig
+from vlcurate.pipeline.score.config import (
+    MTCNN_TORCH,
+    OCR,
+    OPEN_NSFW,
+    ScoreConfig,
+    face_detector_of,
+)
 from vlcurate.pipeline.score.heads import embedding_scorer
 
 MODEL_SETTINGS = ("model", "pretrained", "faces", "nsfw", "watermark")
@@ -31,10 +37,17 @@ class Scorers:
         elif config.watermark != "none":
             self.watermark = embedding_scorer(config.watermark, self.clip, "watermark")
             self.watermark_model = self.watermark.name
-        if config.faces != "none":
+        self.faces = face_detector_of(config)
+        self.face_device = None  # a detector batched on the device, else the workers' own
+        if self.faces == MTCNN_TORCH:
+            from vlcurate.pipeline.score.mtcnn_torch import TorchMtcnn
+
+            self.face_device = TorchMtcnn(device=device)
+            self.face_model = self.face_device.name
+        elif self.faces != "none":
             from vlcurate.pipeline.score.faces import face_detector
 
-            self.face_model = face_detector(config.faces).name
+            self.face_model = face_detector(self.faces).name
 
 
 _LOADED: dict[str, tuple[tuple, Scorers]] = {}  # device -> (its model settings, the models)

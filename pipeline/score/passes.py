@@ -22,8 +22,6 @@ from vlcurate.pipeline.score.inputs import BAD_JSON, BAD_TEXT
 from vlcurate.pipeline.score.pixels import TokenCache, square
 from vlcurate.pipeline.score.shards import image_bytes
 
-ARRAYS = ("pixels", "tokens", "thumbnail")  # stacked per batch, taken out of the items
-
 
 def read_sample(index: int, sample: dict) -> tuple[dict, str | None]:
     """The sample's fields (key, caption, metadata), and the reason to drop it when one of
@@ -59,20 +57,26 @@ class FirstPass:
     tokenize: object  # ClipScorer.tokenizer
     faces: str  # a CPU face detector in the workers, or "none"
     phash: bool
+    face_frame: int = 0  # the side of the frame a device face detector reads; 0: none
 
     @property
     def min_side(self) -> int | None:
-        """Large JPEGs decode at a reduced scale, down to twice the batch's side; a CPU face
-        detector sees the full image."""
-        return None if self.faces != "none" else self.side
+        """Large JPEGs decode at a reduced scale, down to twice the batch's side (or the face
+        frame's); a CPU face detector sees the full image."""
+        return None if self.faces != "none" else max(self.side, self.face_frame)
 
-    def __call__(self):
+    def __call__(self, slots):
+        """The work of one worker, writing each decoded sample's arrays into ``slots``
+        (:class:`~vlcurate.pipeline.score.batches.Slots`)."""
         from vlcurate.pipeline.score.faces import face_detector
 
         detector = face_detector(self.faces) if self.faces != "none" else None
-        tokens = TokenCache(self.tokenize)
+        tokens = TokenCache(lambda texts: self.tokenize(texts).numpy())
         if self.phash:
-            from vlcurate.pipeline.score.phash import thumbnail
+            from vlcurate.pipeline.score.phash import SIDE, thumbnail
+        if self.face_frame:
+            from vlcurate.pipeline.score.mtcnn_torch import letterbox
+        frame = (self.face_frame, self.face_frame, 3)
 
         def work(index: int, sample: dict) -> dict:
             data = image_bytes(sample)
@@ -81,11 +85,26 @@ class FirstPass:
                 item["facts"] = blank_facts(reason, len(data))
                 return item
             rgb, item["facts"] = decode_pixels(data, self.min_side)
-            if rgb is not None:
-                item["tokens"] = tokens(item["caption"])
-                item["pixels"] = square(rgb, self.side, squash=self.squash)
-                item["thumbnail"] = thumbnail(rgb) if self.phash else None
-                item["face_boxes"] = detector.detect(rgb) if detector else []
+            if rgb is None:
+                return item
+            item["decoded"] = True
+            row = tokens(item["caption"])
+            slots.get("tokens", row.shape, row.dtype)[...] = row
+            square(
+                rgb,
+                self.side,
+                slots.get("pixels", (self.side, self.side, 3), np.uint8),
+                self.squash,
+            )
+            if self.phash:
+                slots.get("thumbnail", (SIDE, SIDE), np.uint8)[...] = thumbnail(rgb)
+            item["face_boxes"] = detector.detect(rgb) if detector else []
+            if self.face_frame:
+                scale = letterbox(
+                    rgb, self.face_frame, out=slots.get("face_frame", frame, np.uint8)
+                )
+                to_original = scale * item["facts"]["width"] / rgb.shape[1]
+                slots.get("face_scale", (), np.float64)[...] = to_original
             return item
 
         return work
@@ -107,33 +126,9 @@ class OcrPass:
         return work
 
 
-def collate(items: list[dict]) -> dict:
-    """Runs in the worker: each array of the decoded items is stacked into one tensor (one
-    shared-memory transfer, one pinned copy) and taken out of the items; ``pixel_rows`` says
-    which items they belong to."""
-    pixel_rows = [n for n, i in enumerate(items) if i.get("pixels") is not None]
-    batch = {"items": items, "pixel_rows": pixel_rows}
-    for key in ARRAYS:
-        rows = [items[n].get(key) for n in pixel_rows]
-        batch[key] = _stack(rows) if rows and all(r is not None for r in rows) else None
-    for item in items:
-        for key in ARRAYS:
-            item.pop(key, None)
-    return batch
-
-
-def _stack(rows: list) -> torch.Tensor:
-    """One tensor of the rows, stacked straight into shared memory when in a worker (sending
-    a tensor from elsewhere would copy it there first: a second copy of every pixel)."""
-    first = rows[0]
-    dtype = first.dtype if isinstance(first, torch.Tensor) else torch.from_numpy(first[:0]).dtype
-    out = torch.empty((len(rows), *first.shape), dtype=dtype)
-    if torch.utils.data.get_worker_info() is not None:
-        out.share_memory_()
-    if isinstance(first, torch.Tensor):
-        return torch.stack(rows, out=out)
-    np.stack(rows, out=out.numpy())
-    return out
+def collate(items: list[dict]) -> list[dict]:
+    """The OCR pass's items, as they are (no arrays to stack)."""
+    return items
 
 
 def loader(dataset, workers: int, device: str, batch_size: int):

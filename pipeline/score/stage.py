@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.devices import process_devices, resolve_device
 from vlcurate.pipeline.score.clip import column_name
-from vlcurate.pipeline.score.config import ScoreConfig, settings
+from vlcurate.pipeline.score.config import ScoreConfig, face_detector_of, settings
 from vlcurate.pipeline.score.inputs import check_shard, shard_name
 from vlcurate.pipeline.score.models import Scorers, scorers_for
 from vlcurate.pipeline.score.stream import score_stream
@@ -80,7 +80,7 @@ class ScoreStage(Stage):
             "nsfw": config.nsfw,
             "watermark": config.watermark,
             "watermark_min_clip": config.watermark_min_clip,
-            "face_detector": config.faces,
+            "face_detector": face_detector_of(config),
         }
 
 

