@@ -14,6 +14,7 @@ buffer is written while it is read.
 import numpy as np
 import torch
 
+from vlcurate.pipeline.score.passes import loader
 from vlcurate.pipeline.score.shards import ShardStream
 
 RING = 4  # buffers per worker: the DataLoader's two batches in flight, one being scored, one spare
@@ -108,10 +109,4 @@ class Batches(torch.utils.data.IterableDataset):
             self.busy[batch["buffer"]] = 0
 
     def loader(self, workers: int, device: str):
-        return torch.utils.data.DataLoader(
-            self,
-            batch_size=None,
-            num_workers=workers,
-            collate_fn=_as_is,
-            pin_memory=device.startswith("cuda"),
-        )
+        return loader(self, workers, device, None, _as_is)

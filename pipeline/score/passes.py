@@ -131,11 +131,12 @@ def collate(items: list[dict]) -> list[dict]:
     return items
 
 
-def loader(dataset, workers: int, device: str, batch_size: int):
+def loader(dataset, workers: int, device: str, batch_size: int | None, collate_fn=collate):
+    """``batch_size`` None: the dataset yields whole batches (and ``collate_fn`` gets each)."""
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
         num_workers=workers,
-        collate_fn=collate,
+        collate_fn=collate_fn,
         pin_memory=device.startswith("cuda"),
     )
