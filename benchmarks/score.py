@@ -417,6 +417,23 @@ def detector_rows(shards, n: int, ocr_n: int, device: str = "cpu") -> list[dict]
         for i in range(0, len(ims), 32):
             phash.hashes(torch.from_numpy(np.stack([phash.thumbnail(a) for a in ims[i : i + 32]])))
 
+    from vlcurate.pipeline.score.mtcnn_torch import TorchMtcnn, letterbox
+
+    batched = TorchMtcnn(device=device)
+
+    def run_batched_faces(ims):
+        for i in range(0, len(ims), 32):
+            chunk = ims[i : i + 32]
+            frames = np.zeros((len(chunk), batched.side, batched.side, 3), np.uint8)
+            scales = [letterbox(a, batched.side, out=f) for a, f in zip(chunk, frames, strict=True)]
+            sizes = [(a.shape[1], a.shape[0]) for a in chunk]
+            batched.detect(torch.from_numpy(frames).to(device), scales, sizes)
+
+    add(
+        f"faces: MTCNN batched in torch ({batched.name}, batches of 32)",
+        lambda _: run_batched_faces(arrays),
+        len(arrays),
+    )
     add("pHash (ours: numpy thumbnail + batched DCT)", lambda _: our_phash(arrays), len(arrays))
     squares = torch.from_numpy(np.stack([square(a, 256) for a in arrays]))
     nsfw = OpenNsfw(device=device)

@@ -19,6 +19,7 @@ import open_clip
 import torch
 
 from vlcurate.pipeline.score import checkpoints
+from vlcurate.pipeline.score.pixels import square
 
 CONFIGS = Path(__file__).resolve().parent / "model_configs"
 RANDOM_WEIGHTS_SEED = 0  # pretrained=None: the one random model, everywhere
@@ -90,6 +91,7 @@ class ClipScorer:
         self.net = model.eval()
         self.preprocess = preprocess
         self._normalize = _normalization(preprocess)
+        self._buffer = None  # _staging's
         self.image_size, self.squash = _framing(preprocess)  # the side the tower sees
         self.tokenizer = open_clip.get_tokenizer(name)
         self.column = column_name(self.model)
@@ -97,20 +99,45 @@ class ClipScorer:
 
     def _images_to_device(self, images: torch.Tensor) -> torch.Tensor:
         """The tower's input: float (B, 3, H, W) from :attr:`preprocess` as it is, or a batch
-        of the reading path, uint8 (B, S, S, 3) channels last, brought to the tower's side (an
-        antialiased bicubic resize when S differs, clamped like an 8-bit image), scaled and
+        of the reading path, uint8 (B, S, S, 3) channels last, brought to the tower's side when
+        S differs (on a GPU an antialiased bicubic resize, clamped like an 8-bit image; on the
+        CPU OpenCV's, as the workers do it, several times cheaper there), scaled and
         normalised here, on the device: a quarter of the bytes through the DataLoader."""
         images = images.to(self.device, non_blocking=True)
         if images.dtype != torch.uint8:
             return images
-        images = images.permute(0, 3, 1, 2).float()
-        if images.shape[-1] != self.image_size:
-            size = (self.image_size, self.image_size)
-            images = torch.nn.functional.interpolate(
-                images, size=size, mode="bicubic", antialias=True, align_corners=False
-            ).clamp_(0, 255)
-        mean, std = (torch.tensor(v, device=self.device).view(1, -1, 1, 1) for v in self._normalize)
-        return (images / 255 - mean) / std
+        mean, std = (torch.tensor(v, device=self.device) for v in self._normalize)
+        scale, shift = 1 / (255 * std), -mean / std  # (x / 255 - mean) / std as one multiply-add
+        if images.shape[1] != self.image_size and images.device.type == "cpu":
+            images = torch.from_numpy(
+                np.stack([square(i, self.image_size) for i in images.numpy()])
+            )
+        if images.shape[1] == self.image_size:  # normalised channels last, in a reused buffer
+            x = self._staging(images.shape)
+            x.copy_(images)
+            torch.addcmul(shift, x, scale, out=x)
+            return x.permute(0, 3, 1, 2)  # the tower reads it as NCHW, channels last in memory
+        size = (self.image_size, self.image_size)
+        x = torch.nn.functional.interpolate(
+            images.permute(0, 3, 1, 2).float(),
+            size=size,
+            mode="bicubic",
+            antialias=True,
+            align_corners=False,
+        ).clamp_(0, 255)
+        return torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1), out=x)
+
+    def _staging(self, shape: torch.Size) -> torch.Tensor:
+        """A float32 buffer of ``shape`` on the device, kept between batches: a new one per
+        batch cost more than the conversion itself on a CPU (fresh pages, zeroed as touched).
+        Reusing it is safe: work on one device runs in order."""
+        if (
+            self._buffer is None
+            or self._buffer.shape[1:] != shape[1:]
+            or len(self._buffer) < shape[0]
+        ):
+            self._buffer = torch.empty(shape, dtype=torch.float32, device=self.device)
+        return self._buffer[: shape[0]]
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
