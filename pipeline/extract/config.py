@@ -15,6 +15,13 @@ class ExtractConfig:
         default=False,
         metadata={"help": "extract records cut short by a damaged file instead of dropping them"},
     )
+    compiled: bool = field(
+        default=True,
+        metadata={
+            "help": "parse pages with the compiled document pass (the Python path takes a page it "
+            "declines, or every page when off or not built; stats.json's compiled_pass says which)"
+        },
+    )
     rows_per_group: int = field(
         default=2000, metadata={"help": "documents per parquet row group (bounds task memory)"}
     )

@@ -9,7 +9,7 @@ import pyarrow as pa
 from fastwarc.warc import WarcRecordType
 
 from vlcurate.pipeline.extract.config import ExtractConfig
-from vlcurate.pipeline.extract.page import extract_page
+from vlcurate.pipeline.extract.page import _dom, extract_page, extract_page_compiled
 from vlcurate.pipeline.extract.payload import decode_content, decode_html, html_verdict
 from vlcurate.pipeline.extract.warc import WarcRecords
 from vlcurate.pipeline.stats import StageStats
@@ -122,13 +122,37 @@ def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats:
     if codec == "utf-8" and source != "bom":
         text = body  # valid UTF-8: lexbor parses the bytes as they are, without re-encoding
     try:
-        page = extract_page(text, page_url, config.max_alt_chars, config.max_url_length)
+        page = _parse(text, page_url, config, stats)
     except Exception:
         return PARSE_ERROR, None, truncated
     stats.counter("charset_source")[source] += 1
     if truncated:
         stats.extra["truncated_kept"] += 1
     return None, _rows(page, page_url, codec, record, offset, warc_url, stats), truncated
+
+
+def _parse(text: str | bytes, page_url: str, config: ExtractConfig, stats: StageStats):
+    """The compiled pass, or the Python path where it is off, not built, or declines the page.
+    ``stats.tally("compiled_pass")`` counts each parsed page as kept (compiled) or dropped with
+    the reason it went to the Python path."""
+    limits = (config.max_alt_chars, config.max_url_length)
+    if not config.compiled:
+        return extract_page(text, page_url, *limits)
+    tally = stats.tally("compiled_pass")
+    if _dom is None:
+        reason = "not_built"
+    else:
+        data = text if isinstance(text, bytes) else text.encode("utf-8", "ignore")
+        try:
+            page = extract_page_compiled(data, page_url, *limits)
+            tally.keep()
+            return page
+        except _dom.Refused as refused:
+            reason = refused.args[0]
+        except Exception as error:  # MemoryError, or a bug: the Python path still has a go
+            reason = f"error_{type(error).__name__}"
+    tally.drop(reason)
+    return extract_page(text, page_url, *limits)
 
 
 def _rows(page, page_url: str, codec: str, record, offset: int, warc_url: str, stats):
