@@ -343,12 +343,43 @@ cdef inline int _control_at(const unsigned char *s, size_t i, size_t n) noexcept
     return 0
 
 
+# Per leading byte: 0 copy, 1 ASCII whitespace, 2 dropped control, 3 look closer.
+cdef unsigned char BYTE_CLASS[256]
+for _i in range(256):
+    BYTE_CLASS[_i] = 0
+for _i in range(0x20):
+    BYTE_CLASS[_i] = 2
+for _i in (0x09, 0x0a, 0x0d, 0x20):
+    BYTE_CLASS[_i] = 1
+BYTE_CLASS[0x7f] = 2
+for _i in (0xc2, 0xe1, 0xe2, 0xe3, 0xef):
+    BYTE_CLASS[_i] = 3
+
+
 cdef size_t clean_into(const unsigned char *s, size_t n, char *out) noexcept nogil:
     """``" ".join(text.translate(controls).split())`` on UTF-8 bytes; returns the length."""
     cdef size_t i = 0, o = 0
     cdef int k
+    cdef unsigned char kind
     cdef bint pending = False
     while i < n:
+        kind = BYTE_CLASS[s[i]]
+        if kind == 0:
+            if pending:
+                out[o] = 32
+                o += 1
+                pending = False
+            out[o] = s[i]
+            o += 1
+            i += 1
+            continue
+        if kind == 1:
+            pending = o > 0
+            i += 1
+            continue
+        if kind == 2:
+            i += 1
+            continue
         k = _control_at(s, i, n)
         if k:
             i += k

@@ -188,7 +188,7 @@ def _document(tree, image_of: dict, markers: tuple[str, str, str]) -> list[tuple
         img.replace_with(f"{block_sep}{mark_open}{len(doc_images)}{mark_close}{block_sep}")
         doc_images.append(info)
     for inline in body.css(_INLINE_SELECTOR):  # one C-level query, faster than unwrap_tags
-        inline.unwrap()
+        inline.unwrap(delete_empty=True)  # an empty one (<wbr>, <a></a>) parts nothing
     body.merge_text_nodes()
     text = body.text(separator=block_sep, skip_empty=True)
     if _CONTROLS.search(text):

@@ -1,0 +1,205 @@
+"""The compiled document pass (``_dom.pyx``) against the Python path, page for page: the real
+WARC pages, hostile markup, and a few thousand generated pages."""
+
+import random
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+from vlcurate.pipeline.extract import page as page_module
+from vlcurate.pipeline.extract import records
+from vlcurate.pipeline.extract.page import clean_text, extract_page, extract_page_compiled
+from vlcurate.pipeline.extract.payload import decode_html
+from vlcurate.pipeline.extract.stage import ExtractConfig, extract_file_to
+
+_dom = pytest.importorskip("vlcurate.pipeline.extract._dom", reason="make venv builds it")
+
+WARCS = Path(__file__).parents[1] / "data" / "warc"
+URL = "https://example.com/a/page.html"
+
+
+def assert_same(html: bytes, url: str = URL) -> None:
+    python, compiled = extract_page(html, url), extract_page_compiled(html, url)
+    assert compiled == python, html[:300]
+
+
+def test_tag_lists_are_the_python_paths():
+    assert _dom.BOILERPLATE == page_module.BOILERPLATE_TAGS
+    assert _dom.INLINE == page_module.INLINE_TAGS
+
+
+def test_clean_matches_clean_text_for_every_character_up_to_u3100():
+    """Whitespace as ``str.split`` has it, control characters and U+FFFD dropped."""
+    for start in range(0, 0x3100, 64):
+        chars = [chr(c) for c in range(start, start + 64) if not 0xD800 <= c < 0xE000]
+        text = "".join(f" x{c}y{c}{c} " for c in chars) + "".join(chars)
+        assert _dom.clean(text) == clean_text(text), hex(start)
+    for text in ("\ufffd", " a\ufffdb ", "\u3000a\u3000", "a\x1cb", "\x00\x01", "  "):
+        assert _dom.clean(text) == clean_text(text)
+
+
+def _warc_pages():
+    for path in sorted(WARCS.glob("*.warc*")):
+        with open(path, "rb") as stream:
+            try:
+                for record in ArchiveIterator(
+                    stream, record_types=WarcRecordType.response, parse_http=True
+                ):
+                    http = record.http_headers
+                    if http is None or http.status_code != 200:
+                        continue
+                    text, codec, source = decode_html(record.reader.read(), record.http_charset)
+                    if text is not None:
+                        url = record.headers.get("WARC-Target-URI").strip("<>")
+                        yield text.encode("utf-8", "ignore"), url
+            except Exception:  # the damaged files end early
+                continue
+
+
+def test_every_page_of_the_test_warcs():
+    pages = list(_warc_pages())
+    assert len(pages) > 40
+    for html, url in pages:
+        assert_same(html, url)
+
+
+HOSTILE = [
+    b"",
+    b"\x00\x00<p>nul\x00s</p>",
+    b"<p>" + b"<div>" * 20000 + b"deep" + b"</div>" * 20000,
+    b"<b>" * 5000 + b"unclosed inline <img src=x.jpg alt=deep>",
+    b"<html lang=' EN-us\x01 '><title> t\x0bi\ttle </title><p>a\xc2\xa0b\xe3\x80\x80c</p>",
+    b"<frameset><frame src=a></frameset><img src=f.jpg alt=frames>",
+    b"<template><img src=t.jpg alt=template><p>t</p></template><p>after</p>",
+    b"<svg><title>svg title</title><image href=s.png /></svg><title>real</title><p>x</p>",
+    b"<PICTURE><SOURCE SRCSET='u.webp 2x'><IMG ALT='upper case'></PICTURE>",
+    b"<img src=a.jpg src=b.jpg alt=one alt=two width=10px height='50%'>",
+    b"<p>icon \xee\x80\x80 font \xee\x80\x82 &#xe001; &#57346; glyph</p><img src=i.jpg alt=i>",
+    b"<base href='https://cdn.example.org/x/'><base href='/ignored/'><img src=r.jpg alt=b>",
+    b"<base><base href=''><img src=//h.example/p.jpg alt=proto-relative>",
+    b"<p>a<!-- c -->b<?pi x?>c</p><p>d<script>s</script>e<style>f</style>g</p>",
+    b"<p>x<img alt=nourl>y<img src='data:image/png;base64,AA' alt=data>z</p>",
+    b"<p>x<img src=u.jpg>y<img src=v.jpg alt=' alt\x00 '>z</p>",
+    b"<table><tr><td>1<td>2<img src=t.jpg alt=cell></table><noscript><img src=n.jpg alt=ns>",
+    b"<body><p>one</p></body><p>after body</p><img src=late.jpg alt=late></html><p>tail",
+    b"<head><img src=head.jpg alt=in-head></head><body>x",
+    b"\xef\xbf\xbd\xef\xbf\xbd<p>\xef\xbf\xbd</p>",
+    b"<math><mi>x</mi><img src=m.jpg alt=math></math><select><option>o</select>q",
+]
+
+
+@pytest.mark.parametrize("html", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_markup(html):
+    assert_same(html)
+
+
+# --- generated pages ----------------------------------------------------------------------
+
+TAGS = [
+    *page_module.BOILERPLATE_TAGS[:12],
+    *page_module.INLINE_TAGS,
+    *"p div li ul table td tr h1 h2 pre blockquote br hr section article main figure".split(),
+    *"figcaption title base source picture custom-tag x:y".split(),
+]
+TEXTS = [
+    "word",
+    " spaced  out ",
+    "\n\t",
+    "\xa0",
+    "\u2003em",
+    "\x01ctl",
+    "\ue000pua\ue002",
+    "&amp;",
+    "&#0;",
+    "&#xe001;",
+    "caf\xe9",
+    "\U0001f600",
+    "\r\n",
+    "",
+]
+SRCS = ["a.jpg", "/b.png", "//c.example/d.gif", "https://e.example/f.jpg", "data:x", "", " g.jpg"]
+
+
+def _attrs(rng: random.Random) -> str:
+    out = []
+    for name in ("src", "alt", "srcset", "data-src", "width", "height", "class", "href", "lang"):
+        if rng.random() < 0.3:
+            value = rng.choice(SRCS + TEXTS + ["480w", "10", "12px", "a.jpg 1x, b.jpg 2x"])
+            out.append(f"{name}='{value}'" if rng.random() < 0.9 else name)
+    return " ".join(out)
+
+
+def generated_page(rng: random.Random, size: int = 60) -> bytes:
+    parts = ["<!doctype html>"] if rng.random() < 0.5 else []
+    open_tags = []
+    for _ in range(size):
+        roll = rng.random()
+        if roll < 0.3:
+            tag = rng.choice(TAGS)
+            parts.append(f"<{tag.upper() if rng.random() < 0.1 else tag} {_attrs(rng)}>")
+            open_tags.append(tag)
+        elif roll < 0.45 and open_tags:
+            parts.append(f"</{open_tags.pop()}>")
+        elif roll < 0.65:
+            parts.append(f"<img {_attrs(rng)}>")
+        elif roll < 0.7:
+            parts.append(f"<!-- {rng.choice(TEXTS)} -->")
+        else:
+            parts.append(rng.choice(TEXTS))
+    return "".join(parts).encode("utf-8", "surrogatepass")
+
+
+def test_generated_pages():
+    rng = random.Random(19)
+    for _ in range(3000):
+        assert_same(generated_page(rng))
+
+
+# --- the stage: both paths write the same files ---------------------------------------------
+
+
+def _outputs(folder: Path):
+    return [
+        pq.read_table(folder / kind).sort_by("warc_offset").to_pylist()
+        for kind in ("pairs", "docs")
+    ]
+
+
+def test_stage_outputs_and_stats_are_the_same_on_both_paths(tmp_path):
+    for warc in sorted(WARCS.glob("*.warc*")):
+        compiled = extract_file_to(str(warc), str(tmp_path / "c"))
+        python = extract_file_to(str(warc), str(tmp_path / "p"), ExtractConfig(compiled=False))
+        passes = compiled.pop("compiled_pass", None)
+        assert compiled == python, warc.name
+        if passes:  # every parsed page went through the compiled pass
+            assert passes["in"] == passes["kept"] == compiled["kept"], warc.name
+    assert _outputs(tmp_path / "c") == _outputs(tmp_path / "p")
+
+
+def test_a_declined_page_takes_the_python_path_and_is_counted(tmp_path, monkeypatch):
+    def decline(*args):
+        raise _dom.Refused("parse_failed")
+
+    monkeypatch.setattr(records, "extract_page_compiled", decline)
+    warc = str(WARCS / "dolma-sample-0000.warc.gz")
+    stats = extract_file_to(warc, str(tmp_path / "declined"))
+    assert stats["compiled_pass"]["kept"] == 0
+    assert stats["compiled_pass"]["dropped"] == {"parse_failed": stats["kept"]}
+    monkeypatch.undo()
+    assert _outputs(tmp_path / "declined") == _outputs_of(warc, tmp_path / "normal")
+
+
+def _outputs_of(warc: str, folder: Path):
+    extract_file_to(warc, str(folder))
+    return _outputs(folder)
+
+
+def test_recursion_limit_is_not_involved():
+    """The walks are loops: a page nested deeper than Python's recursion limit is fine."""
+    depth = sys.getrecursionlimit() * 3
+    html = b"<div>" * depth + b"<img src=a.jpg alt=deep>text" + b"</div>" * depth
+    page = extract_page_compiled(html, URL)
+    assert [n[0] for n in page.nodes] == ["image", "text"] and page.pairs
