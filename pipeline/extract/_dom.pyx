@@ -364,15 +364,6 @@ cdef size_t clean_into(const unsigned char *s, size_t n, char *out) noexcept nog
     cdef bint pending = False
     while i < n:
         kind = BYTE_CLASS[s[i]]
-        if kind == 0:
-            if pending:
-                out[o] = 32
-                o += 1
-                pending = False
-            out[o] = s[i]
-            o += 1
-            i += 1
-            continue
         if kind == 1:
             pending = o > 0
             i += 1
@@ -380,16 +371,17 @@ cdef size_t clean_into(const unsigned char *s, size_t n, char *out) noexcept nog
         if kind == 2:
             i += 1
             continue
-        k = _control_at(s, i, n)
-        if k:
-            i += k
-            continue
-        k = _space_at(s, i, n)
-        if k:
-            pending = o > 0
-            i += k
-            continue
-        if pending:
+        if kind == 3:
+            k = _control_at(s, i, n)
+            if k:
+                i += k
+                continue
+            k = _space_at(s, i, n)
+            if k:
+                pending = o > 0
+                i += k
+                continue
+        if pending:  # a byte to copy (a multi-byte character's bytes go one by one)
             out[o] = 32
             o += 1
             pending = False
