@@ -1,0 +1,192 @@
+"""One Common Crawl WAT file -> image-alt-text pair rows, with every record accounted for.
+
+A WAT file is a WARC file whose ``metadata`` records each hold a JSON "Envelope" describing
+one record of the original WARC. The unit here is one metadata record describing a
+``response``: kept (a status-200 HTML page; zero or more pairs) or dropped with a reason.
+Metadata of request and metadata records, warcinfo and anything else are ``other_records``.
+
+Choices (WAT holds less than the page itself):
+
+- ``page_lang`` is always ``None``: WAT keeps no ``<html lang>``, and a ``content-language``
+  meta is a different, weaker signal that would mix into language filters unannounced.
+- ``width`` / ``height`` are ``None``; ``position`` counts the page's ``IMG@/src`` links.
+- A metadata body that is cut short, above ``max_page_bytes``, not JSON or without an
+  Envelope cannot say what it describes; it is still a unit (``truncated_record``,
+  ``page_too_large``, ``bad_json``), so damage never hides in ``other_records``.
+- ``not_html``: an HTML Content-Type passes; a missing or generic one (or a crawler-identified
+  HTML payload) passes when the WAT parsed the page as HTML (``HTML-Metadata`` present).
+- ``warc_record_id`` is the described response's id (Envelope, else ``WARC-Refers-To``).
+"""
+
+import json
+
+import fsspec
+from fastwarc.warc import WarcRecordType
+
+from vlcurate.pipeline.extract.page import _pairs
+from vlcurate.pipeline.extract.payload import GENERIC_TYPES, HTML_TYPES
+from vlcurate.pipeline.extract.records import _page_url
+from vlcurate.pipeline.extract.urls import base_url
+from vlcurate.pipeline.extract.warc import WarcRecords
+from vlcurate.pipeline.stats import StageStats
+from vlcurate.schemas.extract import (
+    BAD_PAGE_URL,
+    FILE_EMPTY,
+    FILE_NOT_WARC,
+    FILE_UNREADABLE,
+    HTTP_NOT_200,
+    NOT_HTML,
+    PAGE_TOO_LARGE,
+    TRUNCATED_RECORD,
+)
+
+WAT_BAD_JSON = "bad_json"  # metadata body is not JSON, or has no usable Envelope
+_OTHER = object()  # a metadata record describing something other than a response
+_IMG = "IMG@/src"
+
+
+def is_wat(path: str) -> bool:
+    """True for a WAT file name: ``*.warc.wat.gz``, ``*.wat.gz`` or ``*.wat``."""
+    return path.lower().endswith((".wat.gz", ".wat"))
+
+
+def extract_wat(wat_url: str, config, stats: StageStats):
+    """Yield the pair rows (a list, possibly empty) of every kept page of one WAT file.
+
+    Every response-metadata record is counted in ``stats`` as kept or dropped with a reason;
+    the file in ``stats.tally("files")``, images in ``stats.tally("images")``. Nothing raises
+    on bad input.
+    """
+    files = stats.tally("files")
+    stats.tally("images")  # present (and zero) even when no page is kept
+    seen, damaged, resyncs = 0, False, 0
+    try:
+        fs, path = fsspec.core.url_to_fs(wat_url)
+        if fs.size(path) == 0:
+            files.drop(FILE_EMPTY)
+            return
+        records = WarcRecords(fs, path)
+        for offset, record in records:
+            seen += 1
+            if record.record_type != WarcRecordType.metadata or not _json_type(record):
+                stats.extra["other_records"] += 1
+                continue
+            reason, rows, truncated = _read_record(record, offset, wat_url, config, stats)
+            if truncated:
+                damaged = True
+                records.damaged(offset)  # its Content-Length may have swallowed what follows
+            if reason is _OTHER:
+                stats.extra["other_records"] += 1
+            elif reason:
+                stats.main.drop(reason)
+            else:
+                stats.main.keep()
+                yield rows
+        resyncs = records.resyncs
+    except OSError:  # the filesystem failed: before any record, or part-way through
+        if seen == 0:
+            files.drop(FILE_UNREADABLE)
+            return
+        damaged = True
+    if seen == 0:
+        files.drop(FILE_NOT_WARC)
+        return
+    files.keep()
+    stats.extra["files_damaged"] += damaged or resyncs > 0
+    stats.extra["resyncs"] += resyncs
+
+
+def _json_type(record) -> bool:
+    content_type = record.headers.get("Content-Type") or ""
+    return not content_type or "json" in content_type.lower()
+
+
+def _read_record(record, offset: int, wat_url: str, config, stats: StageStats):
+    """One metadata record -> ``(reason, pair_rows, truncated)``; reason ``None`` when kept,
+    ``_OTHER`` when it describes no response."""
+    declared = record.content_length
+    if declared > config.max_page_bytes:
+        return PAGE_TOO_LARGE, None, False
+    raw = record.reader.read()
+    truncated = len(raw) < declared
+    if truncated and not config.keep_truncated:
+        return TRUNCATED_RECORD, None, True
+    try:
+        envelope = json.loads(raw)["Envelope"]
+        warc = envelope["WARC-Header-Metadata"]
+        kind = warc.get("WARC-Type")
+    except Exception:  # ValueError (incl. bad UTF-8), KeyError, TypeError, RecursionError
+        return WAT_BAD_JSON, None, truncated
+    if kind != "response":
+        return _OTHER, None, truncated
+    try:
+        reason, rows = _response(envelope, warc, record, offset, wat_url, config, stats)
+    except (AttributeError, KeyError, TypeError, ValueError):  # an Envelope of the wrong shape
+        return WAT_BAD_JSON, None, truncated
+    return reason, rows, truncated
+
+
+def _response(envelope: dict, warc: dict, record, offset: int, wat_url: str, config, stats):
+    """A response's Envelope -> ``(reason, pair_rows)``; images counted only when kept."""
+    page_url = _page_url(
+        _text(warc.get("WARC-Target-URI")) or record.headers.get("WARC-Target-URI")
+    )
+    if page_url is None:
+        return BAD_PAGE_URL, None
+    http = (envelope.get("Payload-Metadata") or {}).get("HTTP-Response-Metadata") or {}
+    status = (http.get("Response-Message") or {}).get("Status")
+    if str(status).strip() != "200":
+        return HTTP_NOT_200, None
+    html = http.get("HTML-Metadata")
+    identified = _text(warc.get("WARC-Identified-Payload-Type"))
+    if not _is_html(_header(http.get("Headers"), "content-type"), identified, html is not None):
+        return NOT_HTML, None
+    html = html or {}
+    base = base_url(page_url, _text((html.get("Head") or {}).get("Base")) or None)
+    images = [
+        ({"src": _text(link.get("url")), "alt": _text(link.get("alt"))}, None)
+        for link in html.get("Links") or ()
+        if link.get("path") == _IMG
+    ]
+    pairs, drops, _ = _pairs(images, base, config.max_alt_chars, config.max_url_length)
+    record_id = _text(warc.get("WARC-Record-ID")) or record.headers.get("WARC-Refers-To")
+    provenance = {
+        "page_url": page_url,
+        "page_lang": None,
+        "warc_path": wat_url,
+        "warc_record_id": record_id or record.record_id,
+        "warc_offset": offset,
+        "source": "wat",
+    }
+    for pair in pairs:
+        pair.update(provenance)
+    tally = stats.tally("images")
+    tally.kept += len(pairs)
+    tally.seen += len(images)
+    tally.dropped.update(drops)
+    return None, pairs
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _header(headers, name: str) -> str:
+    """A header of the Envelope's ``Headers`` object, case-insensitively ("" if absent)."""
+    if not isinstance(headers, dict):
+        return ""
+    value = headers.get("Content-Type") if name == "content-type" else None
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), "")
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return _text(value)
+
+
+def _is_html(content_type: str, identified: str, parsed_as_html: bool) -> bool:
+    """:func:`payload.html_verdict` for a WAT: the WAT's own HTML parse stands in for sniffing."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime in HTML_TYPES:
+        return True
+    identified = identified.split(";", 1)[0].strip().lower()
+    return (mime in GENERIC_TYPES or identified in HTML_TYPES) and parsed_as_html
