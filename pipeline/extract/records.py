@@ -38,35 +38,53 @@ def _page_url(target: str | None) -> str | None:
     return url if parts.scheme in ("http", "https") and parts.hostname else None
 
 
+OTHER = object()  # a read function's reason for a record that is not a unit of the stage
+
+
 def extract_warc(warc_url: str, config: ExtractConfig, stats: StageStats):
     """Yield ``(pair_rows, doc_row)`` for every HTML page of one WARC file.
 
     Every response record is counted in ``stats`` as kept or dropped with a reason; the file
     itself is counted in ``stats.tally("files")``. Nothing raises on bad input.
     """
+
+    def read(record, offset: int):
+        if record.record_type != WarcRecordType.response:
+            return OTHER, None, False
+        return _read_page(record, offset, warc_url, config, stats)
+
+    yield from read_units(warc_url, stats, read)
+
+
+def read_units(url: str, stats: StageStats, read):
+    """Yield what ``read(record, offset)`` keeps of each record of one WARC-format file.
+
+    ``read`` returns ``(reason, unit, truncated)``: reason ``None`` keeps the unit, ``OTHER``
+    counts the record in ``other_records``, anything else drops it. The file is counted in
+    ``stats.tally("files")``, its damage in ``files_damaged`` and ``resyncs``.
+    """
     files = stats.tally("files")
     stats.tally("images")  # present (and zero) even when no page is kept
     seen, damaged, resyncs = 0, False, 0
     try:
-        fs, path = fsspec.core.url_to_fs(warc_url)
+        fs, path = fsspec.core.url_to_fs(url)
         if fs.size(path) == 0:
             files.drop(FILE_EMPTY)
             return
         records = WarcRecords(fs, path)
         for offset, record in records:
             seen += 1
-            if record.record_type != WarcRecordType.response:
-                stats.extra["other_records"] += 1
-                continue
-            reason, page, truncated = _read_page(record, offset, warc_url, config, stats)
+            reason, unit, truncated = read(record, offset)
             if truncated:
                 damaged = True
                 records.damaged(offset)  # its Content-Length may have swallowed what follows
-            if reason:
+            if reason is OTHER:
+                stats.extra["other_records"] += 1
+            elif reason:
                 stats.main.drop(reason)
-                continue
-            stats.main.keep()
-            yield page
+            else:
+                stats.main.keep()
+                yield unit
         resyncs = records.resyncs
     except OSError:  # the filesystem failed: before any record, or part-way through
         if seen == 0:

@@ -20,20 +20,15 @@ Choices (WAT holds less than the page itself):
 
 import json
 
-import fsspec
 from fastwarc.warc import WarcRecordType
 
 from vlcurate.pipeline.extract.page import _pairs
 from vlcurate.pipeline.extract.payload import GENERIC_TYPES, HTML_TYPES
-from vlcurate.pipeline.extract.records import _page_url
+from vlcurate.pipeline.extract.records import OTHER, _page_url, read_units
 from vlcurate.pipeline.extract.urls import base_url
-from vlcurate.pipeline.extract.warc import WarcRecords
 from vlcurate.pipeline.stats import StageStats
 from vlcurate.schemas.extract import (
     BAD_PAGE_URL,
-    FILE_EMPTY,
-    FILE_NOT_WARC,
-    FILE_UNREADABLE,
     HTTP_NOT_200,
     NOT_HTML,
     PAGE_TOO_LARGE,
@@ -41,7 +36,6 @@ from vlcurate.schemas.extract import (
 )
 
 WAT_BAD_JSON = "bad_json"  # metadata body is not JSON, or has no usable Envelope
-_OTHER = object()  # a metadata record describing something other than a response
 _IMG = "IMG@/src"
 
 
@@ -57,43 +51,13 @@ def extract_wat(wat_url: str, config, stats: StageStats):
     the file in ``stats.tally("files")``, images in ``stats.tally("images")``. Nothing raises
     on bad input.
     """
-    files = stats.tally("files")
-    stats.tally("images")  # present (and zero) even when no page is kept
-    seen, damaged, resyncs = 0, False, 0
-    try:
-        fs, path = fsspec.core.url_to_fs(wat_url)
-        if fs.size(path) == 0:
-            files.drop(FILE_EMPTY)
-            return
-        records = WarcRecords(fs, path)
-        for offset, record in records:
-            seen += 1
-            if record.record_type != WarcRecordType.metadata or not _json_type(record):
-                stats.extra["other_records"] += 1
-                continue
-            reason, rows, truncated = _read_record(record, offset, wat_url, config, stats)
-            if truncated:
-                damaged = True
-                records.damaged(offset)  # its Content-Length may have swallowed what follows
-            if reason is _OTHER:
-                stats.extra["other_records"] += 1
-            elif reason:
-                stats.main.drop(reason)
-            else:
-                stats.main.keep()
-                yield rows
-        resyncs = records.resyncs
-    except OSError:  # the filesystem failed: before any record, or part-way through
-        if seen == 0:
-            files.drop(FILE_UNREADABLE)
-            return
-        damaged = True
-    if seen == 0:
-        files.drop(FILE_NOT_WARC)
-        return
-    files.keep()
-    stats.extra["files_damaged"] += damaged or resyncs > 0
-    stats.extra["resyncs"] += resyncs
+
+    def read(record, offset: int):
+        if record.record_type != WarcRecordType.metadata or not _json_type(record):
+            return OTHER, None, False
+        return _read_record(record, offset, wat_url, config, stats)
+
+    yield from read_units(wat_url, stats, read)
 
 
 def _json_type(record) -> bool:
@@ -103,7 +67,7 @@ def _json_type(record) -> bool:
 
 def _read_record(record, offset: int, wat_url: str, config, stats: StageStats):
     """One metadata record -> ``(reason, pair_rows, truncated)``; reason ``None`` when kept,
-    ``_OTHER`` when it describes no response."""
+    ``OTHER`` when it describes no response."""
     declared = record.content_length
     if declared > config.max_page_bytes:
         return PAGE_TOO_LARGE, None, False
@@ -118,7 +82,7 @@ def _read_record(record, offset: int, wat_url: str, config, stats: StageStats):
     except Exception:  # ValueError (incl. bad UTF-8), KeyError, TypeError, RecursionError
         return WAT_BAD_JSON, None, truncated
     if kind != "response":
-        return _OTHER, None, truncated
+        return OTHER, None, truncated
     try:
         reason, rows = _response(envelope, warc, record, offset, wat_url, config, stats)
     except (AttributeError, KeyError, TypeError, ValueError):  # an Envelope of the wrong shape
