@@ -99,6 +99,18 @@ def read_units(url: str, stats: StageStats, read):
     stats.extra["resyncs"] += resyncs
 
 
+def read_body(record, config: ExtractConfig):
+    """A record's block, capped: ``(reason, raw, truncated)``, the reason ``None`` when read."""
+    declared = record.content_length
+    if declared > config.max_page_bytes:
+        return PAGE_TOO_LARGE, None, False
+    raw = record.reader.read()
+    truncated = len(raw) < declared
+    if truncated and not config.keep_truncated:
+        return TRUNCATED_RECORD, None, True
+    return None, raw, truncated
+
+
 def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats: StageStats):
     """One response record -> ``(reason, (pair_rows, doc_row), truncated)``; the reason is
     ``None`` for a kept page, and the page ``None`` for a dropped one."""
@@ -108,13 +120,9 @@ def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats:
     http = record.http_headers
     if http is None or http.status_code != 200:
         return HTTP_NOT_200, None, False
-    declared = record.content_length
-    if declared > config.max_page_bytes:
-        return PAGE_TOO_LARGE, None, False
-    raw = record.reader.read()
-    truncated = len(raw) < declared
-    if truncated and not config.keep_truncated:
-        return TRUNCATED_RECORD, None, True
+    reason, raw, truncated = read_body(record, config)
+    if reason:
+        return reason, None, truncated
     if not raw:
         return EMPTY_BODY, None, truncated
     body, reason = decode_content(

@@ -24,15 +24,13 @@ from fastwarc.warc import WarcRecordType
 
 from vlcurate.pipeline.extract.page import _pairs
 from vlcurate.pipeline.extract.payload import GENERIC_TYPES, HTML_TYPES
-from vlcurate.pipeline.extract.records import OTHER, _page_url, read_units
+from vlcurate.pipeline.extract.records import OTHER, _page_url, read_body, read_units
 from vlcurate.pipeline.extract.urls import base_url
 from vlcurate.pipeline.stats import StageStats
 from vlcurate.schemas.extract import (
     BAD_PAGE_URL,
     HTTP_NOT_200,
     NOT_HTML,
-    PAGE_TOO_LARGE,
-    TRUNCATED_RECORD,
 )
 
 WAT_BAD_JSON = "bad_json"  # metadata body is not JSON, or has no usable Envelope
@@ -68,13 +66,9 @@ def _json_type(record) -> bool:
 def _read_record(record, offset: int, wat_url: str, config, stats: StageStats):
     """One metadata record -> ``(reason, pair_rows, truncated)``; reason ``None`` when kept,
     ``OTHER`` when it describes no response."""
-    declared = record.content_length
-    if declared > config.max_page_bytes:
-        return PAGE_TOO_LARGE, None, False
-    raw = record.reader.read()
-    truncated = len(raw) < declared
-    if truncated and not config.keep_truncated:
-        return TRUNCATED_RECORD, None, True
+    reason, raw, truncated = read_body(record, config)
+    if reason:
+        return reason, None, truncated
     try:
         envelope = json.loads(raw)["Envelope"]
         warc = envelope["WARC-Header-Metadata"]
