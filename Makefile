@@ -14,7 +14,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
 venv: $(STAMP)
 
-$(STAMP): setup.py setup.cfg pyproject.toml constraints.txt pipeline/extract/_dom.pyx
+$(STAMP): setup.py setup.cfg pyproject.toml constraints.txt pipeline/extract/_dom.pyx pipeline/extract/_urls.pyx
 	$(MAKE) --no-print-directory wordnet
 	$(MAKE) --no-print-directory chromium
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,7 +37,7 @@ lexbor: $(LEXBOR)/source/lexbor/html/html.h
 
 $(LEXBOR)/source/lexbor/html/html.h:
 	rm -rf $(LEXBOR) build/sdist && mkdir -p build/sdist
-	$(BIN)/pip download -q --no-deps --no-binary :all: -c constraints.txt -d build/sdist selectolax
+	$(BIN)/pip download -q --no-deps --no-binary selectolax -c constraints.txt -d build/sdist selectolax
 	tar -xzf build/sdist/selectolax-*.tar.gz -C build/sdist
 	mv build/sdist/selectolax-*/lexbor $(LEXBOR)
 	rm -rf build/sdist

@@ -32,19 +32,20 @@ def lexbor_sources(root: Path) -> list[str]:
 
 
 def extensions() -> list:
-    if not (LEXBOR / "source" / "lexbor" / "html" / "html.h").exists():
-        print(f"setup.py: no lexbor sources in {LEXBOR}; building without the compiled pass")
-        return []
     from Cython.Build import cythonize
 
+    urls = Extension("vlcurate.pipeline.extract._urls", ["pipeline/extract/_urls.pyx"])
+    if not (LEXBOR / "source" / "lexbor" / "html" / "html.h").exists():
+        print(f"setup.py: no lexbor sources in {LEXBOR}; building without the compiled pass")
+        return cythonize([urls], quiet=True)
     dom = Extension(
         "vlcurate.pipeline.extract._dom",
         ["pipeline/extract/_dom.pyx", *lexbor_sources(LEXBOR)],
         include_dirs=[str(LEXBOR / "source")],
         define_macros=[("LEXBOR_STATIC", None)],
-        extra_compile_args=["-O2", "-std=c99", "-Wno-unused-function", "-g0"],
+        extra_compile_args=["-O3", "-std=c99", "-Wno-unused-function", "-g0"],
     )
-    return cythonize([dom], quiet=True)
+    return cythonize([urls, dom], quiet=True)
 
 
 setup(

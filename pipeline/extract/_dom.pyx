@@ -1,13 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The extract stage's compiled document pass: one lexbor parse, then plain walks over its
+"""The extract stage's compiled document pass: one lexbor parse, then one plain walk over its
 node structures (no selector engine, no tree edits).
 
 ``ParsedPage(html)`` parses UTF-8 bytes. ``.head()`` walks the tree once for the page's ``<html
 lang>``, first ``<title>`` text, first ``<base href>`` and every ``<img>`` (its URL and size
-attributes, and the ``srcset`` of each ``<source>`` under a ``<picture>`` parent), in page order.
-Python then resolves the URLs (:mod:`vlcurate.pipeline.extract.urls`) and calls
-``.document(resolved)``, which walks the ``<body>`` again: boilerplate subtrees skipped, inline
-elements see-through, adjacent text merged into blocks, control characters dropped, whitespace
+attributes, and the ``srcset`` of each ``<source>`` under a ``<picture>`` parent), in page order;
+on the way, inside ``<body>``, it records the document's steps in a C array: text runs, block
+ends, images (boilerplate subtrees skipped, inline elements see-through). Python then resolves
+the URLs (:mod:`vlcurate.pipeline.extract.urls`) and calls ``.document(resolved)``, which
+replays the steps: adjacent text merged into blocks, control characters dropped, whitespace
 collapsed as ``str.split`` does, and each resolved image a node in place. The result equals the
 Python path of :mod:`vlcurate.pipeline.extract.page` node for node (``tests/extract``).
 """
@@ -18,6 +19,7 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memcpy
+
 
 
 cdef extern from "lexbor/html/html.h" nogil:
@@ -358,12 +360,24 @@ for _i in (0xc2, 0xe1, 0xe2, 0xe3, 0xef):
 
 cdef size_t clean_into(const unsigned char *s, size_t n, char *out) noexcept nogil:
     """``" ".join(text.translate(controls).split())`` on UTF-8 bytes; returns the length."""
-    cdef size_t i = 0, o = 0
+    cdef size_t i = 0, o = 0, start
     cdef int k
     cdef unsigned char kind
     cdef bint pending = False
     while i < n:
         kind = BYTE_CLASS[s[i]]
+        if kind == 0:  # a run of bytes to copy (a multi-byte character's bytes among them)
+            start = i
+            i += 1
+            while i < n and BYTE_CLASS[s[i]] == 0:
+                i += 1
+            if pending:
+                out[o] = 32
+                o += 1
+                pending = False
+            memcpy(out + o, s + start, i - start)
+            o += i - start
+            continue
         if kind == 1:
             pending = o > 0
             i += 1
@@ -371,17 +385,16 @@ cdef size_t clean_into(const unsigned char *s, size_t n, char *out) noexcept nog
         if kind == 2:
             i += 1
             continue
-        if kind == 3:
-            k = _control_at(s, i, n)
-            if k:
-                i += k
-                continue
-            k = _space_at(s, i, n)
-            if k:
-                pending = o > 0
-                i += k
-                continue
-        if pending:  # a byte to copy (a multi-byte character's bytes go one by one)
+        k = _control_at(s, i, n)
+        if k:
+            i += k
+            continue
+        k = _space_at(s, i, n)
+        if k:
+            pending = o > 0
+            i += k
+            continue
+        if pending:  # a lead byte that starts neither a control nor a space: copy it
             out[o] = 32
             o += 1
             pending = False
@@ -443,12 +456,30 @@ cdef class _Blocks:
 # --- the page ------------------------------------------------------------------------------
 
 
+cdef enum Step:
+    TEXT = 0  # a text node of the document: its characters join the current block
+    END = 1  # the current block ends (a plain element starts or ends, a comment, ...)
+    IMAGE = 2  # the image of head()'s list at ``index``: a node when it has a URL
+
+
+cdef struct Event:
+    Step step
+    Py_ssize_t index
+    lexbor_str_t *text
+
+
 cdef class ParsedPage:
-    """One page parsed by lexbor; freed with the object."""
+    """One page parsed by lexbor; freed with the object.
+
+    :meth:`head` walks the tree once; inside ``<body>`` and outside boilerplate it also
+    records the document's steps (text runs, block ends, images) in a C array, which
+    :meth:`document` replays once the image URLs are resolved: the DOM is walked once.
+    """
 
     cdef lxb_html_document_t *doc
-    cdef list images  # the <img> nodes in page order, as addresses
     cdef bytes html
+    cdef Event *events
+    cdef Py_ssize_t n_events, capacity
 
     def __cinit__(self, bytes html):
         self.doc = lxb_html_document_create()
@@ -459,34 +490,54 @@ cdef class ParsedPage:
             self.doc, <lxb_char_t *> PyBytes_AS_STRING(html), PyBytes_GET_SIZE(html)
         ) != LXB_STATUS_OK:
             raise Refused("parse_failed")
-        self.images = []
 
     def __dealloc__(self):
+        free(self.events)
         if self.doc != NULL:
             lxb_html_document_destroy(self.doc)
+
+    cdef int _record(self, Step step, Py_ssize_t index, lexbor_str_t *text) except -1:
+        cdef Event *grown
+        if self.n_events == self.capacity:
+            self.capacity = self.capacity * 2 if self.capacity else 256
+            grown = <Event *> realloc(self.events, self.capacity * sizeof(Event))
+            if grown == NULL:
+                raise MemoryError()
+            self.events = grown
+        self.events[self.n_events] = Event(step, index, text)
+        self.n_events += 1
+        return 0
 
     def head(self):
         """``(lang, title, base_href, images)``: ``<html lang>`` and the first ``<title>``'s
         text, raw, ``None`` when absent; the first ``<base href>``; and per ``<img>`` in page
-        order ``(attributes, picture_srcsets)``."""
+        order ``(attributes, picture_srcsets)``. Records the document's steps."""
         cdef lxb_dom_node_t *top = &self.doc.dom_document.node
         cdef lxb_dom_node_t *node = top.first_child
         cdef lxb_dom_node_t *root = lxb_dom_document_root(&self.doc.dom_document)
+        cdef lxb_dom_node_t *body = <lxb_dom_node_t *> lxb_html_document_body_element(self.doc)
+        cdef lxb_dom_node_t *boiler = NULL  # the boilerplate element the walk is inside
         cdef object lang = None, title = None, base = None, href
-        cdef bint title_seen = False, base_seen = False
+        cdef bint title_seen = False, base_seen = False, in_body = False, recording
         cdef list images = []
         cdef list extra
+        cdef unsigned char kind
         if root != NULL and root.type == LXB_DOM_NODE_TYPE_ELEMENT and root.local_name == LXB_TAG_HTML:
             lang = _attribute(root, b"lang") or None
-        self.images = []
+        self.n_events = 0
         while node != NULL:
+            if node == body:
+                in_body = True
+            recording = in_body and boiler == NULL and node != body
             if node.type == LXB_DOM_NODE_TYPE_ELEMENT:
+                kind = _kind(node)
                 if node.local_name == LXB_TAG_IMG:
                     extra = None
                     if node.parent != NULL and node.parent.local_name == LXB_TAG_PICTURE:
                         extra = _picture_sources(node.parent)
+                    if recording and kind != BOILER:
+                        self._record(IMAGE, len(images), NULL)
                     images.append((_image_attributes(node), extra))
-                    self.images.append(<uintptr_t> node)
                 elif node.local_name == LXB_TAG_TITLE and not title_seen:
                     title_seen = True
                     title = _text_of(node)
@@ -495,58 +546,54 @@ cdef class ParsedPage:
                     if href is not False:
                         base_seen = True
                         base = href
+                if recording:
+                    if kind == BOILER:
+                        boiler = node  # its images are pairs; its text is not the document's
+                    elif kind == PLAIN and node.local_name != LXB_TAG_IMG:
+                        self._record(END, 0, NULL)
+            elif recording:
+                if node.type == LXB_DOM_NODE_TYPE_TEXT:
+                    self._record(TEXT, 0, &(<lxb_dom_character_data_t *> node).data)
+                else:  # a comment or other node: it parts the text
+                    self._record(END, 0, NULL)
             if node.first_child != NULL:
                 node = node.first_child
-            else:
-                node = _next_in(node, top)
-        return lang, title, base, images
-
-    def document(self, list resolved):
-        """The body's nodes in page order. ``resolved[i]`` is ``(url, alt)`` for the i-th
-        ``<img>`` of :meth:`head`, or ``None`` for one without a usable URL (it is skipped and
-        the text around it joins, as the Python path's ``decompose`` does)."""
-        cdef lxb_dom_node_t *body = <lxb_dom_node_t *> lxb_html_document_body_element(self.doc)
-        cdef lxb_dom_node_t *node
-        cdef _Blocks blocks = _Blocks()
-        cdef dict index = {}
-        cdef object info
-        cdef unsigned char kind
-        cdef int skip
-        if body == NULL:
-            return []
-        for i, address in enumerate(self.images):
-            if resolved[i] is not None:
-                index[address] = resolved[i]
-        node = body.first_child
-        while node != NULL:
-            skip = 0
-            if node.type == LXB_DOM_NODE_TYPE_TEXT:
-                blocks.add(&(<lxb_dom_character_data_t *> node).data)
-            elif node.type == LXB_DOM_NODE_TYPE_ELEMENT:
-                kind = _kind(node)
-                if kind == BOILER:
-                    skip = 1
-                elif node.local_name == LXB_TAG_IMG:
-                    info = index.get(<uintptr_t> node)
-                    if info is not None:
-                        blocks.end()
-                        blocks.nodes.append(("image", None, info[0], info[1]))
-                elif kind == PLAIN:
-                    blocks.end()
-            else:  # a comment or other node: it stays in the tree and parts the text
-                blocks.end()
-            if node.first_child != NULL and not skip:
-                node = node.first_child
                 continue
-            # Leaving nodes: a plain element's end parts the text too.
-            while node != body:
+            while node != NULL:  # leave the node, and its parents while it was their last child
+                if node == boiler:
+                    boiler = NULL
+                elif node == body:
+                    in_body = False
+                elif (in_body and boiler == NULL and node.type == LXB_DOM_NODE_TYPE_ELEMENT
+                      and _kind(node) == PLAIN and node.local_name != LXB_TAG_IMG):
+                    self._record(END, 0, NULL)  # a plain element's end parts the text too
                 if node.next != NULL:
                     node = node.next
                     break
                 node = node.parent
-                if node != body and node.type == LXB_DOM_NODE_TYPE_ELEMENT and _kind(node) == PLAIN:
+                if node == top:
+                    node = NULL
+        return lang, title, base, images
+
+    def document(self, list resolved):
+        """The body's nodes in page order, from the steps :meth:`head` recorded.
+        ``resolved[i]`` is ``(url, alt)`` for the i-th ``<img>`` of :meth:`head`, or ``None``
+        for one without a usable URL (it is skipped and the text around it joins, as the
+        Python path's ``decompose`` does)."""
+        cdef _Blocks blocks = _Blocks()
+        cdef Py_ssize_t i
+        cdef Event *event
+        cdef object info
+        for i in range(self.n_events):
+            event = &self.events[i]
+            if event.step == TEXT:
+                blocks.add(event.text)
+            elif event.step == END:
+                blocks.end()
+            else:
+                info = resolved[event.index]
+                if info is not None:
                     blocks.end()
-            if node == body:
-                break
+                    blocks.nodes.append(("image", None, info[0], info[1]))
         blocks.end()
         return blocks.nodes

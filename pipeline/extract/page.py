@@ -5,7 +5,7 @@ The document is read from a simplified DOM: boilerplate elements are removed, in
 are unwrapped and their text merged, so every remaining text node is one block of text; images
 are swapped for position markers, so a single C-level ``text()`` call returns text and images in
 page order. That is the Python path, and the reference; ``extract_page_compiled`` gets the same
-result from the compiled pass in ``_dom.pyx`` (one parse, two walks, no tree edits), several
+result from the compiled pass in ``_dom.pyx`` (one parse, one walk, no tree edits), several
 times faster.
 """
 
@@ -60,7 +60,7 @@ def _dimension(value: str | None) -> int | None:
     if not value:
         return None
     value = value.strip().lower().removesuffix("px").strip()
-    if not value.isdigit() or len(value) > 9:
+    if not value.isdecimal() or len(value) > 9:  # isdigit() lets "²" through, which int() refuses
         return None
     number = int(value)
     return number if 0 < number <= _MAX_INT32 else None
@@ -101,8 +101,8 @@ def extract_page(
 def extract_page_compiled(
     html: bytes, page_url: str, max_alt_chars: int = 1000, max_url_length: int = 2048
 ):
-    """:func:`extract_page` by the compiled pass (``_dom``): the same result, one parse and two
-    walks, no tree edits. Raises ``_dom.Refused`` for a page it declines."""
+    """:func:`extract_page` by the compiled pass (``_dom``): the same result, one parse and one
+    walk, no tree edits. Raises ``_dom.Refused`` for a page it declines."""
     page = _dom.ParsedPage(html)
     lang, title, base_href, images = page.head()
     base = base_url(page_url, base_href)

@@ -11,6 +11,7 @@ from fastwarc.warc import WarcRecordType
 from vlcurate.pipeline.extract.config import ExtractConfig
 from vlcurate.pipeline.extract.page import _dom, extract_page, extract_page_compiled
 from vlcurate.pipeline.extract.payload import decode_content, decode_html, html_verdict
+from vlcurate.pipeline.extract.urls import _urls
 from vlcurate.pipeline.extract.warc import WarcRecords
 from vlcurate.pipeline.stats import StageStats
 from vlcurate.schemas.extract import (
@@ -31,6 +32,8 @@ def _page_url(target: str | None) -> str | None:
     if not target:
         return None
     url = target.strip().removeprefix("<").removesuffix(">")  # WARC 1.0 drafts used <...>
+    if _urls is not None and "[" not in url and _urls.plain_url(url, len(url)) is not None:
+        return url  # http(s) with a plain host name: what urlsplit would accept, in C
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -190,7 +193,7 @@ def _rows(page, page_url: str, codec: str, record, offset: int, warc_url: str, s
     record_id = record.record_id
     provenance = {"warc_path": warc_url, "warc_record_id": record_id, "warc_offset": offset}
     for pair in page.pairs:
-        pair.update(page_url=page_url, page_lang=page.lang, **provenance)
+        pair.update(page_url=page_url, page_lang=page.lang, source="warc", **provenance)
     doc = {
         "doc_id": hashlib.md5(record_id.encode()).hexdigest(),
         "page_url": page_url,
@@ -206,7 +209,7 @@ def _rows(page, page_url: str, codec: str, record, offset: int, warc_url: str, s
 def docs_table(doc_rows: list[dict]) -> pa.Table:
     """Documents whose ``nodes`` are ``(type, text, url, alt)`` tuples, as a DOC_SCHEMA table.
 
-    The nested column is built from flat columns and offsets: a dict per node and
+    The nested column is built from the tuples and offsets: a dict per node and
     ``Table.from_pylist`` cost more than the HTML parse on node-heavy pages.
     """
     offsets, flat = [0], []
@@ -214,13 +217,7 @@ def docs_table(doc_rows: list[dict]) -> pa.Table:
         flat.extend(doc["nodes"])
         offsets.append(len(flat))
     node_type = DOC_SCHEMA.field("nodes").type.value_type
-    node_columns = zip(*flat, strict=True) if flat else ((), (), (), ())
-    nodes = pa.ListArray.from_arrays(
-        pa.array(offsets, pa.int32()),
-        pa.StructArray.from_arrays(
-            [pa.array(col, pa.string()) for col in node_columns], fields=list(node_type)
-        ),
-    )
+    nodes = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, node_type))
     columns = [
         nodes if f.name == "nodes" else pa.array([d[f.name] for d in doc_rows], f.type)
         for f in DOC_SCHEMA

@@ -5,6 +5,11 @@ from urllib.parse import urljoin, urlsplit
 
 from vlcurate.schemas.extract import IMAGE_BAD_URL, IMAGE_NO_URL, IMAGE_NON_HTTP_URL
 
+try:  # built by `make venv`; without it every URL takes the Python rules
+    from vlcurate.pipeline.extract import _urls
+except ImportError:
+    _urls = None
+
 # Attributes that lazy-loading libraries (lazysizes, WordPress, jQuery.lazyload, ...) put the
 # real URL in, while ``src`` holds a placeholder. Checked in this order, before ``src``.
 LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
@@ -21,21 +26,37 @@ LAZY_SRC_ATTRS = (
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOST = re.compile(r"(?:[\w.~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(?::\d{0,5})?")
-_NEEDS_JOIN = re.compile(r"[\x00-\x20\x7f\\]|/\.\.?(?:/|$)")  # controls, spaces, "\\", dot segments
+# What only urljoin handles: controls, spaces, "\\" (_UNSAFE), and dot segments (_DOT_SEGMENT).
+# Two patterns, the second tried only where "/." occurs: a plain class scans several times faster.
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
 
 
-# One srcset candidate: a URL is a run of non-space characters (commas inside it allowed, as
-# in Cloudinary URLs); a URL ending in commas has no descriptor; else the descriptor runs to ",".
-_SRCSET_CANDIDATE = re.compile(r"[\s,]*(?:(\S*?),+(?=\s|$)|(\S+)([^,]*))")
+_SEPARATORS = re.compile(r"[\s,]*")
+_TOKEN = re.compile(r"\S+")
 
 
 def _srcset_candidates(srcset: str):
-    """Yield ``(url, descriptor)`` pairs of a srcset value, following the HTML parsing rules."""
-    for m in _SRCSET_CANDIDATE.finditer(srcset):
-        if m.group(1):
-            yield m.group(1), ""
-        elif m.group(2):
-            yield m.group(2), m.group(3).strip().lower()
+    """Yield ``(url, descriptor)`` pairs of a srcset value, following the HTML parsing rules:
+    candidates are parted by commas; a URL is a run of non-space characters (commas inside it
+    allowed, as in Cloudinary URLs); a URL ending in commas has no descriptor, else the
+    descriptor runs to the next comma. (A scan per candidate: one regex for all of it
+    backtracks along every URL.)"""
+    end, i = len(srcset), 0
+    while True:
+        i = _SEPARATORS.match(srcset, i).end()
+        if i >= end:
+            return
+        j = _TOKEN.match(srcset, i).end()
+        url = srcset[i:j]
+        if url[-1] == ",":
+            yield url.rstrip(","), ""
+            i = j
+            continue
+        i = srcset.find(",", j)
+        if i < 0:
+            i = end
+        yield url, srcset[j:i].strip().lower()
 
 
 def parse_srcset(srcset: str) -> str | None:
@@ -44,6 +65,8 @@ def parse_srcset(srcset: str) -> str | None:
     >>> parse_srcset("a.jpg 480w, b.jpg 1080w, c.jpg 800w")
     'b.jpg'
     """
+    if _urls is not None and (best := _urls.srcset_best(srcset)) is not False:
+        return best  # the same rules in C, for ASCII values with plain-number descriptors
     best_url, best_w, best_x = None, -1.0, -1.0
     for url, descriptor in _srcset_candidates(srcset):
         try:
@@ -62,11 +85,13 @@ def parse_srcset(srcset: str) -> str | None:
 
 def resolve(base: str, ref: str, max_length: int = 2048) -> tuple[str | None, str | None]:
     """Resolve ``ref`` against ``base``. Returns ``(url, None)`` or ``(None, reason)``."""
+    if _urls is not None and _urls.plain_url(ref, max_length) is not None:
+        return ref, None  # the first rule below, in C: most image URLs are absolute already
     ref = ref.strip()
     if not ref:
         return None, IMAGE_NO_URL
     head = ref[:11].lower()
-    if head.startswith(("http://", "https://")) and not _NEEDS_JOIN.search(ref):
+    if head.startswith(("http://", "https://")) and not _needs_join(ref):
         host = ref.split("/", 3)[2].split("?", 1)[0].split("#", 1)[0]
         if _HOST.fullmatch(host) and len(ref) <= max_length:
             return ref, None  # absolute already: skip urljoin and urlsplit, the slow part
@@ -91,10 +116,14 @@ def resolve(base: str, ref: str, max_length: int = 2048) -> tuple[str | None, st
     return url, None
 
 
+def _needs_join(ref: str) -> bool:
+    return _UNSAFE.search(ref) is not None or ("/." in ref and _DOT_SEGMENT.search(ref) is not None)
+
+
 def _join_simple(base: str, ref: str) -> str | None:
     """Resolve the common relative forms without urljoin: ``//host/p``, ``/p`` and ``p``
     (no dot segments, query-only or fragment-only refs). ``None`` means: use urljoin."""
-    if _NEEDS_JOIN.search(ref) or ref[0] in "?#." or ":" in ref.split("/", 1)[0]:
+    if _needs_join(ref) or ref[0] in "?#." or ":" in ref.split("/", 1)[0]:
         return None
     scheme_end = base.find("://")
     if scheme_end < 0:
@@ -120,6 +149,10 @@ def base_url(page_url: str, base_href: str | None) -> str:
     return page_url
 
 
+# Attributes of an image whose only URL candidate is its ``src``.
+_SRC_ONLY = frozenset(("src", "alt", "width", "height"))
+
+
 def image_url(attrs: dict, base: str, extra_srcsets=(), max_length: int = 2048):
     """Pick and resolve an image element's URL. Returns ``(url, None)`` or ``(None, reason)``.
 
@@ -127,6 +160,9 @@ def image_url(attrs: dict, base: str, extra_srcsets=(), max_length: int = 2048):
     ``src``, then ``extra_srcsets`` (the ``<source>`` siblings inside a ``<picture>``). The first
     candidate that resolves to http(s) wins; otherwise the first candidate's reason is returned.
     """
+    src = attrs.get("src")
+    if src and not extra_srcsets and _SRC_ONLY.issuperset(attrs):
+        return resolve(base, src, max_length)  # the common case, one candidate: the same answer
     candidates = []
     for name in ("srcset", *LAZY_SRCSET_ATTRS):
         value = attrs.get(name)

@@ -16,6 +16,7 @@ from vlcurate.pipeline.extract.payload import decode_html
 from vlcurate.pipeline.extract.stage import ExtractConfig, extract_file_to
 
 _dom = pytest.importorskip("vlcurate.pipeline.extract._dom", reason="make venv builds it")
+_urls = pytest.importorskip("vlcurate.pipeline.extract._urls", reason="make venv builds it")
 
 WARCS = Path(__file__).parents[1] / "data" / "warc"
 URL = "https://example.com/a/page.html"
@@ -88,7 +89,14 @@ HOSTILE = [
     b"<head><img src=head.jpg alt=in-head></head><body>x",
     b"\xef\xbf\xbd\xef\xbf\xbd<p>\xef\xbf\xbd</p>",
     b"<math><mi>x</mi><img src=m.jpg alt=math></math><select><option>o</select>q",
+    "<img src=s.jpg alt=sup width=\u00b2 height=\u0663\u0660\u0660>".encode(),
 ]
+
+
+def test_a_width_that_is_a_digit_but_not_a_number_is_no_size_and_keeps_the_page():
+    """``"²".isdigit()`` is true and ``int("²")`` raises: that once dropped the whole page."""
+    (pair,) = extract_page(HOSTILE[-1], "http://example.org/").pairs
+    assert (pair["width"], pair["height"]) == (None, 300)
 
 
 @pytest.mark.parametrize("html", HOSTILE, ids=range(len(HOSTILE)))
@@ -203,3 +211,82 @@ def test_recursion_limit_is_not_involved():
     html = b"<div>" * depth + b"<img src=a.jpg alt=deep>text" + b"</div>" * depth
     page = extract_page_compiled(html, URL)
     assert [n[0] for n in page.nodes] == ["image", "text"] and page.pairs
+
+
+# --- URLs ---------------------------------------------------------------------------------
+
+
+def _first_rule(ref: str, max_length: int) -> bool:
+    """Whether urls.resolve returns ``ref`` unchanged by its first (absolute URL) rule."""
+    from vlcurate.pipeline.extract import urls
+
+    stripped = ref.strip()
+    if stripped != ref or not ref[:11].lower().startswith(("http://", "https://")):
+        return False
+    host = ref.split("/", 3)[2].split("?", 1)[0].split("#", 1)[0]
+    return (
+        not urls._needs_join(ref)
+        and urls._HOST.fullmatch(host) is not None
+        and len(ref) <= max_length
+    )
+
+
+def _random_strings(pieces, count, longest, prefixes=(), prefixed=0.0):
+    rng = random.Random(19)
+    for _ in range(count):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, longest)))
+        yield rng.choice(prefixes) + text if rng.random() < prefixed else text
+
+
+def _by_python(module, function, value):
+    """``function(value)`` with ``module``'s C helpers switched off."""
+    saved, module._urls = module._urls, None
+    try:
+        return function(value)
+    finally:
+        module._urls = saved
+
+
+def test_plain_url_is_the_first_rule_of_resolve_for_ascii_urls():
+    pieces = [
+        "http://", "https://", "HTTP://", "hTtPs://", "http:/", "a", "Z", "9", ".", "..", "/",
+        "/", "?", "#", ":", ":80", ":123456", "[", "]", "::1", "f", "G", "%", "_", "-", "~",
+        " ", "\t", "\\", "\x7f", "\x00", "\u00e9", "\u00a0", "@", "=", ",", "'", "x" * 30,
+    ]  # fmt: skip
+    lengths = [2048, 10, 20, 30]
+    refs = _random_strings(pieces, 100_000, 8, ("http://", "https://"), 0.5)
+    for i, ref in enumerate(refs):
+        max_length = lengths[i % 4]
+        compiled = _urls.plain_url(ref, max_length)
+        assert compiled in (None, ref)
+        python = _first_rule(ref, max_length)
+        assert compiled is None if not python else (compiled == ref or not ref.isascii()), ref
+
+
+def test_srcset_best_is_parse_srcset_where_it_answers():
+    from vlcurate.pipeline.extract import urls
+
+    pieces = [
+        "a", "b.jpg", ",", ",", " ", "\t", "\x0b", "\x1c", "\n", "\u00a0", "1", "0", ".", "w",
+        "W", "x", "X", "h", "300w", "2x", "1.5x", ".5x", "5.x", "1e3w", "-2w", "nan", "?q=1,2",
+    ]  # fmt: skip
+    answered = 0
+    for srcset in _random_strings(pieces, 50_000, 14):
+        best = _urls.srcset_best(srcset)
+        if best is not False:
+            answered += 1
+            assert best == _by_python(urls, urls.parse_srcset, srcset), repr(srcset)
+    assert answered > 20_000
+    wordpress = "https://e.org/a-300x200.jpg 300w, https://e.org/a-1024x683.jpg 1024w, /a.jpg 768w"
+    assert _urls.srcset_best(wordpress) == "https://e.org/a-1024x683.jpg"
+
+
+def test_page_url_by_c_equals_urlsplit():
+    pieces = [
+        "http://", "https://", "HTTP://", "<", ">", " ", "a", "Z", "9", ".", "/", "?", "#", ":",
+        ":80", "[", "]", "::1", "1.2.3.4", "@", "%", "_", "-", "\\", "\t", "\u00e9", "=", "x" * 10,
+    ]  # fmt: skip
+    prefixes = ("http://", "https://", "<http://")
+    for target in _random_strings(pieces, 50_000, 8, prefixes, 0.6):
+        expected = _by_python(records, records._page_url, target)
+        assert records._page_url(target) == expected, repr(target)

@@ -86,3 +86,41 @@ def test_image_url_falls_back_to_picture_sources_and_reports_first_reason():
     assert image_url({}, base, ["p.webp 1x, p2.webp 2x"]) == (base + "p2.webp", None)
     assert image_url({}, base) == (None, IMAGE_NO_URL)
     assert image_url({"src": "data:image/png;base64,AA"}, base) == (None, IMAGE_NON_HTTP_URL)
+
+
+def test_srcset_scan_equals_the_html_candidate_pattern():
+    """The per-candidate scan against the one-regex form it replaced (which backtracked along
+    every URL), on random strings of the characters that matter."""
+    import random
+    import re
+
+    from vlcurate.pipeline.extract.urls import _srcset_candidates
+
+    pattern = re.compile(r"[\s,]*(?:(\S*?),+(?=\s|$)|(\S+)([^,]*))")
+
+    def by_pattern(srcset):
+        for m in pattern.finditer(srcset):
+            if m.group(1):
+                yield m.group(1), ""
+            elif m.group(2):
+                yield m.group(2), m.group(3).strip().lower()
+
+    pieces = [
+        "a",
+        "b.jpg",
+        ",",
+        ",",
+        " ",
+        "\t",
+        "\n",
+        "\u00a0",
+        "\u3000",
+        "2x",
+        "300w",
+        "X",
+        "?q=1,2",
+    ]
+    rng = random.Random(19)
+    for _ in range(50_000):
+        srcset = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert list(_srcset_candidates(srcset)) == list(by_pattern(srcset)), repr(srcset)
