@@ -13,7 +13,7 @@ from vlcurate.jobs import train as train_job
 
 # name -> (module with build_parser and main, one-line help)
 COMMANDS = {
-    "extract": (extract, "WARC files -> image-text pairs and interleaved documents"),
+    "extract": (extract, "WARC / WAT files -> image-text pairs and interleaved documents"),
     "filter": (
         filter_job,
         "pairs -> candidates: the recipe's text, URL and language rules, dedup",

@@ -1,12 +1,15 @@
-"""Spark job: Common Crawl WARC files -> image-alt-text pairs and interleaved documents.
+"""Spark job: Common Crawl WARC (or WAT) files -> image-alt-text pairs and interleaved documents.
 
     spark-submit --master spark://HOST:7077 jobs/extract.py --input 'crawl/*.warc.gz' --output OUT
     curate extract --input warc.paths.gz --prefix s3://commoncrawl/ --output OUT   # local[*]
+    curate extract --input wat.paths.gz --prefix s3://commoncrawl/ --output OUT    # WAT files
 
 Writes ``OUT/pairs/*.parquet`` and ``OUT/docs/*.parquet`` (schemas in ``schemas/extract.py``),
-one pair of files per input WARC, and ``OUT/stats.json``. One Spark task handles one WARC file
-and writes its own outputs, so OUT must be a location every executor can write: an object
-store, HDFS, or a shared filesystem. Finished files are skipped on a rerun.
+one pair of files per input file, and ``OUT/stats.json``. A WAT file (``*.wat.gz``: the JSON
+metadata of a WARC) gives pairs only (``source`` "wat"; no documents, page_lang or sizes);
+WARC and WAT inputs mix freely in one job. One Spark task handles one file and writes its own
+outputs, so OUT must be a location every executor can write: an object store, HDFS, or a
+shared filesystem. Finished files are skipped on a rerun.
 """
 
 import argparse
@@ -30,8 +33,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         nargs="+",
         required=True,
         metavar="PATH",
-        help="WARC/WARC.gz paths or URLs, globs ('crawl/*.warc.gz'), or listing "
-        "files with one path a line (.paths, .paths.gz, .txt, .lst)",
+        help="WARC/WARC.gz or WAT (.wat.gz: pairs only) paths or URLs, globs "
+        "('crawl/*.warc.gz'), or listing files with one path a line (.paths, .paths.gz, "
+        ".txt, .lst; Common Crawl's warc.paths.gz or wat.paths.gz)",
     )
     parser.add_argument(
         "--output",

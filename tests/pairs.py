@@ -33,6 +33,7 @@ def pairs_table(*captions: str | None, urls=None, widths=None, heights=None, **e
             "warc_path": "file.warc.gz",
             "warc_record_id": "<urn:uuid:1>",
             "warc_offset": 0,
+            "source": "warc",
         }
         row.update({k: v[i] for k, v in extra.items()})
         rows.append(row)

@@ -192,8 +192,9 @@ def _rows(page, page_url: str, codec: str, record, offset: int, warc_url: str, s
     images.dropped.update(page.image_drops)
     record_id = record.record_id
     provenance = {"warc_path": warc_url, "warc_record_id": record_id, "warc_offset": offset}
+    common = {"page_url": page_url, "page_lang": page.lang, "source": "warc", **provenance}
     for pair in page.pairs:
-        pair.update(page_url=page_url, page_lang=page.lang, source="warc", **provenance)
+        pair.update(common)
     doc = {
         "doc_id": hashlib.md5(record_id.encode()).hexdigest(),
         "page_url": page_url,

@@ -1,7 +1,9 @@
-"""The extract stage: one unit per WARC file, into ``pairs/NAME.parquet`` and
+"""The extract stage: one unit per WARC or WAT file, into ``pairs/NAME.parquet`` and
 ``docs/NAME.parquet`` (schemas in :mod:`vlcurate.schemas.extract`), each written under a
 temporary name and renamed when whole; the runner (:mod:`vlcurate.pipeline.stage`) marks the
-file done, resumes and writes ``stats.json``."""
+file done, resumes and writes ``stats.json``. A WAT file gives pairs only: its
+``docs/NAME.parquet`` is written empty (as for a WARC file without a page), and ``stats.json``
+counts the WAT inputs in ``wat_files``."""
 
 import hashlib
 import re
@@ -11,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vlcurate.pipeline import storage
+from vlcurate.pipeline.extract import wat
 from vlcurate.pipeline.extract.config import ExtractConfig
 from vlcurate.pipeline.extract.records import docs_table, extract_warc
 from vlcurate.pipeline.stage import Stage, Unit, read_marker, run_unit
@@ -21,8 +24,11 @@ STAGE = "extract"
 
 
 def shard_name(warc_url: str) -> str:
-    """A deterministic output name for an input file: its stem plus a hash of the full URL."""
-    stem = re.sub(r"\.warc(\.gz|\.zst|\.lz4)?$|\.gz$", "", warc_url.rsplit("/", 1)[-1])
+    """A deterministic output name for an input file: its stem plus a hash of the full URL.
+    A WAT keeps ``.wat`` in its stem (``X.warc.wat.gz`` -> ``X.wat-HASH``), so it never reads
+    as the WARC file of the same name."""
+    name = re.sub(r"(\.warc)?\.wat(\.gz)?$", ".wat", warc_url.rsplit("/", 1)[-1], flags=re.I)
+    stem = re.sub(r"\.warc(\.gz|\.zst|\.lz4)?$|\.gz$", "", name)
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", stem)[:100]
     return f"{stem}-{hashlib.md5(warc_url.encode()).hexdigest()[:8]}"
 
@@ -46,31 +52,40 @@ class ExtractStage(Stage):
         stats = StageStats(STAGE)
         pairs_url = storage.join(self.output, "pairs", f"{unit.name}.parquet")
         docs_url = storage.join(self.output, "docs", f"{unit.name}.parquet")
+        if wat.is_wat(unit.input):  # pairs only: a WAT holds no page text
+            pages = ((pairs, None) for pairs in wat.extract_wat(unit.input, self.config, stats))
+        else:
+            pages = extract_warc(unit.input, self.config, stats)
         with (
             storage.parquet_writer(pairs_url, PAIR_SCHEMA) as pairs_out,
             storage.parquet_writer(docs_url, DOC_SCHEMA) as docs_out,
         ):
             pair_rows, doc_rows = [], []
-            for pairs, doc in extract_warc(unit.input, self.config, stats):
+            for n, (pairs, doc) in enumerate(pages, 1):
                 pair_rows.extend(pairs)
-                doc_rows.append(doc)
-                if len(doc_rows) >= self.config.rows_per_group:
+                if doc is not None:
+                    doc_rows.append(doc)
+                if n % self.config.rows_per_group == 0:
                     _flush(pairs_out, docs_out, pair_rows, doc_rows)
             _flush(pairs_out, docs_out, pair_rows, doc_rows)
         stats.extra["pairs"] += stats.tally("images").kept
-        stats.extra["docs"] += stats.main.kept
+        stats.extra["docs"] += 0 if wat.is_wat(unit.input) else stats.main.kept
         return stats
 
     def finish(self, stats: StageStats) -> dict:
-        return {
+        wat_files = sum(map(wat.is_wat, self.inputs))
+        fields = {
             "schema_version": SCHEMA_VERSION,
             "inputs": len(self.inputs),
-            "config": asdict(self.config),
+            "wat_files": wat_files,
         }
+        if wat_files:  # says so where stats.json is read: WAT inputs add to "kept", not "docs"
+            fields["wat_note"] = f"{wat_files} WAT files: pairs only, no documents"
+        return {**fields, "config": asdict(self.config)}
 
 
 def extract_file_to(warc_url: str, output: str, config: ExtractConfig | None = None) -> dict:
-    """Extract one WARC file into ``output`` (skipped when done); return its stats dict."""
+    """Extract one WARC or WAT file into ``output`` (skipped when done); return its stats."""
     stage = ExtractStage([warc_url], output, config or ExtractConfig())
     (unit,) = stage.units()
     return (read_marker(stage, unit) or run_unit(stage, unit))["stats"]
@@ -97,6 +112,8 @@ def summary_text(stats: dict, output: str) -> str:
         f"  image-text pairs:    {stats.get('pairs', 0):>8}   -> pairs/ "
         f"(of {stats['images']['in']} image elements)",
     ]
+    if stats.get("wat_files"):
+        lines[2] += f" ({stats['wat_files']} WAT files: pairs only, no documents)"
     for title, dropped in (
         ("records dropped", stats["dropped"]),
         ("files failed", files["dropped"]),
@@ -128,6 +145,8 @@ def sample_text(output, n: int = 5) -> str:
     lines = [f"\nsample pairs ({len(pairs)} in {storage.join(str(output), 'pairs')}):"]
     step = max(1, len(pairs) // n)
     lines += [f"  {p['caption'][:50]!r:54} {p['url'][:70]}" for p in pairs[::step][:n]]
+    if not docs:  # WAT inputs only
+        return "\n".join(lines)
     doc = max(docs, key=lambda d: sum(node["type"] == "image" for node in d["nodes"]))
     lines.append(f"sample document ({doc['page_url']}, first nodes of {len(doc['nodes'])}):")
     for node in doc["nodes"][:8]:

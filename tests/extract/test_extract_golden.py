@@ -102,6 +102,7 @@ def test_whirlwind_pairs_match_the_html(extracted, warcs):
     assert first["page_lang"] == "an"
     assert first["warc_record_id"] == "<urn:uuid:2aabeff2-67f5-4608-8466-e87c6296e2b6>"
     assert first["warc_offset"] == 1023 and first["warc_path"].endswith("whirlwind.warc.gz")
+    assert {r["source"] for r in rows} == {"warc"}
 
 
 def test_whirlwind_document(extracted, warcs):
@@ -140,7 +141,7 @@ def test_outputs_follow_the_schemas(extracted, warcs):
     assert pq.read_schema(out / "docs" / f"{name}.parquet").equals(DOC_SCHEMA, check_metadata=False)
     assert (
         pq.read_schema(out / "pairs" / f"{name}.parquet").metadata[b"schema_version"]
-        == b"extract/1"
+        == b"extract/2"
     )
 
 

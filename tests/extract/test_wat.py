@@ -9,9 +9,10 @@ import pytest
 from tests.warcs import warc_record, write_warc
 from vlcurate.pipeline.extract.config import ExtractConfig
 from vlcurate.pipeline.extract.page import pair_uid
-from vlcurate.pipeline.extract.wat import WAT_BAD_JSON, extract_wat, is_wat
+from vlcurate.pipeline.extract.wat import extract_wat, is_wat
 from vlcurate.pipeline.stats import StageStats
 from vlcurate.schemas.extract import (
+    BAD_JSON,
     BAD_PAGE_URL,
     FILE_EMPTY,
     FILE_NOT_WARC,
@@ -25,7 +26,7 @@ from vlcurate.schemas.extract import (
     TRUNCATED_RECORD,
 )
 
-ROW_KEYS = {*PAIR_SCHEMA.names, "source"}
+ROW_KEYS = set(PAIR_SCHEMA.names)
 
 
 def envelope(
@@ -168,7 +169,7 @@ def test_drop_reasons(tmp_path):
         HTTP_NOT_200: 2,
         NOT_HTML: 2,
         BAD_PAGE_URL: 1,
-        WAT_BAD_JSON: 4,
+        BAD_JSON: 4,
     }
     assert [[r["caption"] for r in p] for p in pages] == [["kept"], []]
     assert stats.tally("images").seen == 1  # images of dropped pages are not counted
