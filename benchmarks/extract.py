@@ -305,9 +305,9 @@ def measure_floor(parts: list[str]) -> Row:
             kinds = WarcRecordType.response
             for record in ArchiveIterator(stream, record_types=kinds, parse_http=True):
                 body = record.reader.read()
-                text, codec, source = decode_html(body, record.http_charset)
-                if text is not None:
-                    LexborHTMLParser(body if codec == "utf-8" and source != "bom" else text)
+                text, codec, _ = decode_html(body, record.http_charset, keep_utf8=True)
+                if text is not None:  # UTF-8 stays bytes, as in the pipeline
+                    LexborHTMLParser(text)
                     pages += 1
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return Row("e", "read + gunzip + decode + parse (floor)", pages, wall, 1, cpu)

@@ -153,8 +153,22 @@ def meta_charset(head: bytes) -> str | None:
     return m.group(1).decode("ascii") if m else None
 
 
-def decode_html(body: bytes, header_charset: str | None, max_replacement: float = 0.05):
+def _decoded(body: bytes, codec: str, keep_utf8: bool) -> str | bytes:
+    if keep_utf8 and codec == "utf-8":
+        if not body.isascii():
+            body.decode("utf-8")  # raises UnicodeDecodeError where it is not UTF-8
+        return body
+    return body.decode(codec)
+
+
+def decode_html(
+    body: bytes, header_charset: str | None, max_replacement: float = 0.05, keep_utf8=False
+):
     """Decode an HTML body. Returns ``(text, codec, source)`` or ``(None, reason, None)``.
+
+    With ``keep_utf8``, a body found to be UTF-8 (without a byte-order mark) comes back as its
+    own bytes, checked but not decoded (an ASCII body is not even read twice): lexbor parses
+    UTF-8 bytes as they are, so the extract stage never needs that ``str``.
 
     Order: a byte-order mark, the HTTP header's charset, ``<meta charset>``, then detection
     (UTF-8 first, which is cheap and nearly never wrong when it succeeds, then
@@ -172,11 +186,11 @@ def decode_html(body: bytes, header_charset: str | None, max_replacement: float 
         codec = _codec(label)
         if codec:
             try:
-                return body.decode(codec), codec, source
+                return _decoded(body, codec, keep_utf8), codec, source
             except (UnicodeDecodeError, LookupError):
                 pass
     try:
-        return body.decode("utf-8"), "utf-8", "detected"
+        return _decoded(body, "utf-8", keep_utf8), "utf-8", "detected"
     except UnicodeDecodeError:
         pass
     from charset_normalizer import from_bytes

@@ -145,11 +145,10 @@ def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats:
     )
     if reason:
         return reason, None, truncated
-    text, codec, source = decode_html(body, record.http_charset)
+    # Valid UTF-8 comes back as the body's bytes: lexbor parses them as they are.
+    text, codec, source = decode_html(body, record.http_charset, keep_utf8=True)
     if text is None:
         return codec, None, truncated  # the reason
-    if codec == "utf-8" and source != "bom":
-        text = body  # valid UTF-8: lexbor parses the bytes as they are, without re-encoding
     try:
         page = _parse(text, page_url, config, stats)
     except Exception:

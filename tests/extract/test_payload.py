@@ -134,3 +134,21 @@ def test_undecodable_text_is_a_reason(monkeypatch):
     monkeypatch.setattr(charset_normalizer, "from_bytes", lambda b: [])
     body = bytes([0x81, 0x8D, 0x8F, 0x90, 0x9D]) * 200
     assert decode_html(body, None) == (None, UNDECODABLE_TEXT, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "header"),
+    [
+        (b"<p>plain ascii</p>", None),
+        ("<p>caf\u00e9 \u4e2d</p>".encode(), "utf-8"),
+        ("<p>caf\u00e9</p>".encode(), None),
+        ("<p>caf\u00e9</p>".encode("cp1252"), "utf-8"),  # declared UTF-8, is not: detected
+        ("\ufeff<p>bom</p>".encode("utf-8"), None),
+        ("<meta charset=utf-8><p>\u00e9</p>".encode("latin-1"), None),
+    ],
+)
+def test_keep_utf8_gives_the_bytes_of_a_utf8_body_and_the_same_verdict(body, header):
+    text, codec, source = decode_html(body, header)
+    kept, kept_codec, kept_source = decode_html(body, header, keep_utf8=True)
+    assert (kept_codec, kept_source) == (codec, source)
+    assert kept == (body if codec == "utf-8" and source != "bom" else text)
