@@ -77,7 +77,8 @@ IMAGE_NO_ALT = "no_alt_text"  # empty or missing alt text: kept in docs/, not a 
 
 IMAGE_REASONS = (IMAGE_NO_URL, IMAGE_NON_HTTP_URL, IMAGE_BAD_URL, IMAGE_NO_ALT)
 
-SOURCES = ("warc", "wat")  # the pairs' ``source`` column: the format of the input file
+SOURCE_WARC, SOURCE_WAT = "warc", "wat"
+SOURCES = (SOURCE_WARC, SOURCE_WAT)  # the pairs' ``source`` column: the format of the input file
 
 _PROVENANCE = [
     pa.field("warc_path", pa.string(), nullable=False),

@@ -24,6 +24,7 @@ from vlcurate.schemas.extract import (
     HTTP_NOT_200,
     PAGE_TOO_LARGE,
     PARSE_ERROR,
+    SOURCE_WARC,
     TRUNCATED_RECORD,
 )
 
@@ -191,7 +192,7 @@ def _rows(page, page_url: str, codec: str, record, offset: int, warc_url: str, s
     images.dropped.update(page.image_drops)
     record_id = record.record_id
     provenance = {"warc_path": warc_url, "warc_record_id": record_id, "warc_offset": offset}
-    common = {"page_url": page_url, "page_lang": page.lang, "source": "warc", **provenance}
+    common = {"page_url": page_url, "page_lang": page.lang, "source": SOURCE_WARC, **provenance}
     for pair in page.pairs:
         pair.update(common)
     doc = {

@@ -52,7 +52,8 @@ class ExtractStage(Stage):
         stats = StageStats(STAGE)
         pairs_url = storage.join(self.output, "pairs", f"{unit.name}.parquet")
         docs_url = storage.join(self.output, "docs", f"{unit.name}.parquet")
-        if wat.is_wat(unit.input):  # pairs only: a WAT holds no page text
+        is_wat = wat.is_wat(unit.input)
+        if is_wat:  # pairs only: a WAT holds no page text
             pages = ((pairs, None) for pairs in wat.extract_wat(unit.input, self.config, stats))
         else:
             pages = extract_warc(unit.input, self.config, stats)
@@ -69,7 +70,7 @@ class ExtractStage(Stage):
                     _flush(pairs_out, docs_out, pair_rows, doc_rows)
             _flush(pairs_out, docs_out, pair_rows, doc_rows)
         stats.extra["pairs"] += stats.tally("images").kept
-        stats.extra["docs"] += 0 if wat.is_wat(unit.input) else stats.main.kept
+        stats.extra["docs"] += 0 if is_wat else stats.main.kept
         return stats
 
     def finish(self, stats: StageStats) -> dict:

@@ -35,6 +35,7 @@ from vlcurate.schemas.extract import (
     IMAGE_NO_ALT,
     IMAGE_NO_URL,
     NOT_HTML,
+    SOURCE_WAT,
 )
 
 # orjson parses the Envelopes about twice as fast; what it refuses (NaN, lone surrogates, UTF-16)
@@ -127,7 +128,7 @@ def _response(envelope: dict, warc: dict, record, offset: int, wat_url: str, con
         "warc_path": wat_url,
         "warc_record_id": record_id or record.record_id,
         "warc_offset": offset,
-        "source": "wat",
+        "source": SOURCE_WAT,
     }
     pairs, drops, seen = _link_pairs(html.get("Links") or (), base, config, provenance)
     tally = stats.tally("images")
