@@ -597,3 +597,151 @@ cdef class ParsedPage:
                     blocks.nodes.append(("image", None, info[0], info[1]))
         blocks.end()
         return blocks.nodes
+
+
+# --- pairs ---------------------------------------------------------------------------------
+
+try:  # page.md5's choice: CPython's own MD5, else hashlib's (the same digests)
+    from _md5 import md5 as _md5
+except ImportError:
+    from hashlib import md5 as _md5
+
+from vlcurate.pipeline.extract.urls import LAZY_SRC_ATTRS, LAZY_SRCSET_ATTRS, _urls, image_url
+from vlcurate.schemas.extract import IMAGE_NO_ALT
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object text)
+    void *PyUnicode_DATA(object text)
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+
+# urls.image_url's candidates, in its order: srcsets, then single URLs (then <picture> srcsets).
+cdef tuple _SRCSET_ATTRS = ("srcset", *LAZY_SRCSET_ATTRS)
+cdef tuple _SRC_ATTRS = (*LAZY_SRC_ATTRS, "src")
+
+
+cdef inline bint _strip_space(unsigned char c) noexcept nogil:
+    """ASCII characters ``str.strip()`` removes."""
+    return c == 0x20 or 0x09 <= c <= 0x0d or 0x1c <= c <= 0x1f
+
+
+def dimension(str value):
+    """``page._dimension`` for ASCII values; ``False`` for others (then Python decides)."""
+    cdef const unsigned char *s
+    cdef Py_ssize_t i = 0, j, k
+    cdef long number = 0
+    if not PyUnicode_IS_ASCII(value):
+        return False
+    s = <const unsigned char *> PyUnicode_DATA(value)
+    j = PyUnicode_GET_LENGTH(value)
+    while i < j and _strip_space(s[i]):
+        i += 1
+    while j > i and _strip_space(s[j - 1]):
+        j -= 1
+    if j - i >= 2 and (s[j - 2] | 0x20) == 0x70 and (s[j - 1] | 0x20) == 0x78:  # "px", any case
+        j -= 2
+        while j > i and _strip_space(s[j - 1]):
+            j -= 1
+    if j == i or j - i > 9:
+        return None
+    for k in range(i, j):
+        if not 0x30 <= s[k] <= 0x39:
+            return None
+        number = number * 10 + (s[k] - 0x30)
+    return number if number > 0 else None
+
+
+cdef object _size(object value, object dimension_py):
+    if not value:
+        return None
+    found = dimension(value)
+    return dimension_py(value) if found is False else found
+
+
+cdef str _clean_alt(str alt, Py_ssize_t max_chars):
+    """``page.clean_text(alt, max_chars)`` by :func:`clean_into`."""
+    cdef Py_ssize_t n
+    cdef const char *raw = PyUnicode_AsUTF8AndSize(alt, &n)  # no copy for ASCII text
+    cdef Buffer buf = Buffer(NULL, 0, 0)
+    cdef size_t length
+    cdef str text
+    try:
+        _grow(&buf, n + 1)
+        length = clean_into(<const unsigned char *> raw, n, buf.data)
+        if PyUnicode_IS_ASCII(alt) and max_chars and <Py_ssize_t> length > max_chars:
+            length = max_chars  # one byte per character
+        text = PyUnicode_DecodeUTF8(buf.data, length, "strict")
+    finally:
+        free(buf.data)
+    return text[:max_chars] if max_chars and len(text) > max_chars else text
+
+
+cdef object _NEXT = object()  # a srcset without a candidate: on to the next attribute
+
+
+cdef object _srcset_url(object value, str base, Py_ssize_t max_url):
+    """The resolved URL of a srcset's best candidate, ``None`` where Python must decide, or
+    ``_NEXT`` when it has no candidate."""
+    best = _urls.srcset_best(value)
+    if best is False:
+        return None
+    return _urls.resolve_fast(base, best, max_url) if best else _NEXT
+
+
+cdef object _fast_url(dict attrs, object extra, str base, Py_ssize_t max_url):
+    """``urls.image_url``'s URL where its first candidate resolves in C (``_urls``); ``None``
+    where Python must decide (a candidate C cannot read or resolve, or no candidate)."""
+    cdef str name
+    for name in _SRCSET_ATTRS:
+        value = attrs.get(name)
+        if value:
+            url = _srcset_url(value, base, max_url)
+            if url is not _NEXT:
+                return url
+    for name in _SRC_ATTRS:
+        value = attrs.get(name)
+        if value:
+            return _urls.resolve_fast(base, value, max_url)
+    for value in extra or ():
+        if value:
+            url = _srcset_url(value, base, max_url)
+            if url is not _NEXT:
+                return url
+    return None
+
+
+def image_pairs(list images, str base, Py_ssize_t max_alt, Py_ssize_t max_url, dimension_py):
+    """``page._pairs`` for the compiled pass: the same ``(pairs, drops, resolved)``.
+
+    An image whose URL :func:`_fast_url` cannot settle goes to ``urls.image_url``, a size in
+    non-ASCII characters to ``dimension_py`` (``page._dimension``).
+    """
+    cdef list pairs = [], resolved = []
+    cdef Py_ssize_t position = -1
+    cdef dict attrs
+    cdef str alt
+    cdef dict drops = {}
+    for attrs, extra in images:
+        position += 1
+        url = _fast_url(attrs, extra, base, max_url) if _urls is not None else None
+        if url is None:
+            url, reason = image_url(attrs, base, extra or (), max_url)
+            if url is None:
+                drops[reason] = drops.get(reason, 0) + 1
+                resolved.append(None)
+                continue
+        value = attrs.get("alt")
+        alt = _clean_alt(value, max_alt) if value else ""
+        resolved.append((url, alt))
+        if not alt:
+            drops[IMAGE_NO_ALT] = drops.get(IMAGE_NO_ALT, 0) + 1
+            continue
+        PyList_Append(pairs, {
+            "uid": _md5((alt + url).encode("utf-8", "surrogatepass")).hexdigest(),
+            "url": url,
+            "caption": alt,
+            "width": _size(attrs.get("width"), dimension_py),
+            "height": _size(attrs.get("height"), dimension_py),
+            "position": position,
+        })
+    return pairs, drops, resolved

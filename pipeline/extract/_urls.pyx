@@ -53,6 +53,16 @@ cdef inline bint _host_ok(const unsigned char *s, Py_ssize_t start, Py_ssize_t e
     return True
 
 
+cdef inline bint _dot_segment_at(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """``urls._DOT_SEGMENT.match(s, i)``: ``/.`` or ``/..``, then the segment's end."""
+    if i + 1 >= n or s[i] != 0x2f or s[i + 1] != 0x2e:
+        return False
+    i += 2
+    if i < n and s[i] == 0x2e:
+        i += 1
+    return i == n or s[i] == 0x2f or s[i] == 0x3f or s[i] == 0x23  # the end, "/", "?", "#"
+
+
 def plain_url(str ref, Py_ssize_t max_length):
     """``ref`` when ``urls.resolve`` would return it as it is by its first rule (an absolute
     http(s) URL with a plain host, nothing for urljoin to do, at most ``max_length``), else
@@ -79,11 +89,8 @@ def plain_url(str ref, Py_ssize_t max_length):
         if c == 0x2f:
             if host_end < 0 and i >= host_start:
                 host_end = i
-            if i + 1 < n and s[i + 1] == 0x2e:  # "/." then "/", end, or "./" or ". end"
-                if i + 2 == n or s[i + 2] == 0x2f:
-                    return None
-                if s[i + 2] == 0x2e and (i + 3 == n or s[i + 3] == 0x2f):
-                    return None
+            if _dot_segment_at(s, i, n):
+                return None
         elif (c == 0x3f or c == 0x23) and host_end < 0 and i >= host_start:
             host_end = i
     if host_end < 0:
@@ -161,3 +168,74 @@ def srcset_best(str srcset):
             best_x, best_start, best_end = 1.0, i, url_end
         i = k
     return None if best_start < 0 else srcset[best_start:best_end]
+
+
+cdef inline bint _unsafe(unsigned char c) noexcept nogil:
+    """``urls._UNSAFE``: controls, space, DEL and backslash."""
+    return c <= 0x20 or c == 0x7f or c == 0x5c
+
+
+def join_simple(str base, str ref, Py_ssize_t max_length):
+    """``urls.resolve(base, ref)`` for a relative ``ref`` of the forms ``urls._join_simple``
+    takes (``//host/p``, ``/p``, ``p``), ASCII only; ``None`` where Python must decide (every
+    other form, and every answer that is a reason rather than a URL)."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(ref), m = PyUnicode_GET_LENGTH(base)
+    cdef Py_ssize_t i, first_slash = -1, cut, scheme_end = -1, path_start = -1, last_slash = -1
+    cdef const unsigned char *r
+    cdef const unsigned char *b
+    cdef unsigned char c
+    cdef str url
+    if n == 0 or n > max_length or not PyUnicode_IS_ASCII(ref) or not PyUnicode_IS_ASCII(base):
+        return None
+    r = <const unsigned char *> PyUnicode_DATA(ref)
+    b = <const unsigned char *> PyUnicode_DATA(base)
+    if r[0] == 0x3f or r[0] == 0x23 or r[0] == 0x2e:  # "?", "#", "."
+        return None
+    for i in range(n):
+        c = r[i]
+        if _unsafe(c) or _dot_segment_at(r, i, n):
+            return None
+        if c == 0x3a and (i < 11 or first_slash < 0):  # ":" near the start: a scheme, maybe
+            return None
+        if c == 0x2f and first_slash < 0:
+            first_slash = i
+    cut = m  # the base without its query and fragment
+    for i in range(m):
+        if b[i] == 0x3f or b[i] == 0x23:
+            cut = i
+            break
+    for i in range(cut - 2):
+        if b[i] == 0x3a and b[i + 1] == 0x2f and b[i + 2] == 0x2f:
+            scheme_end = i
+            break
+    if scheme_end < 0:
+        return None
+    if n >= 2 and r[1] == 0x2f and r[0] == 0x2f:  # "//host/p"
+        i = 2
+        while i < n and r[i] != 0x2f and r[i] != 0x3f and r[i] != 0x23:
+            i += 1
+        if not _host_ok(r, 2, i):
+            return None
+        url = base[:scheme_end] + ":" + ref
+    else:
+        for i in range(scheme_end + 3, cut):
+            if b[i] == 0x2f:
+                path_start = i
+                break
+        if path_start < 0:
+            url = base[:cut] + ref if r[0] == 0x2f else base[:cut] + "/" + ref
+        else:
+            for i in range(path_start, cut):
+                if _unsafe(b[i]) or _dot_segment_at(b, i, cut):
+                    return None
+                if b[i] == 0x2f:
+                    last_slash = i
+            url = base[:path_start] + ref if r[0] == 0x2f else base[: last_slash + 1] + ref
+    return url if PyUnicode_GET_LENGTH(url) <= max_length else None
+
+
+def resolve_fast(str base, str ref, Py_ssize_t max_length):
+    """``urls.resolve(base, ref)``'s URL where :func:`plain_url` or :func:`join_simple`
+    answers; ``None`` where Python must decide."""
+    url = plain_url(ref, max_length)
+    return join_simple(base, ref, max_length) if url is None else url

@@ -9,15 +9,18 @@ result from the compiled pass in ``_dom.pyx`` (one parse, one walk, no tree edit
 times faster.
 """
 
-import hashlib
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 
 from selectolax.lexbor import LexborHTMLParser
 
 from vlcurate.pipeline.extract.urls import base_url, image_url
 from vlcurate.schemas.extract import IMAGE_NO_ALT
+
+try:  # CPython's own MD5: the same digests as hashlib's (OpenSSL's), at half the cost per call
+    from _md5 import md5
+except ImportError:  # a Python built without its own hashes
+    from hashlib import md5
 
 try:  # built by `make venv` (setup.py); without it every page takes the Python path
     from vlcurate.pipeline.extract import _dom
@@ -52,7 +55,7 @@ def clean_text(text: str, max_chars: int | None = None) -> str:
 
 def pair_uid(caption: str, url: str) -> str:
     """cc2dataset's uid: md5 of alt text + URL."""
-    return hashlib.md5((caption + url).encode("utf-8", "surrogatepass")).hexdigest()
+    return md5((caption + url).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _dimension(value: str | None) -> int | None:
@@ -72,7 +75,7 @@ class PageContent:
     lang: str | None
     pairs: list[dict]  # url, caption, width, height, position, uid
     nodes: list[tuple]  # ("text", text, None, None) or ("image", None, url, alt)
-    image_drops: Counter = field(default_factory=Counter)
+    image_drops: dict = field(default_factory=dict)  # reason -> images
     images_seen: int = 0
 
 
@@ -106,7 +109,9 @@ def extract_page_compiled(
     page = _dom.ParsedPage(html)
     lang, title, base_href, images = page.head()
     base = base_url(page_url, base_href)
-    pairs, drops, resolved = _pairs(images, base, max_alt_chars, max_url_length)
+    pairs, drops, resolved = _dom.image_pairs(
+        images, base, max_alt_chars, max_url_length, _dimension
+    )
     return _content(lang, title, pairs, page.document(resolved), drops, len(images))
 
 
@@ -128,17 +133,17 @@ def _pairs(images: list, base: str, max_alt_chars: int, max_url_length: int):
     """``(attributes, picture_srcsets)`` of every image element on the page -> pair rows, the
     reasons of those without a pair, and per image ``(url, alt)`` if it has a usable URL, else
     ``None`` (for the document pass)."""
-    pairs, drops, resolved = [], Counter(), []
+    pairs, drops, resolved = [], {}, []
     for position, (attrs, extra) in enumerate(images):
         url, reason = image_url(attrs, base, extra or (), max_url_length)
         if url is None:
-            drops[reason] += 1
+            drops[reason] = drops.get(reason, 0) + 1
             resolved.append(None)
             continue
         alt = clean_text(attrs.get("alt") or "", max_alt_chars)
         resolved.append((url, alt))
         if not alt:
-            drops[IMAGE_NO_ALT] += 1
+            drops[IMAGE_NO_ALT] = drops.get(IMAGE_NO_ALT, 0) + 1
             continue
         pairs.append(
             {

@@ -1,7 +1,6 @@
 """One WARC file's response records -> page rows (pairs and one document each), with every
 record accounted for: kept, or dropped with a reason. Nothing here raises on bad input."""
 
-import hashlib
 from urllib.parse import urlsplit
 
 import fsspec
@@ -9,7 +8,7 @@ import pyarrow as pa
 from fastwarc.warc import WarcRecordType
 
 from vlcurate.pipeline.extract.config import ExtractConfig
-from vlcurate.pipeline.extract.page import _dom, extract_page, extract_page_compiled
+from vlcurate.pipeline.extract.page import _dom, extract_page, extract_page_compiled, md5
 from vlcurate.pipeline.extract.payload import decode_content, decode_html, html_verdict
 from vlcurate.pipeline.extract.urls import _urls
 from vlcurate.pipeline.extract.warc import WarcRecords
@@ -189,14 +188,15 @@ def _rows(page, page_url: str, codec: str, record, offset: int, warc_url: str, s
     images = stats.tally("images")
     images.kept += len(page.pairs)
     images.seen += page.images_seen
-    images.dropped.update(page.image_drops)
+    if page.image_drops:
+        images.dropped.update(page.image_drops)
     record_id = record.record_id
     provenance = {"warc_path": warc_url, "warc_record_id": record_id, "warc_offset": offset}
     common = {"page_url": page_url, "page_lang": page.lang, "source": SOURCE_WARC, **provenance}
     for pair in page.pairs:
         pair.update(common)
     doc = {
-        "doc_id": hashlib.md5(record_id.encode()).hexdigest(),
+        "doc_id": md5(record_id.encode()).hexdigest(),
         "page_url": page_url,
         "title": page.title,
         "page_lang": page.lang,

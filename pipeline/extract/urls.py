@@ -29,7 +29,7 @@ _HOST = re.compile(r"(?:[\w.~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(?::\d{0,5})?")
 # What only urljoin handles: controls, spaces, "\\" (_UNSAFE), and dot segments (_DOT_SEGMENT).
 # Two patterns, the second tried only where "/." occurs: a plain class scans several times faster.
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
-_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:[/?#]|$)")  # a segment ends at "/", "?", "#" or the end
 
 
 _SEPARATORS = re.compile(r"[\s,]*")
@@ -85,8 +85,8 @@ def parse_srcset(srcset: str) -> str | None:
 
 def resolve(base: str, ref: str, max_length: int = 2048) -> tuple[str | None, str | None]:
     """Resolve ``ref`` against ``base``. Returns ``(url, None)`` or ``(None, reason)``."""
-    if _urls is not None and _urls.plain_url(ref, max_length) is not None:
-        return ref, None  # the first rule below, in C: most image URLs are absolute already
+    if _urls is not None and (url := _urls.resolve_fast(base, ref, max_length)) is not None:
+        return url, None  # the first rule below, or a common relative form, in C
     ref = ref.strip()
     if not ref:
         return None, IMAGE_NO_URL
@@ -122,9 +122,12 @@ def _needs_join(ref: str) -> bool:
 
 def _join_simple(base: str, ref: str) -> str | None:
     """Resolve the common relative forms without urljoin: ``//host/p``, ``/p`` and ``p``
-    (no dot segments, query-only or fragment-only refs). ``None`` means: use urljoin."""
+    (no dot segments, query-only or fragment-only refs). The base's query and fragment are
+    not part of the result (RFC 3986, 5.2.2); a base path with dot segments goes to urljoin,
+    which removes them. ``None`` means: use urljoin."""
     if _needs_join(ref) or ref[0] in "?#." or ":" in ref.split("/", 1)[0]:
         return None
+    base = base.split("?", 1)[0].split("#", 1)[0]
     scheme_end = base.find("://")
     if scheme_end < 0:
         return None
@@ -132,12 +135,13 @@ def _join_simple(base: str, ref: str) -> str | None:
         host = ref[2:].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
         return base[:scheme_end] + ":" + ref if _HOST.fullmatch(host) else None
     path_start = base.find("/", scheme_end + 3)
-    if ref[0] == "/":
-        return (base if path_start < 0 else base[:path_start]) + ref
     if path_start < 0:
-        return base + "/" + ref
-    directory = base.split("?", 1)[0].split("#", 1)[0]
-    return directory[: directory.rfind("/") + 1] + ref
+        return base + ref if ref[0] == "/" else base + "/" + ref
+    if _needs_join(base[path_start:]):
+        return None
+    if ref[0] == "/":
+        return base[:path_start] + ref
+    return base[: base.rfind("/") + 1] + ref
 
 
 def base_url(page_url: str, base_href: str | None) -> str:

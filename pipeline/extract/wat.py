@@ -54,7 +54,6 @@ except ImportError:  # pragma: no cover - orjson is a dependency; json gives the
     _loads = json.loads
 
 _IMG = "IMG@/src"
-_NO_SIZE = {"width": None, "height": None}  # a WAT has no <img width>/<img height>
 
 
 def is_wat(path: str) -> bool:
@@ -71,7 +70,7 @@ def extract_wat(wat_url: str, config, stats: StageStats):
     """
 
     def read(record, offset: int):
-        if record.record_type != WarcRecordType.metadata or not _json_type(record):
+        if record.record_type != WarcRecordType.metadata:
             return OTHER, None, False
         return _read_record(record, offset, wat_url, config, stats)
 
@@ -85,18 +84,24 @@ def _json_type(record) -> bool:
 
 def _read_record(record, offset: int, wat_url: str, config, stats: StageStats):
     """One metadata record -> ``(reason, pair_rows, truncated)``; reason ``None`` when kept,
-    ``OTHER`` when it describes no response."""
+    ``OTHER`` when it describes no response or is not JSON by its Content-Type.
+
+    The Content-Type is asked only before a verdict other than ``OTHER`` (a header lookup
+    costs as much as a small JSON parse, and two records in three describe no response);
+    a record that is not JSON still ends as ``OTHER`` with no damage reported, as if the
+    Content-Type had been asked first.
+    """
     reason, raw, truncated = read_body(record, config)
     if reason:
-        return reason, None, truncated
+        return (reason, None, truncated) if _json_type(record) else (OTHER, None, False)
     try:
         envelope = _loads(raw)["Envelope"]
         warc = envelope["WARC-Header-Metadata"]
         kind = warc.get("WARC-Type")
     except Exception:  # ValueError (incl. bad UTF-8), KeyError, TypeError, RecursionError
-        return BAD_JSON, None, truncated
-    if kind != "response":
-        return OTHER, None, truncated
+        return (BAD_JSON, None, truncated) if _json_type(record) else (OTHER, None, False)
+    if kind != "response" or not _json_type(record):
+        return OTHER, None, truncated and _json_type(record)
     try:
         reason, rows = _response(envelope, warc, record, offset, wat_url, config, stats)
     except (AttributeError, KeyError, TypeError, ValueError):  # an Envelope of the wrong shape
@@ -129,6 +134,8 @@ def _response(envelope: dict, warc: dict, record, offset: int, wat_url: str, con
         "warc_record_id": record_id or record.record_id,
         "warc_offset": offset,
         "source": SOURCE_WAT,
+        "width": None,
+        "height": None,
     }
     pairs, drops, seen = _link_pairs(html.get("Links") or (), base, config, provenance)
     tally = stats.tally("images")
@@ -144,6 +151,7 @@ def _link_pairs(links, base: str, config, provenance: dict):
     :func:`page._pairs` for a WAT, whose images have nothing but a URL and an alt text: no
     srcset or lazy-loading attribute, no width or height. So the URL is ``src`` resolved (what
     ``image_url`` gives for ``{"src": url}``), without the per-image attribute dict.
+    ``provenance`` holds the page's columns, ``width`` and ``height`` (None) among them.
     """
     pairs, drops, position = [], Counter(), -1
     max_alt, max_url = config.max_alt_chars, config.max_url_length
@@ -155,9 +163,9 @@ def _link_pairs(links, base: str, config, provenance: dict):
         url, reason = resolve(base, src, max_url) if src and isinstance(src, str) else (None, None)
         alt = url and clean_text(_text(link.get("alt")), max_alt)
         if alt:
-            uid = pair_uid(alt, url)
-            row = {"uid": uid, "url": url, "caption": alt, "position": position}
-            pairs.append({**row, **_NO_SIZE, **provenance})
+            row = {"uid": pair_uid(alt, url), "url": url, "caption": alt, "position": position}
+            row.update(provenance)  # with width and height None: a WAT has no <img width>
+            pairs.append(row)
         else:
             drops[IMAGE_NO_ALT if url else reason or IMAGE_NO_URL] += 1
     return pairs, drops, position + 1

@@ -1,6 +1,7 @@
 """The compiled document pass (``_dom.pyx``) against the Python path, page for page: the real
 WARC pages, hostile markup, and a few thousand generated pages."""
 
+import functools
 import random
 import sys
 from pathlib import Path
@@ -290,3 +291,83 @@ def test_page_url_by_c_equals_urlsplit():
     for target in _random_strings(pieces, 50_000, 8, prefixes, 0.6):
         expected = _by_python(records, records._page_url, target)
         assert records._page_url(target) == expected, repr(target)
+
+
+_JOIN_PIECES = [
+    "//", "/", "/", "a", "Z", "9", ".", "..", "./", "../", "?", "#", ":", "?q=1", "#f", "h.com",
+    "[::1]", ":8080", "%20", "_", "-", "~", " ", "\t", "\\", "\x7f", "\u00e9", "@", "=", "x" * 20,
+    "http:", "data:", "https://",
+]  # fmt: skip
+_BASES = [
+    "https://example.com/a/page.html", "https://example.com", "http://e.org:8080/x/y/",
+    "https://example.com?q=1", "https://example.com/p#a/b", "https://example.com/d/p?x=/y",
+    "https://example.com/x/../y/p", "https://example.com/./p", "http://[::1]/a", "https://\u00e9.fr/a/b",
+    "http://example.com/a b/c", "no-scheme/path",
+]  # fmt: skip
+
+
+def test_join_simple_is_resolve_where_it_answers():
+    from vlcurate.pipeline.extract import urls
+
+    answered = 0
+    for i, ref in enumerate(_random_strings(_JOIN_PIECES, 60_000, 6)):
+        base, max_length = _BASES[i % len(_BASES)], (2048, 40)[i % 2]
+        compiled = _urls.join_simple(base, ref, max_length)
+        if compiled is not None:
+            answered += 1
+            resolve = functools.partial(urls.resolve, base, max_length=max_length)
+            assert (compiled, None) == _by_python(urls, resolve, ref), (base, ref)
+    assert answered > 3_000
+
+
+def test_join_simple_agrees_with_urljoin_but_keeps_empty_segments():
+    """Where ``_join_simple`` answers, urljoin gives the same URL, except that urljoin also
+    merges the empty path segments of ``a//b`` and drops an empty query or fragment (``p?``,
+    ``p#``); RFC 3986 keeps both, and so do browsers."""
+    from urllib.parse import urljoin
+
+    from vlcurate.pipeline.extract.urls import _join_simple
+
+    pieces = [p for p in _JOIN_PIECES if p.isascii() and p.strip() == p and p != "\\"]
+    for i, ref in enumerate(_random_strings(pieces, 30_000, 6)):
+        base = _BASES[i % 10]
+        joined = _join_simple(base, ref) if ref else None
+        empty_part = ref.endswith(("?", "#")) or "?#" in ref
+        if joined is not None and "//" not in ref.lstrip("/") and not empty_part:
+            assert joined == urljoin(base, ref), (base, ref)
+
+
+def test_the_base_query_and_dot_segments_do_not_leak_into_relative_urls():
+    from vlcurate.pipeline.extract.urls import resolve
+
+    assert resolve("https://example.com?page=2", "i.png") == ("https://example.com/i.png", None)
+    assert resolve("https://example.com#top", "/i.png") == ("https://example.com/i.png", None)
+    assert resolve("https://e.com/x/../y/p", "i.png") == ("https://e.com/y/i.png", None)
+    assert resolve("https://e.com/a/", "/.?v=2") == ("https://e.com/?v=2", None)  # "." then "?"
+
+
+def test_dimension_by_c_is_python_where_it_answers():
+    pieces = ["1", "0", "9", "px", "PX", "pX", " ", "\t", "\x1c", "\x0b", "%", ".", "-", "+",
+              "\u00b2", "\u0661", "\u00a0", "e", "x"]  # fmt: skip
+    for value in _random_strings(pieces, 50_000, 6):
+        found = _dom.dimension(value)
+        if found is not False:
+            assert found == page_module._dimension(value), repr(value)
+    assert _dom.dimension("1234567890") is None and _dom.dimension(" 300 Px ") == 300
+
+
+def test_image_pairs_is_page_pairs_on_random_images():
+    rng = random.Random(20)
+    names = ["src", "srcset", "alt", "width", "height", "data-src", "data-srcset", "data-lazy"]
+    values = [
+        "https://cdn.example.com/i.jpg", "/i.png", "i.png", "//cdn.e.org/x.webp", "data:x",
+        "a.jpg 300w, b.jpg 900w", "a.jpg 2x, b.jpg", "c.jpg 1.5x%2C d.jpg", "", " ",
+        "Alt  text\n here", "\u00e9t\u00e9 \u00a0 caption", "x" * 40, "300", "50%", "\u00b2", None,
+    ]  # fmt: skip
+    for _ in range(3_000):
+        attrs = {n: rng.choice(values) for n in rng.sample(names, rng.randint(0, 5))}
+        extra = rng.choice([None, [], ["p.jpg 800w", ""], [""]])
+        images = [(attrs, extra)] * rng.randint(1, 3)
+        for base in ("https://example.com/a/page.html", "https://example.com?q=1"):
+            expected = page_module._pairs(images, base, 12, 60)
+            assert _dom.image_pairs(images, base, 12, 60, page_module._dimension) == expected

@@ -160,9 +160,10 @@ def test_the_wat_link_loop_equals_the_page_path(seed):
             if rng.random() < 0.8:
                 link["alt"] = rng.choice(["", " ", "a dog", "x\x00 y\n z", "long " * 5, None])
             links.append(link)
+        provenance = {"source": "wat", "width": None, "height": None}  # as _response gives it
         for base in ("http://example.com/d/p.html", "https://h.example"):
-            fast = wat._link_pairs(links, base, config, {"source": "wat"})
-            assert fast == reference(links, base, config, {"source": "wat"})
+            fast = wat._link_pairs(links, base, config, provenance)
+            assert fast == reference(links, base, config, provenance)
 
 
 @pytest.mark.spark
