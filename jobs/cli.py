@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from vlcurate.jobs import compare as compare_job
-from vlcurate.jobs import demo, docs, download, evaluate, extract, miniweb, run, score
+from vlcurate.jobs import demo, docs, download, evaluate, extract, metadata, miniweb, run, score
+from vlcurate.jobs import export as export_job
 from vlcurate.jobs import filter as filter_job
 from vlcurate.jobs import selection as select_job
 from vlcurate.jobs import train as train_job
@@ -21,11 +22,13 @@ COMMANDS = {
     "download": (download, "candidates -> WebDataset shards via img2dataset, unsafe URLs dropped"),
     "score": (score, "shards -> CLIP scores and embeddings, NSFW, watermark, faces, pHash"),
     "select": (select_job, "shards + scores -> final shards: recipe thresholds, dedup, report"),
+    "export": (export_job, "final shards -> a LAION-style release: URL/TEXT/score parquet"),
     "run": (run, "the whole road: extract -> filter -> download -> score -> select, resumable"),
     "docs": (docs, "interleaved documents: OBELICS / mmc4 node, document and image-URL filters"),
     "train": (train_job, "train a CLIP (DDP under torchrun) or a Frozen-style model on shards"),
     "eval": (evaluate, "CLIP retrieval and zero-shot; few-shot ICL episodes (Frozen protocol)"),
     "compare": (compare_job, "recipes side by side: select, train a CLIP on each, evaluate"),
+    "metadata": (metadata, "MetaCLIP metadata: build the offline entry list (WordNet + wordfreq)"),
     "miniweb": (miniweb, "build (and serve on 127.0.0.1) a synthetic crawl with known truth"),
     "demo": (
         demo,

@@ -19,10 +19,12 @@ import sys
 from functools import partial
 
 from vlcurate.jobs import spark as spark_util
+from vlcurate.jobs.balance import balance as metaclip_balance
 from vlcurate.jobs.spark import SparkExecutor
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.filters.apply import ANNOTATED_SCHEMA
 from vlcurate.pipeline.filters.dedup import Dedup, mark_duplicates
+from vlcurate.pipeline.filters.metaclip import find_balance
 from vlcurate.pipeline.filters.stage import DROPPED, PAIRS, FilterStage, format_summary, pairs_files
 from vlcurate.pipeline.recipe import Recipe, RecipeError, bundled_recipes, load_recipe
 from vlcurate.pipeline.stage import OutputError, run_stage
@@ -44,9 +46,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
-def spark_dedup(annotated, dedup: Dedup, output, master=None, dropped=False, partitions=None):
-    """The corpus-wide pass: duplicates marked over every annotated file, ``pairs/`` (and
-    ``dropped/``) written; returns the rows per drop_reason."""
+def spark_dedup(annotated, dedup: Dedup, output, master=None, dropped=False, partitions=None, **kw):
+    """The corpus-wide pass: duplicates marked over every annotated file, then MetaCLIP's draw
+    if ``kw["balance"]`` is a rule; ``pairs/`` (and ``dropped/``) written; rows per reason."""
     from pyspark import StorageLevel
 
     spark = spark_util.session("curate-filter", master)
@@ -57,7 +59,11 @@ def spark_dedup(annotated, dedup: Dedup, output, master=None, dropped=False, par
         else spark.createDataFrame([], schema)
     )
     rows = mark_duplicates(rows, dedup).persist(StorageLevel.MEMORY_AND_DISK)
+    persisted = [rows]
     try:
+        if kw.get("balance") is not None:
+            rows, _ = metaclip_balance(spark, rows, kw["balance"])
+            persisted.append(rows.persist(StorageLevel.MEMORY_AND_DISK))
         counts = {
             r["drop_reason"]: r["count"] for r in rows.groupBy("drop_reason").count().collect()
         }
@@ -68,7 +74,8 @@ def spark_dedup(annotated, dedup: Dedup, output, master=None, dropped=False, par
         if dropped:
             rows.filter(rows.drop_reason.isNotNull()).write.parquet(storage.join(output, DROPPED))
     finally:
-        rows.unpersist()
+        for frame in persisted:
+            frame.unpersist()
     return counts
 
 
@@ -84,6 +91,7 @@ def run(
     """Filter ``input_url`` into ``output``; returns the stats (also in stats.json)."""
     output = storage.absolute(output)
     dedup = partial(spark_dedup, master=master, dropped=write_dropped, partitions=partitions)
+    dedup = partial(dedup, balance=find_balance(recipe.filters))
     inputs = pairs_files(storage.absolute(input_url))
     stage = FilterStage(inputs, output, recipe.rules, recipe.dedup, dedup, recipe.source)
     return run_stage(stage, SparkExecutor(master, progress=progress))

@@ -3,7 +3,8 @@
 Accounting unit: one input pair row (a row of the extract stage's ``pairs/``). Every row is
 kept, or dropped with exactly one reason: the *first* rule, in the recipe's order, that
 rejects it. Exact deduplication runs after every per-row rule, over the rows still kept, so a
-duplicate is only counted as one when its first copy survived the rules.
+duplicate is only counted as one when its first copy survived the rules. MetaCLIP balancing's
+draw runs last, over the rows the dedup kept.
 ``in == kept + sum(dropped.values())`` always holds in ``stats.json``.
 """
 
@@ -36,6 +37,8 @@ DECLARED_TOO_SMALL = "declared_size_too_small"  # width/height attributes below 
 # --- language ---------------------------------------------------------------------------------
 LANGUAGE_NOT_WANTED = "language_not_wanted"
 LANGUAGE_UNCERTAIN = "language_uncertain"  # top language's confidence below the minimum
+# not a reason: the ``language`` of a caption kept although no language scored nolang_below
+NOLANG = "nolang"  # (LAION-5B's no-language subset, laion1B-nolang)
 # --- Conceptual Captions text rules ----------------------------------------------------------
 LOWERCASE_START = "lowercase_start"  # the first word is lower-case
 TOO_MANY_CAPITALS = "too_many_capitals"  # more capitalised words than the maximum share
@@ -43,12 +46,16 @@ TOKEN_REPETITION = "token_repetition"  # one word is too large a share of the ca
 LOW_UNIQUE_RATIO = "low_unique_ratio"  # too few distinct words
 OUT_OF_VOCABULARY = "out_of_vocabulary"  # words outside the English vocabulary
 PROFANITY = "profanity"  # a word of the profanity list
+EXTREME_SENTIMENT = "extreme_sentiment"  # VADER's compound polarity beyond the maximum
 POS_STRUCTURE = "pos_structure"  # lacks the determiner/noun/preposition (or noun/verb) structure
 NOUN_RATIO = "noun_ratio"  # nouns are too large a share of the words
 RARE_ENTITY_TYPE = "rare_entity_type"  # names an entity of a type the recipe drops
 # --- exact deduplication (after all rules) ----------------------------------------------------
 DUPLICATE_UID = "duplicate_uid"  # same md5(caption + url) as an earlier kept row
 DUPLICATE_URL = "duplicate_url"  # the URL already has max_per_url earlier kept rows
+# --- MetaCLIP balancing (metaclip_balance) ---------------------------------------------------
+METACLIP_NO_MATCH = "metaclip_no_entry"  # the caption matches no metadata entry (a rule)
+METACLIP_SAMPLED_OUT = "metaclip_sampled_out"  # after dedup: the per-uid draw left it out
 
 CANDIDATE_SCHEMA = pa.schema(
     [

@@ -3,7 +3,8 @@
 Accounting unit: one sample of the score stage (one row of ``scores/``). Each is kept, and
 written to a final shard, or dropped with the first reason below that applies, in this order:
 the score stage's decode status, the recipe's rules, then near-duplicate removal among the
-samples the rules kept. ``in == kept + sum(dropped.values())`` in ``stats.json``.
+samples the rules kept, then MetaCLIP balancing (when the recipe asks).
+``in == kept + sum(dropped.values())`` in ``stats.json``.
 
 ``selection.parquet`` holds every sample with its reason (null when kept), the sample it
 duplicates, and where it went: the sink for inspecting what was dropped.
@@ -17,6 +18,9 @@ SCHEMA_VERSION = "select/1"
 # the score stage's decode statuses (schemas/score.py) come first: empty_file, decode_error,
 # too_large
 LANGUAGE = "language"  # the caption's language is not one the recipe keeps
+# not a reason: in ``select.languages``, any identified language but English (LAION's
+# laion2B-multi); the filter stage's ``nolang`` (schemas/filter.py) names the no-language subset
+MULTILINGUAL = "multilingual"
 IMAGE_TOO_SMALL = "image_too_small"  # the original image's shorter side is under min_side
 ASPECT_RATIO = "aspect_ratio"  # the original image's long/short side ratio is over the maximum
 CLIP_SIMILARITY = "clip_similarity"  # under clip_min, or outside the top clip_top_fraction
@@ -29,6 +33,10 @@ DUPLICATE_SEMANTIC = "duplicate_semantic"  # CLIP image embedding within the cos
 
 RULE_REASONS = (LANGUAGE, IMAGE_TOO_SMALL, ASPECT_RATIO, CLIP_SIMILARITY, NSFW, WATERMARK, FACES)
 DEDUP_REASONS = (DUPLICATE_EXACT, DUPLICATE_PHASH, DUPLICATE_SEMANTIC)
+# MetaCLIP balancing (select.balance), last, over the samples the dedup kept
+METACLIP_NO_MATCH = "metaclip_no_entry"  # the caption matches no metadata entry
+METACLIP_SAMPLED_OUT = "metaclip_sampled_out"  # the per-uid draw left it out
+BALANCE_REASONS = (METACLIP_NO_MATCH, METACLIP_SAMPLED_OUT)
 
 SELECTION_COLUMNS = [  # beside the score columns, in selection.parquet
     ("shard", pa.string()),  # input shard name (NNNNN)

@@ -1,6 +1,6 @@
 """Conceptual Captions' text rules (Sharma et al., ACL 2018, section 3): boilerplate cropping,
 capitalisation, token repetition, vocabulary coverage, profanity, and the part-of-speech
-structure a descriptive caption has (spaCy). Sentiment and hypernymisation are not here yet."""
+structure a descriptive caption has (spaCy). Sentiment: sentiment.py; hypernyms: hypernym.py."""
 
 import re
 from collections import Counter

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from vlcurate.pipeline.config import ConfigError
 from vlcurate.pipeline.filters.base import Filter
 from vlcurate.pipeline.verdict import Verdict, first_reason
-from vlcurate.schemas.filter import LANGUAGE_NOT_WANTED, LANGUAGE_UNCERTAIN
+from vlcurate.schemas.filter import LANGUAGE_NOT_WANTED, LANGUAGE_UNCERTAIN, NOLANG
 
 _MODELS: dict[str, object] = {}  # one loaded model per path and worker process
 
@@ -36,7 +37,10 @@ def load_fasttext(path: str | None):
 @dataclass
 class Language(Filter):
     """Adds ``language`` and ``language_score`` (fastText's top label and its probability);
-    drops rows whose language is not wanted, or whose score is below ``min_score``."""
+    drops rows whose language is not wanted, or whose score is below ``min_score``. With
+    ``nolang_below``, a caption whose top score is below it is kept with ``language`` set to
+    ``nolang`` instead (LAION-5B's no-language subset, laion1B-nolang); ``keep`` may name
+    ``nolang`` like any code."""
 
     name = "language"
     reasons = (LANGUAGE_UNCERTAIN, LANGUAGE_NOT_WANTED)
@@ -45,6 +49,15 @@ class Language(Filter):
     )
     min_score: float = field(
         default=0.0, metadata={"help": "lower top-label confidence drops", "min": 0, "max": 1}
+    )
+    nolang_below: float | None = field(
+        default=None,
+        metadata={
+            "help": f"a lower top-label confidence labels the caption {NOLANG!r} (kept, not "
+            "dropped: LAION-5B's no-language subset); null: off",
+            "min": 0,
+            "max": 1,
+        },
     )
     model: str | None = field(
         default=None, metadata={"help": "a fastText .bin/.ftz path; default: bundled lid.176"}
@@ -57,6 +70,14 @@ class Language(Filter):
             "min": 1,
         },
     )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.nolang_below is not None and self.min_score > 0:
+            raise ConfigError(
+                f"{self.section}: give min_score (drops uncertain captions) or nolang_below "
+                f"(keeps them as {NOLANG!r}), not both"
+            )
 
     def setup(self):
         self._model = load_fasttext(self.model)
@@ -76,6 +97,9 @@ class Language(Filter):
             else:
                 scores[i] = 0.0
                 languages.append(None)
+        if self.nolang_below is not None:
+            for i in np.flatnonzero(scores < self.nolang_below):
+                languages[i] = NOLANG
         language = pa.array(languages, pa.string())
         score = pa.array(scores, pa.float32())
         rules = [(LANGUAGE_UNCERTAIN, scores < self.min_score)]

@@ -27,11 +27,17 @@ import pyarrow.parquet as pq
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.filters.apply import ANNOTATED_SCHEMA, Rules, annotate_batches
 from vlcurate.pipeline.filters.dedup import RULES, Dedup
+from vlcurate.pipeline.filters.metaclip import DRAW_RULE, find_balance
 from vlcurate.pipeline.stage import Stage, Unit
 from vlcurate.pipeline.stats import StageStats, Tally
 from vlcurate.pipeline.storage import InputError
 from vlcurate.schemas.extract import PAIR_SCHEMA
-from vlcurate.schemas.filter import DUPLICATE_UID, DUPLICATE_URL, SCHEMA_VERSION
+from vlcurate.schemas.filter import (
+    DUPLICATE_UID,
+    DUPLICATE_URL,
+    METACLIP_SAMPLED_OUT,
+    SCHEMA_VERSION,
+)
 
 STAGE = "filter"
 ANNOTATED = "_annotated"  # the units' outputs: every input row with its drop_reason
@@ -102,9 +108,11 @@ def count_reasons(reasons: pa.Array, tally: Tally) -> None:
 
 def add_duplicates(main: Tally, counts: dict) -> None:
     """Take the dedup pass's counts (rows per drop_reason over every annotated file) into the
-    units' merged tally: the duplicates move from kept to dropped; the rest must agree."""
+    units' merged tally: the duplicates (and the rows MetaCLIP's draw left out) move from kept
+    to dropped; the rest must agree."""
     counts = dict(counts)
-    duplicates = {r: counts.pop(r, 0) for r in (DUPLICATE_UID, DUPLICATE_URL)}
+    corpus_wide = (DUPLICATE_UID, DUPLICATE_URL, METACLIP_SAMPLED_OUT)
+    duplicates = {r: counts.pop(r, 0) for r in corpus_wide}
     rules = {r: n for r, n in counts.items() if r is not None}
     if counts.get(None, 0) + sum(duplicates.values()) != main.kept or rules != main.dropped:
         raise RuntimeError(
@@ -159,7 +167,9 @@ class FilterStage(Stage):
             "schema_version": SCHEMA_VERSION,
             "recipe": self.rules.ident,
             "recipe_source": self.source,
-            "rule_order": [f.name for f in filters] + list(RULES),
+            "rule_order": [f.name for f in filters]
+            + list(RULES)
+            + ([DRAW_RULE] if find_balance(filters) else []),
             "rules": {f.name: asdict(f) for f in filters},
             "dedup": asdict(self.dedup),
         }

@@ -7,7 +7,7 @@
       watermark_max: 0.8
       min_side: 200
       max_aspect_ratio: 3.0
-      languages: [en]
+      languages: [en]           # or nolang, or [multilingual]: LAION-5B's three subsets
       faces: keep                # keep, drop or blur
       dedup: {exact: true, phash_max_distance: 2, semantic_min_cosine: 0.95}
       samples_per_shard: 10000
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from vlcurate.pipeline.config import Config, ConfigError
+from vlcurate.pipeline.filters.metaclip import MetaclipBalance
 
 FACE_POLICIES = ("keep", "drop", "blur")
 INDEXES = ("auto", "flat", "ivf")
@@ -89,13 +90,21 @@ class SelectConfig(Config):
         default=None, metadata={"help": "long side / short side of the original image", "min": 1}
     )
     languages: list[str] | None = field(
-        default=None, metadata={"help": "caption languages kept; null: any"}
+        default=None,
+        metadata={
+            "help": "caption languages kept: ISO 639 codes, nolang (no confident language), "
+            "multilingual (any identified language but en); null: any"
+        },
     )
     faces: str = field(
         default="keep",
         metadata={"help": "images with faces: keep, drop or blur", "choices": FACE_POLICIES},
     )
     dedup: ImageDedup = field(default_factory=ImageDedup)
+    balance: MetaclipBalance | None = field(
+        default=None,
+        metadata={"help": "MetaCLIP balancing, last: {metadata, t or tail_fraction, seed}"},
+    )
     samples_per_shard: int = field(
         default=10_000, metadata={"help": "samples per final shard", "min": 1}
     )
@@ -103,6 +112,10 @@ class SelectConfig(Config):
     def __post_init__(self):
         if isinstance(self.dedup, dict):
             self.dedup = ImageDedup(**self.dedup)
+        if isinstance(self.balance, dict):
+            self.balance = MetaclipBalance(**self.balance)
+        if isinstance(self.languages, str):
+            self.languages = [self.languages]  # `languages: nolang` is `languages: [nolang]`
         super().__post_init__()
         if self.clip_top_fraction is not None and self.clip_top_fraction <= 0:
             raise ConfigError(

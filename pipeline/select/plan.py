@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from vlcurate.pipeline.select import dedup, inputs, rules
+from vlcurate.pipeline.select import balance, dedup, inputs, rules
 from vlcurate.pipeline.select.config import SelectConfig
 from vlcurate.schemas import select as reasons
 
@@ -51,6 +51,8 @@ def select_samples(
     reason = np.array(reason, dtype=object)
     rank = ranking(table, clip_column)
     duplicate_of = remove_duplicates(table, scores, reason, rank, config, semantic)
+    if config.balance is not None:  # MetaCLIP balances last
+        facts.update(balance.balance_kept(table, reason, config.balance))
     table = lay_out(table, reason, duplicate_of, rank, config.samples_per_shard)
     return Selection(table, facts, clip_column, config.samples_per_shard)
 

@@ -15,6 +15,7 @@ from vlcurate.pipeline.select.config import SelectConfig
 from vlcurate.pipeline.verdict import Verdict, first_reason
 from vlcurate.schemas import score as score_schema
 from vlcurate.schemas import select as reasons
+from vlcurate.schemas.filter import NOLANG
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,22 @@ class Bound:
 
 @dataclass(frozen=True)
 class Languages:
+    """Keeps a caption whose ``language`` (the filter stage's) is one of ``keep``: ISO 639
+    codes, ``nolang`` (LAION-5B's no-language subset, labelled by the filter's
+    ``nolang_below``) and ``multilingual`` (any identified language but English, LAION's
+    laion2B-multi). A caption without a language (no language rule ran) is in none of them."""
+
     keep: tuple[str, ...]
 
     def judge(self, batch: pa.Table) -> Verdict:
-        language = np.array(batch["language"].to_pylist(), dtype=object)
-        return Verdict(
-            first_reason(batch.num_rows, (reasons.LANGUAGE, ~np.isin(language, self.keep)))
+        language = batch["language"].to_pylist()
+        named = set(self.keep) - {reasons.MULTILINGUAL}
+        multi = reasons.MULTILINGUAL in self.keep
+        not_multi = {None, "en", NOLANG}
+        wanted = np.array(
+            [code in named or (multi and code not in not_multi) for code in language], dtype=bool
         )
+        return Verdict(first_reason(batch.num_rows, (reasons.LANGUAGE, ~wanted)))
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ def test_recipes_on_extracted_pairs(extracted, tmp_path, recipe):
         by_reason[reason] = by_reason.get(reason, 0) + 1
     assert by_reason == stats["dropped"]
     assert len(set(kept.column("uid").to_pylist())) == kept.num_rows  # no duplicate uid survives
-    assert set(kept.column("recipe").to_pylist()) == {f"{recipe}/1"}
-    expected_kept = {"laion": 96, "datacomp-basic": 56, "cc3m": 7}[recipe]  # README's funnel
+    assert set(kept.column("recipe").to_pylist()) == {f"{recipe}/{load_recipe(recipe).version}"}
+    expected_kept = {"laion": 124, "datacomp-basic": 56, "cc3m": 7}[recipe]  # README's funnel
     assert stats["kept"] == expected_kept
 
 

@@ -26,7 +26,7 @@ BAD_SELECT = [
     ({"samples_per_shard": "many"}, "select.samples_per_shard: 'many' is not allowed"),
     ({"min_side": -3}, "select.min_side: -3 is not allowed (an integer >= 1, or null)"),
     ({"max_aspect_ratio": 0.5}, "select.max_aspect_ratio: 0.5 is not allowed (a number >= 1"),
-    ({"languages": "en"}, "select.languages: 'en' is not allowed (a list of text or null)"),
+    ({"languages": 3}, "select.languages: 3 is not allowed (a list of text or null)"),
     ({"faces": "hide"}, "select.faces: 'hide' is not allowed (one of keep, drop, blur)"),
     ({"clip_min": 0.2, "clip_top_fraction": 0.3}, "select: give clip_min or clip_top_fraction"),
 ]
