@@ -2,8 +2,9 @@
 
 Accounting unit: one sample of the score stage (one row of ``scores/``). Each is kept, and
 written to a final shard, or dropped with the first reason below that applies, in this order:
-the score stage's decode status, the recipe's rules, then near-duplicate removal among the
-samples the rules kept, then MetaCLIP balancing (when the recipe asks).
+the score stage's decode status, a match with an eval image (``select.decontaminate``), the
+recipe's rules, DataComp's image-based filter (``select.image_filter``), then near-duplicate
+removal among the samples the rules kept, then MetaCLIP balancing (when the recipe asks).
 ``in == kept + sum(dropped.values())`` in ``stats.json``.
 
 ``selection.parquet`` holds every sample with its reason (null when kept), the sample it
@@ -17,6 +18,7 @@ SCHEMA_VERSION = "select/1"
 # --- drop reasons, in the order they are tried ------------------------------------------------
 # the score stage's decode statuses (schemas/score.py) come first: empty_file, decode_error,
 # too_large
+EVAL_DUPLICATE = "eval_duplicate"  # near-duplicate of an eval image (pHash + CLIP, or CLIP)
 LANGUAGE = "language"  # the caption's language is not one the recipe keeps
 # not a reason: in ``select.languages``, any identified language but English (LAION's
 # laion2B-multi); the filter stage's ``nolang`` (schemas/filter.py) names the no-language subset
@@ -27,6 +29,8 @@ CLIP_SIMILARITY = "clip_similarity"  # under clip_min, or outside the top clip_t
 NSFW = "nsfw"  # nsfw_p over nsfw_max
 WATERMARK = "watermark"  # watermark_p over watermark_max
 FACES = "faces"  # faces found and the recipe's face policy is drop
+# DataComp's image-based filter: its nearest k-means centre is none a reference image is nearest
+IMAGE_CLUSTER_UNMATCHED = "image_cluster_unmatched"
 DUPLICATE_EXACT = "duplicate_exact"  # same sha256 of the downloaded bytes as a better sample
 DUPLICATE_PHASH = "duplicate_phash"  # pHash within the Hamming distance of a better sample
 DUPLICATE_SEMANTIC = "duplicate_semantic"  # CLIP image embedding within the cosine of a better one
@@ -46,3 +50,11 @@ SELECTION_COLUMNS = [  # beside the score columns, in selection.parquet
     ("final_shard", pa.string()),  # output shard name, kept samples only
     ("final_key", pa.string()),  # key in the output shard
 ]
+# with select.decontaminate: the eval image a sample matched (FILE:KEY or FILE#ROW), the pHash
+# distance (null: no pHash) and the CLIP image cosine; with select.image_filter: its cluster
+EVAL_COLUMNS = [
+    ("eval_match", pa.string()),
+    ("eval_phash_distance", pa.int32()),
+    ("eval_cosine", pa.float32()),
+]
+IMAGE_CLUSTER_COLUMN = ("image_cluster", pa.int32())

@@ -10,6 +10,8 @@
       languages: [en]           # or nolang, or [multilingual]: LAION-5B's three subsets
       faces: keep                # keep, drop or blur
       dedup: {exact: true, phash_max_distance: 2, semantic_min_cosine: 0.95}
+      image_filter: {reference: [imagenet/img_emb], centroids: 100000, seed: 0}
+      decontaminate: [evals/coco-val/, evals/flickr30k.npy]   # or {eval: [...], thresholds}
       samples_per_shard: 10000
 
 Every bound is inclusive on the kept side: a sample with ``clip >= clip_min``,
@@ -19,7 +21,7 @@ field is checked when the section is loaded (:class:`vlcurate.pipeline.config.Co
 out of its range fails with one line naming it, before any work.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 from vlcurate.pipeline.config import Config, ConfigError
@@ -60,6 +62,86 @@ class ImageDedup(Config):
         default=200_000, metadata={"help": "samples under which auto is flat", "min": 1}
     )
     nprobe: int = field(default=16, metadata={"help": "IVF lists searched per query", "min": 1})
+
+
+def _paths(value):
+    """``path`` is ``[path]``."""
+    return [value] if isinstance(value, str) else value
+
+
+def _nested(cls, value, name: str):
+    """A mapping of the recipe as ``cls``, its unknown keys named."""
+    if not isinstance(value, dict):
+        return value
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(f"select.{name}: unknown key {unknown[0]!r} (known: {sorted(known)})")
+    return cls(**value)
+
+
+@dataclass
+class ImageFilter(Config):
+    """DataComp's image-based filter: k-means over the pool's CLIP image embeddings; a sample is
+    kept when its nearest centre is the nearest centre of some reference image (DataComp:
+    100,000 centres, ImageNet-1k's training images, ViT-L/14)."""
+
+    section: ClassVar[str] = "select.image_filter"
+
+    reference: list[str] = field(
+        default_factory=list,
+        metadata={"help": "the reference images: WebDataset shards or CLIP embeddings (.npy)"},
+    )
+    centroids: int = field(
+        default=100_000, metadata={"help": "k-means centres (capped for small pools)", "min": 1}
+    )
+    points_per_centroid: int = field(
+        default=39,
+        metadata={
+            "help": "centres are capped at pool size / this (faiss wants 39 points a centre)",
+            "min": 1,
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "k-means seed: reruns give the same", "min": 0})
+
+    def __post_init__(self):
+        self.reference = _paths(self.reference)
+        super().__post_init__()
+        if not self.reference:
+            raise ConfigError("select.image_filter.reference: give one path or more")
+
+
+@dataclass
+class Decontaminate(Config):
+    """Drop pool samples whose image is a near-duplicate of an eval image, decided as the dedup
+    decides: pHash within ``phash_max_distance`` with CLIP image cosine ``>= phash_min_cosine``,
+    or cosine ``>= semantic_min_cosine`` (the only road for eval sets given as embeddings)."""
+
+    section: ClassVar[str] = "select.decontaminate"
+
+    eval: list[str] = field(
+        default_factory=list,
+        metadata={"help": "the eval images: WebDataset shards or CLIP embeddings (.npy)"},
+    )
+    phash_max_distance: int | None = field(
+        default=16, metadata={"help": "pHash Hamming distance; null: off", "min": 0, "max": 64}
+    )
+    phash_min_cosine: float | None = field(
+        default=0.9, metadata={"help": "CLIP image cosine a pHash pair needs too", **COSINE}
+    )
+    semantic_min_cosine: float | None = field(
+        default=0.95, metadata={"help": "CLIP image cosine alone; null: off", **COSINE}
+    )
+
+    def __post_init__(self):
+        self.eval = _paths(self.eval)
+        super().__post_init__()
+        if not self.eval:
+            raise ConfigError("select.decontaminate.eval: give one path or more")
+        if self.phash_max_distance is None and self.semantic_min_cosine is None:
+            raise ConfigError(
+                "select.decontaminate: phash_max_distance and semantic_min_cosine are both null"
+            )
 
 
 @dataclass
@@ -105,11 +187,23 @@ class SelectConfig(Config):
         default=None,
         metadata={"help": "MetaCLIP balancing, last: {metadata, t or tail_fraction, seed}"},
     )
+    image_filter: ImageFilter | None = field(
+        default=None,
+        metadata={"help": "DataComp's image-based filter: {reference, centroids, seed}"},
+    )
+    decontaminate: Decontaminate | None = field(
+        default=None,
+        metadata={"help": "eval sets whose near-duplicates are dropped: [paths] or {eval, ...}"},
+    )
     samples_per_shard: int = field(
         default=10_000, metadata={"help": "samples per final shard", "min": 1}
     )
 
     def __post_init__(self):
+        self.image_filter = _nested(ImageFilter, self.image_filter, "image_filter")
+        if isinstance(self.decontaminate, str | list):
+            self.decontaminate = {"eval": self.decontaminate}
+        self.decontaminate = _nested(Decontaminate, self.decontaminate, "decontaminate")
         if isinstance(self.dedup, dict):
             self.dedup = ImageDedup(**self.dedup)
         if isinstance(self.balance, dict):

@@ -72,6 +72,18 @@ def score_settings(scores: str, names: list[str]) -> dict:
     return settings
 
 
+def download_settings(shards: str, names: list[str]) -> dict | None:
+    """The settings the download stage's done marker of the first shard records (its image
+    size and resize mode: how the pool's pictures were framed), or None (shards made
+    elsewhere)."""
+    path = storage.join(shards, "_done", f"{names[0]}.json") if names else None
+    if path is None or not storage.exists(path):
+        return None
+    marker = json.loads(storage.read_text(path))
+    found = marker.get("settings")
+    return found if isinstance(found, dict) and "resize_mode" in found else None
+
+
 def inputs_digest(shards: str, scores: str, names: list[str]) -> str:
     """A digest of every input shard's done markers (img2dataset's ``NNNNN_stats.json``, the
     runner's ``_done/NNNNN.json``) and of its scores' marker: new or rescored inputs change it."""

@@ -1,5 +1,7 @@
-"""The selection, a pass over the whole corpus: the recipe's rules
-(:mod:`vlcurate.pipeline.select.rules`) name a reason for each sample they drop; among the
+"""The selection, a pass over the whole corpus: samples that match an eval image go first
+(:mod:`vlcurate.pipeline.select.decontaminate`); the recipe's rules
+(:mod:`vlcurate.pipeline.select.rules`) and DataComp's image-based filter
+(:mod:`vlcurate.pipeline.select.image_filter`) name a reason for each sample they drop; among the
 samples they keep, duplicates go (exact, then pHash, then semantic; the best-ranked sample of
 each group stays, :mod:`vlcurate.pipeline.select.dedup`); the kept samples are laid out in
 final shards. It reads the inputs and writes nothing, so it can be computed, and checked, before
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from vlcurate.pipeline.select import balance, dedup, inputs, rules
+from vlcurate.pipeline.select import balance, decontaminate, dedup, image_filter, inputs, rules
 from vlcurate.pipeline.select.config import SelectConfig
 from vlcurate.schemas import select as reasons
 
@@ -40,20 +42,37 @@ class Selection:
 
 
 def select_samples(
-    table: pa.Table, scores: str, settings: dict, config: SelectConfig, semantic=None
+    table: pa.Table,
+    scores: str,
+    settings: dict,
+    config: SelectConfig,
+    semantic=None,
+    framing: dict | None = None,
 ) -> Selection:
     """The selection of the joined input ``table`` (:func:`inputs.load_table`); ``settings``:
-    the score stage's. ``semantic`` replaces the in-memory semantic dedup (see
-    :func:`remove_duplicates`)."""
+    the score stage's; ``framing``: the download's (:func:`inputs.download_settings`), how
+    reference and eval shards are framed. ``semantic`` replaces the in-memory semantic dedup
+    (see :func:`remove_duplicates`)."""
     clip_column = next((c for c in table.column_names if c.startswith("clip_")), None)
     check_recipe(config, settings, clip_column)
     reason, facts = rules.rule_reasons(table, clip_column, config)
     reason = np.array(reason, dtype=object)
+    columns: dict = {}
+    for rule, step in (
+        (config.decontaminate, decontaminate.mark_eval_duplicates),  # before the rules' reasons
+        (config.image_filter, image_filter.filter_by_clusters),  # after them
+    ):
+        if rule is not None:
+            found, more = step(table, scores, settings, reason, rule, framing)
+            columns.update(found)
+            facts.update(more)
     rank = ranking(table, clip_column)
     duplicate_of = remove_duplicates(table, scores, reason, rank, config, semantic)
     if config.balance is not None:  # MetaCLIP balances last
         facts.update(balance.balance_kept(table, reason, config.balance))
     table = lay_out(table, reason, duplicate_of, rank, config.samples_per_shard)
+    for name, values in columns.items():
+        table = table.append_column(name, values)
     return Selection(table, facts, clip_column, config.samples_per_shard)
 
 

@@ -3,7 +3,10 @@ thresholds, and thumbnails of kept and dropped samples
 (:func:`vlcurate.pipeline.report.write_report`)."""
 
 import json
+from html import escape
 from pathlib import Path
+
+import fsspec
 
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.report import write_report
@@ -118,9 +121,61 @@ def write_selection_report(
         thresholds=thresholds(config, selection.clip_column, clip_threshold),
         images=images,
         models=models(settings),
-        notes=notes(settings, config.faces),
+        notes=notes(settings, config.faces) + image_filter_notes(selection.facts),
     )
+    if config.decontaminate:  # the table goes before the thumbnails
+        with fsspec.open(path, "rb") as f:
+            html = f.read().decode("utf-8")
+        html = html.replace(SAMPLES, eval_duplicates(selection.table) + SAMPLES, 1)
+        with storage.atomic_open(path) as f:
+            f.write(html.encode("utf-8"))
     return path
+
+
+SAMPLES = "<h2>Samples</h2>"  # the thumbnails' heading (vlcurate.pipeline.report)
+
+
+EVAL_ROWS = 200  # rows of the eval-duplicate table; selection.parquet has them all
+
+
+def eval_duplicates(table) -> str:
+    """The pool samples dropped as eval duplicates, beside the eval image each matches."""
+    rows = [r for r in table.to_pylist() if r["reason"] == "eval_duplicate"]
+    head = "".join(
+        f"<th>{h}</th>" for h in ("pool uid", "pool url", "eval image", "pHash bits", "cosine")
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{escape(str(v))}</td>"
+            for v in (
+                r["uid"],
+                r["url"],
+                r["eval_match"],
+                "-" if r["eval_phash_distance"] is None else r["eval_phash_distance"],
+                f"{r['eval_cosine']:.3f}",
+            )
+        )
+        + "</tr>"
+        for r in rows[:EVAL_ROWS]
+    )
+    more = f" ({EVAL_ROWS} shown; all in selection.parquet)" if len(rows) > EVAL_ROWS else ""
+    return (
+        f"<h2>Eval duplicates: {len(rows):,}{more}</h2>"
+        f'<table class="eval-duplicates"><tr>{head}</tr>{body}</table>'
+    )
+
+
+def image_filter_notes(facts: dict) -> list[str]:
+    if "image_filter_centroids" not in facts:
+        return []
+    asked, used = facts["image_filter_centroids_asked"], facts["image_filter_centroids"]
+    capped = f" (of {asked:,} asked: the pool is small)" if used < asked else ""
+    return [
+        f"Image-based filter: {used:,} k-means centres{capped}; "
+        f"{facts['image_filter_clusters_matched']:,} hold a reference image "
+        f"({facts.get('image_filter_reference_images', 0):,} reference images)."
+    ]
 
 
 # the earlier stages of the pair road: (stage, folder `curate run` gives it, its unit)

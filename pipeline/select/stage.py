@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.recipe import Recipe
-from vlcurate.pipeline.select import inputs, outputs, writer
+from vlcurate.pipeline.select import inputs, outputs, references, writer
 from vlcurate.pipeline.select.plan import Selection, select_samples
 from vlcurate.pipeline.stage import Stage, Unit, read_marker, run_stage
 from vlcurate.pipeline.stats import StageStats
@@ -79,8 +79,18 @@ class SelectStage(Stage):
                 "names": names,
                 "scores": inputs.score_settings(self.scores, names),
                 "digest": inputs.inputs_digest(self.shards, self.scores, names),
+                "framing": inputs.download_settings(self.shards, names),
             }
+            outside = self.outside_images()
+            if outside:  # checked here, before any work; their files change the selection
+                self._inputs["references_digest"] = references.digest(outside)
         return self._inputs
+
+    def outside_images(self) -> list[str]:
+        """The reference and eval paths the recipe compares the pool with."""
+        config = self.recipe.select
+        found = list(config.image_filter.reference) if config.image_filter else []
+        return found + (list(config.decontaminate.eval) if config.decontaminate else [])
 
     def settings(self) -> dict:
         found = self.inputs()
@@ -89,6 +99,7 @@ class SelectStage(Stage):
             "select": asdict(self.recipe.select),
             "scores": found["scores"],
             "inputs_digest": found["digest"],
+            **({"references_digest": found["references_digest"]} if self.outside_images() else {}),
         }
 
     def selection(self) -> Selection:
@@ -97,7 +108,7 @@ class SelectStage(Stage):
             table = inputs.load_table(self.shards, self.scores, found["names"])
             config = self.recipe.select
             self._selection = select_samples(
-                table, self.scores, found["scores"], config, self.semantic
+                table, self.scores, found["scores"], config, self.semantic, found["framing"]
             )
         return self._selection
 
