@@ -1,4 +1,5 @@
-"""Throughput of MetaCLIP matching and balancing, in captions per second per core.
+"""Throughput of MetaCLIP matching and balancing, and of CC3M's sentiment rule, in captions per
+second per core.
 
     .venv/bin/python benchmarks/balance.py                    # 200,000 captions, best of 3
     .venv/bin/python benchmarks/balance.py --quick            # smoke run, 50,000 captions, once
@@ -21,6 +22,10 @@ Rows, each timed by the wall clock, in one process (one core) unless said:
     ``groupBy(entry).count()``, the counts collected), session started and the workers'
     automata built before the clock. Per core: total / 2.
 (e) ``MetaclipBalance.draw_batch``: matching again, the keep probability and the per-uid draw.
+(f) ``Sentiment.judge`` (``sentiment: {max_polarity: 0.9}``, cc3m's rule): VADER's compound
+    score, behind the exact bound that skips captions which cannot pass the threshold.
+(g) baseline for (f): VADER's ``polarity_scores`` on every caption (``prefilter: false``, the
+    same verdicts), on the first ``--sentiment-baseline-rows`` captions.
 
 Target (issue 20): (a) >= 100,000 captions/s per core.
 """
@@ -131,6 +136,27 @@ def measure_spark(texts: pa.Array, rule: MetaclipBalance, repeat: int) -> Row:
         spark.stop()
 
 
+def measure_sentiment(texts: pa.Array, args) -> list[Row]:
+    from vlcurate.pipeline.filters.sentiment import Sentiment
+
+    table = pa.table({"caption": texts})
+    chunks = [table.slice(i, BATCH) for i in range(0, len(texts), BATCH)]
+    rule, every = Sentiment(), Sentiment(prefilter=False)
+    rule.setup(), every.setup()  # the lexicon read before the clock
+    f = fastest(
+        lambda: timed(
+            "f",
+            "sentiment rule (VADER behind its bound)",
+            len(texts),
+            lambda: [rule.judge(chunk) for chunk in chunks],
+        ),
+        args.repeat,
+    )
+    base = table.slice(0, args.sentiment_baseline_rows)
+    g = timed("g", "baseline: VADER on every caption", base.num_rows, lambda: every.judge(base))
+    return [f, g]
+
+
 def measure(args) -> tuple[list[Row], dict]:
     entry_list = entries(args.entries)
     start = time.perf_counter()
@@ -189,6 +215,8 @@ def measure(args) -> tuple[list[Row], dict]:
     rows = [a, b, c, e]
     if not args.no_spark:
         rows.insert(3, measure_spark(texts, rule, args.repeat))
+    if not args.no_sentiment:
+        rows += measure_sentiment(texts, args)
     return rows, info
 
 
@@ -215,7 +243,8 @@ def report(rows: list[Row], info: dict) -> tuple[str, list[dict]]:
     lines += [
         "",
         f"(a) / (b): {a.per_core / by['b'].per_core:,.0f}x the baseline; "
-        f"(a) / (c): {a.per_core / by['c'].per_core:.2f} of the floor",
+        f"(a) / (c): {a.per_core / by['c'].per_core:.2f} of the floor"
+        + (f"; (f) / (g): {by['f'].per_core / by['g'].per_core:.1f}x" if "f" in by else ""),
         f"entries {info['entries']:,}, automaton built in {info['automaton_build_s']} s, "
         f"{info['matches_per_caption']} matches per caption, "
         f"peak RSS {info['peak_rss_mb']:,} MB",
@@ -233,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline-rows", type=int, default=20, help="captions for (b)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each row; fastest")
     parser.add_argument("--no-spark", action="store_true", help="skip (d)")
+    parser.add_argument("--no-sentiment", action="store_true", help="skip (f) and (g)")
+    parser.add_argument(
+        "--sentiment-baseline-rows", type=int, default=20_000, help="captions for (g)"
+    )
     parser.add_argument("--quick", action="store_true", help="50,000 captions, one run each")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     return parser

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/centroids.py                  # 1M x 512 on disk, 100k assigned
     .venv/bin/python benchmarks/centroids.py --full           # assign all 1M (about 2-3 min)
     .venv/bin/python benchmarks/centroids.py --quick          # smoke run: 200k rows, 20k assigned
+    .venv/bin/python benchmarks/centroids.py --n 100000       # a smaller file (--rows)
     .venv/bin/python benchmarks/centroids.py --json out.json
 
 Data: ``--rows`` (1,000,000) L2-normalised float32 embeddings of ``--dim`` (512, ViT-B/32's
@@ -183,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add = parser.add_argument
-    add("--rows", type=int, default=1_000_000, help="embeddings in the file")
+    add("--n", "--rows", dest="rows", type=int, default=1_000_000, help="embeddings in the file")
     add("--dim", type=int, default=512, help="embedding width")
     add("--centroids", type=int, default=10_000, help="k-means centres")
     add("--assign-rows", type=int, default=100_000, help="embeddings assigned in (a)")

@@ -18,6 +18,7 @@ from functools import partial
 
 from vlcurate.jobs import spark as spark_util
 from vlcurate.jobs.options import add_config_flags, config_from_args
+from vlcurate.jobs.parquet import read_parquet
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.config import ConfigError
 from vlcurate.pipeline.docs import assign_stage, filter_stage
@@ -26,7 +27,6 @@ from vlcurate.pipeline.recipe import RecipeError, bundled_recipes, load_recipe
 from vlcurate.pipeline.score.clip import WeightsError
 from vlcurate.pipeline.stage import OutputError, SettingsMismatch, run_stage
 from vlcurate.schemas.extract import DOC_SCHEMA
-from vlcurate.schemas.spark import to_spark
 
 REFUSALS = (ConfigError, RecipeError, storage.InputError, OutputError, SettingsMismatch)  # rc 2
 
@@ -73,7 +73,7 @@ def frequent_image_urls(files: list[str], max_count: int, master: str | None = N
     from pyspark.sql import functions as F
 
     spark = spark_util.session("curate-docs-filter", master)
-    docs = spark.read.schema(to_spark(DOC_SCHEMA)).parquet(*files)
+    docs = read_parquet(spark, files, DOC_SCHEMA)
     nodes = docs.select(F.explode("nodes").alias("node")).where(F.col("node.type") == "image")
     counts = nodes.groupBy(F.col("node.url").alias("url")).count()
     return [row["url"] for row in counts.where(F.col("count") > max_count).collect()]

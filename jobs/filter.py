@@ -20,6 +20,7 @@ from functools import partial
 
 from vlcurate.jobs import spark as spark_util
 from vlcurate.jobs.balance import balance as metaclip_balance
+from vlcurate.jobs.parquet import read_parquet, write_parquet
 from vlcurate.jobs.spark import SparkExecutor
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.filters.apply import ANNOTATED_SCHEMA
@@ -28,7 +29,6 @@ from vlcurate.pipeline.filters.metaclip import find_balance
 from vlcurate.pipeline.filters.stage import DROPPED, PAIRS, FilterStage, format_summary, pairs_files
 from vlcurate.pipeline.recipe import Recipe, RecipeError, bundled_recipes, load_recipe
 from vlcurate.pipeline.stage import OutputError, run_stage
-from vlcurate.schemas.spark import to_spark
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -48,35 +48,30 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def spark_dedup(annotated, dedup: Dedup, output, master=None, dropped=False, partitions=None, **kw):
     """The corpus-wide pass: duplicates marked over every annotated file, then MetaCLIP's draw
-    if ``kw["balance"]`` is a rule; ``pairs/`` (and ``dropped/``) written; rows per reason."""
+    if ``kw["balance"]`` is a rule; ``pairs/`` (and ``dropped/``) written; (rows per reason,
+    the draw's facts)."""
     from pyspark import StorageLevel
 
     spark = spark_util.session("curate-filter", master)
-    schema = to_spark(ANNOTATED_SCHEMA)
-    rows = (
-        spark.read.schema(schema).parquet(*annotated)
-        if annotated
-        else spark.createDataFrame([], schema)
-    )
+    rows = read_parquet(spark, annotated, ANNOTATED_SCHEMA)  # s3:// too (jobs/parquet.py)
     rows = mark_duplicates(rows, dedup).persist(StorageLevel.MEMORY_AND_DISK)
-    persisted = [rows]
+    persisted, facts, rule = [rows], {}, kw.get("balance")
     try:
-        if kw.get("balance") is not None:
-            rows, _ = metaclip_balance(spark, rows, kw["balance"])
-            persisted.append(rows.persist(StorageLevel.MEMORY_AND_DISK))
+        if rule is not None:  # facts: its t and count histograms, for stats.json
+            rows, facts["metaclip_balance"] = metaclip_balance(spark, rows, rule, persisted)
         counts = {
             r["drop_reason"]: r["count"] for r in rows.groupBy("drop_reason").count().collect()
         }
         kept = rows.filter(rows.drop_reason.isNull()).drop("drop_reason")
         kept = kept.repartition(partitions) if partitions else kept
-        kept.write.mode("overwrite").parquet(storage.join(output, PAIRS))
+        write_parquet(kept, storage.join(output, PAIRS))
         storage.remove_tree(storage.join(output, DROPPED))
         if dropped:
-            rows.filter(rows.drop_reason.isNotNull()).write.parquet(storage.join(output, DROPPED))
+            write_parquet(rows.filter(rows.drop_reason.isNotNull()), storage.join(output, DROPPED))
     finally:
         for frame in persisted:
             frame.unpersist()
-    return counts
+    return counts, facts
 
 
 def run(

@@ -4,7 +4,6 @@ line, so every flag of `curate STAGE` works there), its inputs the folders befor
 
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 from vlcurate.jobs import docs as docs_job
 from vlcurate.jobs import download as download_job
@@ -37,7 +36,7 @@ DOC_FOLDERS = {**PAIR_FOLDERS, "filter": "docs", "select": "interleaved"}
 @dataclass
 class Road:
     recipe: Recipe
-    out: Path
+    out: str  # a folder or URL (s3://...)
     inputs: list[str]
     master: str
     allow_private_network: list[str] | None
@@ -49,7 +48,7 @@ class Road:
         return DOC_FOLDERS if self.recipe.docs is not None else PAIR_FOLDERS
 
     def folder(self, stage: str) -> str:
-        return str(self.out / self.folders[stage])
+        return storage.join(str(self.out), self.folders[stage])
 
     def plan(self, stages: list[str]) -> list:
         """One call per stage, every setting checked now, before any stage runs."""
@@ -106,4 +105,4 @@ class Road:
 
     @property
     def report(self) -> str:
-        return str(self.out / "report.html")
+        return storage.join(str(self.out), "report.html")

@@ -25,7 +25,6 @@ Every stage resumes: a rerun after a kill skips the files, shards and URLs alrea
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from vlcurate.jobs.road import STAGES, Road
 from vlcurate.jobs.steps import described
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         if stages[0] == "extract" and not args.input:
             raise ConfigError("--input is needed when the road starts at extract")
         extra = {stage: getattr(args, f"{stage}_args") for stage in STAGES}
-        where = (Path(args.output), args.input, args.master, args.allow_private_network)
+        where = (args.output, args.input, args.master, args.allow_private_network)
         road = Road(load_recipe(args.recipe), *where, extra, not args.no_progress)
         plan = road.plan(stages)  # every setting checked here, before any work
     except REFUSALS as e:

@@ -2,13 +2,12 @@
 ``docs:`` section: its filter is `curate docs filter`, its select `curate docs assign`) and what
 each stage prints when it is done."""
 
-from pathlib import Path
-
 from vlcurate.jobs import docs as docs_job
 from vlcurate.jobs import download as download_job
 from vlcurate.jobs import score as score_job
 from vlcurate.jobs import selection as select_job
 from vlcurate.jobs.flags import layered
+from vlcurate.pipeline import storage
 from vlcurate.pipeline.docs import assign_stage, filter_stage
 from vlcurate.pipeline.docs.config import ShardConfig
 from vlcurate.pipeline.docs.filter_stage import IMAGE_LIST
@@ -33,7 +32,7 @@ def assign(road, flags: dict):
 
 def images(road) -> str:
     """The documents' image URLs: the download stage's input on the interleaved road."""
-    return str(Path(road.folder("filter")) / IMAGE_LIST)
+    return storage.join(road.folder("filter"), IMAGE_LIST)
 
 
 def describe(stage: str, stats: dict, folder: str) -> str:

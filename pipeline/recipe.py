@@ -115,6 +115,7 @@ def parse_recipe(data, where: str = "recipe") -> Recipe:
     if not isinstance(entries, list):
         raise RecipeError(f"{where}: filters: write a list of `- name: {{param: value}}`")
     filters = [_make_filter(entry, where, i) for i, entry in enumerate(entries)]
+    _at_most_once(filters, where)
     if not any(isinstance(f, CaptionValid) for f in filters):
         filters.insert(0, CaptionValid())
     return Recipe(
@@ -154,6 +155,18 @@ def _select_options(params, where: str) -> SelectConfig:
     params = dict(params)
     dedup = _make(ImageDedup, params.pop("dedup", None), where, "select: dedup")
     return _make(SelectConfig, {**params, "dedup": dedup}, where, "select")
+
+
+def _at_most_once(filters: list[Filter], where: str) -> None:
+    """Refuse a second rule of a kind a recipe has once (``metaclip_balance``)."""
+    first: dict[str, int] = {}
+    for i, rule in enumerate(filters):
+        if rule.once and rule.name in first:
+            raise RecipeError(
+                f"{where}: filters[{i}] ({rule.name}): given twice (first at "
+                f"filters[{first[rule.name]}]); a recipe has at most one"
+            )
+        first.setdefault(rule.name, i)
 
 
 def _make_filter(entry, where: str, index: int) -> Filter:

@@ -139,8 +139,7 @@ def run_units(stage: Stage, units: list[Unit], device: str = "cpu") -> Iterator[
 
 
 def check_output(stage: Stage) -> None:
-    fs_path = storage.absolute(stage.output)
-    if storage.exists(fs_path) and not storage.isdir(fs_path):
+    if storage.isfile(storage.absolute(stage.output)):
         raise OutputError(f"{stage.name}: the output {stage.output} is a file, not a folder")
 
 
@@ -149,8 +148,9 @@ def plan(stage: Stage, units: list[Unit]) -> tuple[dict[str, dict], list[Unit]]:
     for a ``rebuild_on_change`` stage, empties the output) when a marker has other settings."""
     wanted = digest(stage.settings())
     done, todo, other = {}, [], []
+    present = storage.names(storage.join(stage.output, DONE), ".json")  # one listing
     for unit in units:
-        marker = read_marker(stage, unit)
+        marker = read_marker(stage, unit) if unit.name in present else None
         if marker is None:
             todo.append(unit)
         elif marker.get("settings_digest") != wanted:
@@ -187,6 +187,11 @@ def merge(stage: Stage, markers: Iterable[dict]) -> StageStats:
     return merged
 
 
+def _remove_temporaries(stage: Stage) -> None:
+    for folder in (DONE, *stage.folders):
+        storage.remove_stale_temporaries(storage.join(stage.output, folder))
+
+
 def run_stage(stage: Stage, executor=None) -> dict:
     """Run ``stage`` to the end with ``executor`` (default: this process); returns the summary
     also written to ``OUTPUT/stats.json``."""
@@ -199,12 +204,12 @@ def run_stage(stage: Stage, executor=None) -> dict:
     if len(set(names)) != len(names):
         raise ValueError(f"{stage.name}: two units share a name")
     done, todo = plan(stage, units)
-    for folder in (DONE, *stage.folders):
-        storage.remove_stale_temporaries(storage.join(stage.output, folder))
+    _remove_temporaries(stage)
     stage.prepare(units, todo)
     results = list(done.values())
     if todo:
         results += executor.run(stage, todo)
+        _remove_temporaries(stage)  # a lost Spark task's, now that every task has finished
     merged = merge(stage, results)
     summary = merged.to_dict(
         **stage.finish(merged), units_resumed=len(done), settings_digest=digest(stage.settings())

@@ -102,12 +102,13 @@ def stage_table(rows: list[tuple[str, str, float]]) -> str:
     """``(stage, folder, seconds)`` rows as a table of what went in and was kept, read from
     each folder's ``stats.json``."""
     import json
-    from pathlib import Path
+
+    from vlcurate.pipeline import storage
 
     lines = [f"  {'stage':<9} {'in':>8} {'kept':>8} {'seconds':>8}  folder"]
     for stage, folder, seconds in rows:
-        found = Path(folder) / "stats.json"
-        stats = json.loads(found.read_text()) if found.exists() else {}
+        found = storage.join(folder, "stats.json")  # a path or URL (s3://)
+        stats = json.loads(storage.read_text(found)) if storage.exists(found) else {}
         shown = f"{stats.get('in', ''):>8} {stats.get('kept', ''):>8} {seconds:>8.1f}"
         lines.append(f"  {stage:<9} {shown}  {folder}")
     return "\n".join(lines)

@@ -1,5 +1,12 @@
 """Files on any filesystem fsspec knows (local paths, s3://, hdfs://, ...): input expansion,
-atomic writes (temporary name, then rename), and done markers."""
+atomic writes, and done markers.
+
+A write is atomic everywhere: on a filesystem that renames (local, HDFS) it goes to a temporary
+name beside the target and is renamed into place when whole; on an object store (s3://, gs://,
+az://), where a rename is a copy and a delete, it goes straight to the final key as one upload
+that becomes visible only when it completes, and is aborted (never committed) when the block
+fails. Credentials and endpoints come from the store's own configuration (for S3, botocore's
+``AWS_*`` variables, ``AWS_ENDPOINT_URL`` included) or fsspec's (``FSSPEC_S3_*``)."""
 
 import os
 import posixpath
@@ -9,6 +16,14 @@ from pathlib import Path
 
 import fsspec
 import pyarrow.parquet as pq
+
+from vlcurate.pipeline.objectstore import (  # noqa: F401 (OBJECT_STORES, webdataset_reads_urls: API)
+    OBJECT_STORES,
+    abort_uploads,
+    is_object_store,
+    webdataset_reads_urls,
+    whole_object,
+)
 
 LISTING_SUFFIXES = (".paths", ".paths.gz", ".txt", ".txt.gz", ".lst")
 
@@ -48,10 +63,10 @@ def expand_inputs(specs: list[str], prefix: str | None = None) -> list[str]:
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         unstrip = fs.unstrip_protocol if protocol != "file" else str
         if any(c in path for c in "*?["):
-            matches = sorted(fs.glob(path))
+            matches = fs.glob(path, detail=True)  # one listing, not a request per match
             if not matches:
                 raise InputError(f"input glob matched no file: {spec}")
-            found.extend(unstrip(m) for m in matches if not fs.isdir(m))
+            found.extend(unstrip(m) for m, i in matches.items() if i["type"] != "directory")
             continue
         if not fs.exists(path):
             raise InputError(f"input not found: {spec}")
@@ -89,6 +104,11 @@ def exists(url: str) -> bool:
     return fs.exists(path)
 
 
+def isfile(url: str) -> bool:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.isfile(path)
+
+
 def isdir(url: str) -> bool:
     fs, path = fsspec.core.url_to_fs(url)
     return fs.isdir(path)
@@ -114,6 +134,43 @@ def move(source: str, target: str) -> None:
     fs.mv(path, fsspec.core.url_to_fs(target)[1])
 
 
+def glob(pattern: str) -> list[str]:
+    """The files matching ``pattern`` (a path or URL), sorted, spelled as the pattern is (an
+    ``s3://`` pattern gives ``s3://`` URLs)."""
+    fs, path = fsspec.core.url_to_fs(pattern)
+    unstrip = fs.unstrip_protocol if "://" in pattern else str
+    return sorted(unstrip(p) for p in fs.glob(path))
+
+
+def names(url: str, suffix: str = "") -> set[str]:
+    """The names (without ``suffix``) of the files in the folder ``url`` that end with it, in
+    one listing (not a request per file, on an object store); empty if there is no folder."""
+    fs, path = fsspec.core.url_to_fs(url)
+    try:
+        found = fs.ls(path, detail=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+    found = (p.rstrip("/").rsplit("/", 1)[-1] for p in found)
+    return {n.removesuffix(suffix) for n in found if n.endswith(suffix)}
+
+
+def read_table(url: str, **kwargs):
+    """``pyarrow.parquet.read_table`` of a file or folder on any fsspec filesystem."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return pq.read_table(path, filesystem=fs, **kwargs)
+
+
+def parquet_metadata(url: str):
+    """One parquet file's footer: ``.num_rows``, ``.schema.to_arrow_schema()``."""
+    with fsspec.open(url, "rb") as f:
+        return pq.read_metadata(f)
+
+
+def read_bytes(url: str) -> bytes:
+    with fsspec.open(url, "rb") as f:
+        return f.read()
+
+
 def read_text(url: str) -> str:
     with fsspec.open(url, "rt") as f:
         return f.read()
@@ -126,8 +183,14 @@ def makedirs(url: str) -> None:
 
 @contextmanager
 def atomic_open(url: str, mode: str = "wb"):
-    """Write to a temporary name beside ``url``; rename into place only if the block succeeds."""
+    """A file (``"wb"``, or text with ``"w"``/``"wt"``) that appears at ``url`` only if the
+    block succeeds: renamed from a temporary name beside it, or on an object store uploaded
+    under its final key, the upload aborted if the block fails."""
     fs, path = fsspec.core.url_to_fs(url)
+    if is_object_store(fs):
+        with whole_object(fs, path, mode) as f:
+            yield f
+        return
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
@@ -157,27 +220,32 @@ def parquet_writer(url: str, schema):
 
 
 def remove_stale_temporaries(url: str) -> int:
-    """Delete ``*.tmp-*`` files a killed run left in a folder; returns how many."""
+    """Delete what a killed run left in a folder: ``*.tmp-*`` files, and on S3 the multipart
+    uploads begun under it and never completed; returns how many."""
     fs, path = fsspec.core.url_to_fs(url)
-    if not fs.exists(path):
-        return 0
-    stale = fs.glob(posixpath.join(path, "*.tmp-*"))
+    aborted = abort_uploads(fs, path)
+    stale = [posixpath.join(path, n) for n in names(url) if ".tmp-" in n]  # one listing
     for p in stale:
         fs.rm(p)
-    return len(stale)
+    return len(stale) + aborted
 
 
 def brace_pattern(paths: list[str]) -> str:
-    """``['d/00000.tar', 'd/00001.tar']`` -> ``'d/{00000..00001}.tar'`` (webdataset's form)."""
-    first, last = Path(paths[0]), Path(paths[-1])
+    """``['d/00000.tar', 'd/00001.tar']`` -> ``'d/{00000..00001}.tar'`` (webdataset's form);
+    URLs (``s3://b/d/00000.tar``) keep their scheme."""
     if len(paths) == 1:
-        return str(first)
-    return str(first.parent / f"{{{first.stem}..{last.stem}}}{first.suffix}")
+        return paths[0]
+    folder, _, first = paths[0].rpartition("/")
+    last = paths[-1].rpartition("/")[2]
+    (stem, dot, suffix), end = first.partition("."), last.partition(".")[0]
+    pattern = f"{{{stem}..{end}}}{dot}{suffix}"
+    return f"{folder}/{pattern}" if folder else pattern
 
 
 def expand_shards(shards: str | list[str]) -> list[str]:
     """A brace pattern (or a list of them) -> the shard URLs, in order."""
     import webdataset as wds
 
+    webdataset_reads_urls()
     patterns = [shards] if isinstance(shards, str) else list(shards)
     return [url for p in patterns for url in wds.shardlists.expand_urls(p)]

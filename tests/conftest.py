@@ -102,3 +102,19 @@ def scored_miniweb(spark, miniweb_clip, tmp_path_factory):
     tars = sorted(str(p) for p in (root / "shards").glob("*.tar"))
     score_shards(tars, str(root / "scores"), config, progress=False)
     return root, manifest
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A real S3 endpoint (moto's server on 127.0.0.1) with one bucket, its address in
+    ``AWS_ENDPOINT_URL`` and test credentials in the environment (subprocesses and Spark
+    executors inherit them): a :class:`tests.s3.MotoS3`; ``s3.prefix(name)`` gives each test a
+    fresh ``s3://bucket/name-XXXXXXXX``."""
+    from tests.s3 import MotoS3, apply_env, restore_env
+
+    with MotoS3() as server:
+        old = apply_env(server.env())
+        try:
+            yield server
+        finally:
+            restore_env(old)

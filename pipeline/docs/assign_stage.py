@@ -91,7 +91,7 @@ class DocsAssignStage(Stage):
     def units(self) -> list[Unit]:
         per_shard, units = self.sharding.docs_per_shard, []
         for path in docs_files(self.docs):
-            n = pq.ParquetFile(path).metadata.num_rows
+            n = storage.parquet_metadata(path).num_rows
             for start in range(0, n, per_shard):
                 stop = min(start + per_shard, n)
                 units.append(Unit(f"{len(units):05d}", unit_input(path, start, stop)))
@@ -100,7 +100,8 @@ class DocsAssignStage(Stage):
     def prepare(self, units: list[Unit], todo: list[Unit]) -> None:
         if todo:
             files = sorted({parse_input(unit.input)[0] for unit in units})
-            urls = [u for f in files for u in pq.read_table(f, columns=["page_url"])[0].to_pylist()]
+            pages = [storage.read_table(f, columns=["page_url"])[0] for f in files]
+            urls = [u for column in pages for u in column.to_pylist()]
             self.page_urls = Counter(url for url in urls if url)
 
     def process(self, unit: Unit, device: str = "cpu") -> StageStats:
@@ -117,7 +118,7 @@ class DocsAssignStage(Stage):
         for unit in units:
             path, start, stop = parse_input(unit.input)
             if path != table_path:
-                table, table_path = pq.read_table(path), path
+                table, table_path = storage.read_table(path), path
             docs = table.slice(start, stop - start).to_pylist()
             yield self._write(unit, docs, images, scorer)
 

@@ -79,7 +79,7 @@ class DocsFilterStage(Stage):
 
     def process(self, unit: Unit, device: str = "cpu") -> StageStats:
         stats = StageStats(STAGE)
-        rows = pq.read_table(unit.input).to_pylist()
+        rows = storage.read_table(unit.input).to_pylist()
         kept, _ = filter_documents(rows, self.config, self.banned, stats)
         with storage.atomic_open(storage.join(self.output, "docs", f"{unit.name}.parquet")) as f:
             pq.write_table(pa.Table.from_pylist(kept, schema=DOC_SCHEMA), f)
@@ -117,7 +117,7 @@ def read_docs(folder: str) -> list[dict]:
     files = docs_files(folder)
     if not files:
         raise storage.InputError(f"no docs parquet files in {folder}")
-    return pa.concat_tables([pq.read_table(f) for f in files]).to_pylist()
+    return pa.concat_tables([storage.read_table(f) for f in files]).to_pylist()
 
 
 def write_image_list(docs: str, output: str) -> str:

@@ -19,14 +19,13 @@ documents) in == kept + dropped by reason, an image of a dropped document counte
 ``image_in_dropped_doc``.
 """
 
-import glob
-import os
+import io
 from collections import Counter, defaultdict
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from vlcurate.pipeline import storage
 from vlcurate.pipeline.docs.assign import (
     CORE_REASONS,
     TOO_MANY_IMAGES,
@@ -76,16 +75,17 @@ def load_images(shards: str, scores: str) -> dict[str, dict[int, dict]]:
     downloaded image (``status`` ``ok`` or the score stage's reason, sizes, ``nsfw_p``,
     ``face_count``, ``phash``, ``embedding``, and where its bytes are: ``shard``, ``index``)."""
     found: dict[str, dict[int, dict]] = defaultdict(dict)
-    for shard_parquet in sorted(glob.glob(os.path.join(shards, "[0-9]*.parquet"))):
-        name = os.path.basename(shard_parquet).removesuffix(".parquet")
+    for shard_parquet in storage.glob(storage.join(shards, "[0-9]*.parquet")):  # or s3://
+        name = shard_parquet.rsplit("/", 1)[-1].removesuffix(".parquet")
         downloaded = {
             r["key"]: r
-            for r in pq.read_table(shard_parquet).to_pylist()
+            for r in storage.read_table(shard_parquet).to_pylist()
             if r["status"] == "success"
         }
-        scored = pq.read_table(os.path.join(scores, "scores", f"{name}.parquet")).to_pylist()
-        meta = pq.read_table(os.path.join(scores, "metadata", f"{name}.parquet")).to_pylist()
-        emb = np.load(os.path.join(scores, "img_emb", f"{name}.npy")).astype(np.float32)
+        scored = storage.read_table(storage.join(scores, "scores", f"{name}.parquet")).to_pylist()
+        meta = storage.read_table(storage.join(scores, "metadata", f"{name}.parquet")).to_pylist()
+        emb = storage.read_bytes(storage.join(scores, "img_emb", f"{name}.npy"))
+        emb = np.load(io.BytesIO(emb)).astype(np.float32)
         row_of = {m["key"]: i for i, m in enumerate(meta)}
         for s in scored:
             d = downloaded.get(s["key"])

@@ -9,6 +9,7 @@ import os
 
 import pyarrow as pa
 
+from vlcurate.pipeline import storage
 from vlcurate.pipeline.docs.config import AssignConfig
 from vlcurate.pipeline.report import write_report
 from vlcurate.pipeline.score import shards as shard_io
@@ -54,10 +55,9 @@ def funnel_of(stage, summary: dict) -> list[tuple[str, dict]]:
     ]
     found = []
     for name, folder, unit in stages:
-        path = os.path.join(folder, "stats.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                found.append((name, {**json.load(f), "unit": unit}))
+        path = storage.join(folder, "stats.json")  # s3:// too
+        if storage.exists(path):
+            found.append((name, {**json.loads(storage.read_text(path)), "unit": unit}))
     return found + [("assign", {**summary, "unit": "document"})]
 
 

@@ -26,7 +26,9 @@ from PIL import Image
 from torch.utils.data import IterableDataset
 
 from vlcurate.pipeline.score.images import to_rgb
-from vlcurate.pipeline.storage import atomic_open
+from vlcurate.pipeline.storage import atomic_open, webdataset_reads_urls
+
+webdataset_reads_urls()  # shards in a bucket
 
 __all__ = ["InterleavedDataset", "interleaved", "order", "write_doc_shard"]
 

@@ -4,7 +4,6 @@
 import dataclasses
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.download.shards import STAGE
@@ -22,7 +21,7 @@ def read_candidates(url: str) -> pa.Table:
     """The filter stage's output folder (its ``pairs/``), a folder of parquet, or one file."""
     path = storage.absolute(url)
     inner = storage.join(path, "pairs")
-    return pq.read_table(inner if storage.exists(inner) else path)
+    return storage.read_table(inner if storage.exists(inner) else path)
 
 
 def checked_candidates(candidates: pa.Table) -> pa.Table:

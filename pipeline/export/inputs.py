@@ -7,8 +7,6 @@ import hashlib
 import json
 import re
 
-import pyarrow.parquet as pq
-
 from vlcurate.pipeline import storage
 from vlcurate.schemas import select as select_schema
 
@@ -79,7 +77,7 @@ def clip_column(names: list[str], shard: str) -> str | None:
 
 def read_shard(path: str, name: str, samples: int | None) -> list[dict]:
     """The samples of final shard ``name``, checked against the manifest's count."""
-    table = pq.read_table(path)
+    table = storage.read_table(path)
     if samples is not None and table.num_rows != samples:
         raise FinalInputError(
             f"export: final shard {name} holds {table.num_rows} samples, its manifest "

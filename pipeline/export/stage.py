@@ -12,8 +12,6 @@ manifest) are in every done marker: exporting another selection into the same fo
 
 from dataclasses import dataclass, field
 
-import pyarrow.parquet as pq
-
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.export import inputs
 from vlcurate.pipeline.export.config import ExportConfig
@@ -47,7 +45,8 @@ class ExportStage(Stage):
             paths = inputs.shard_paths(self.input, manifest)
             columns = set()
             for name, path in paths.items():
-                clip = inputs.clip_column(pq.read_schema(path).names, name)
+                schema = storage.parquet_metadata(path).schema.to_arrow_schema()
+                clip = inputs.clip_column(schema.names, name)
                 columns |= {clip} if clip else set()
             if len(columns) > 1:
                 raise inputs.FinalInputError(f"{STAGE}: final shards differ in CLIP column")

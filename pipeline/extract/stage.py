@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.extract import wat
@@ -153,12 +152,9 @@ def summary_text(stats: dict, output: str) -> str:
 
 def sample_text(output, n: int = 5) -> str:
     """A few extracted pairs and the start of one document, to see what the job produced."""
-    pairs = pq.read_table(
-        storage.join(str(output), "pairs"), columns=["caption", "url"]
-    ).to_pylist()
-    docs = pq.read_table(
-        storage.join(str(output), "docs"), columns=["page_url", "nodes"]
-    ).to_pylist()
+    pairs = storage.read_table(storage.join(str(output), "pairs"), columns=["caption", "url"])
+    docs = storage.read_table(storage.join(str(output), "docs"), columns=["page_url", "nodes"])
+    pairs, docs = pairs.to_pylist(), docs.to_pylist()
     lines = [f"\nsample pairs ({len(pairs)} in {storage.join(str(output), 'pairs')}):"]
     step = max(1, len(pairs) // n)
     lines += [f"  {p['caption'][:50]!r:54} {p['url'][:70]}" for p in pairs[::step][:n]]

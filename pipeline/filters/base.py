@@ -22,6 +22,7 @@ class Filter(Config):
 
     name: ClassVar[str]  # the key used in recipes
     reasons: ClassVar[tuple[str, ...]]  # every reason this filter can return
+    once: ClassVar[bool] = False  # at most once in a recipe (a corpus-wide step)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

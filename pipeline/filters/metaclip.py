@@ -29,12 +29,19 @@ import pyarrow.compute as pc
 from vlcurate.pipeline.config import ConfigError
 from vlcurate.pipeline.filters.base import Filter
 from vlcurate.pipeline.filters.metaclip_match import Matcher, get_matcher
-from vlcurate.pipeline.filters.metaclip_metadata import BUILTIN, metadata_exists
+from vlcurate.pipeline.filters.metaclip_metadata import (
+    BUILTIN,
+    MetadataError,
+    check_entries,
+    load_metadata,
+    metadata_exists,
+)
 from vlcurate.pipeline.verdict import Verdict
 from vlcurate.schemas.filter import METACLIP_NO_MATCH, METACLIP_SAMPLED_OUT
 
 DEFAULT_T = 20_000  # MetaCLIP's 400M set
 DRAW_RULE = "metaclip_balance_draw"  # the corpus-wide draw's name in stats.json's rule_order
+ENTRIES = "entries"  # a batch's column of entry ids per row, when matched before the draw
 
 
 def p_to_t(counts: np.ndarray, tail_fraction: float) -> int:
@@ -77,6 +84,7 @@ class MetaclipBalance(Filter):
     """Drops captions matching no entry; the corpus-wide pass then balances the rest."""
 
     name = "metaclip_balance"
+    once = True  # one corpus-wide draw: a second rule is refused when the recipe loads
     reasons = (METACLIP_NO_MATCH, METACLIP_SAMPLED_OUT)
     metadata: str = field(
         default=BUILTIN,
@@ -107,6 +115,11 @@ class MetaclipBalance(Filter):
             self.t = DEFAULT_T
         if not metadata_exists(self.metadata):
             raise ConfigError(f"{self.section}.metadata: no file {self.metadata!r} (or builtin)")
+        if self.metadata != BUILTIN:  # a user's file is read (once) and checked at load
+            try:
+                check_entries(load_metadata(self.metadata), self.metadata)
+            except MetadataError as e:
+                raise ConfigError(f"{self.section}.metadata: {e}") from None
 
     def matcher(self) -> Matcher:
         return get_matcher(self.metadata, self.lowercase)
@@ -119,18 +132,32 @@ class MetaclipBalance(Filter):
         none = pc.equal(pc.list_value_length(entries), 0).to_numpy(zero_copy_only=False)
         return Verdict(np.where(none, METACLIP_NO_MATCH, None).astype(object))
 
+    def with_entries(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """``batch`` and an ``entries`` column: the entry ids of each kept row (``drop_reason``
+        null), an empty list for the others."""
+        kept = pc.is_null(batch.column("drop_reason"))
+        captions = pc.if_else(kept, batch.column("caption"), pa.scalar(None, pa.string()))
+        entries = self.matcher().match_arrow(captions)
+        return pa.RecordBatch.from_arrays(
+            [*batch.columns, entries], schema=batch.schema.append(pa.field(ENTRIES, entries.type))
+        )
+
     def threshold(self, counts: np.ndarray) -> int:
         """``t``, or the one ``tail_fraction`` gives over these counts."""
         return self.t if self.tail_fraction is None else p_to_t(counts, self.tail_fraction)
 
     def draw_batch(self, batch: pa.RecordBatch, counts: np.ndarray, t: float) -> pa.RecordBatch:
         """``batch`` (annotated rows) with ``metaclip_sampled_out`` on the kept rows that lose
-        the draw; the other rows are unchanged."""
+        the draw; the other rows are unchanged. A batch with an ``entries`` column (the entry
+        ids of each row, :meth:`with_entries`) is not matched again."""
         reasons = batch.column("drop_reason").to_numpy(zero_copy_only=False).copy()
         alive = np.flatnonzero(reasons == None)  # noqa: E711 (elementwise)
         if len(alive):
             rows = pa.array(alive)
-            entries = self.matcher().match_arrow(pc.take(batch.column("caption"), rows))
+            if ENTRIES in batch.schema.names:  # matched before (jobs/balance.py): not again
+                entries = pc.take(batch.column(ENTRIES), rows)
+            else:
+                entries = self.matcher().match_arrow(pc.take(batch.column("caption"), rows))
             keep = keep_probability(entries, counts, t)
             uids = pc.take(batch.column("uid"), rows).to_pylist()
             reasons[alive[draws(uids, self.seed) >= keep]] = METACLIP_SAMPLED_OUT

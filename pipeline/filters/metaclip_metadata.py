@@ -102,6 +102,12 @@ def read_metadata(url: str) -> list[str]:
     return entries
 
 
+def check_entries(entries: list[str], url: str) -> None:
+    """Raise :class:`MetadataError` unless some entry has text in it (one the matcher uses)."""
+    if not any(e.strip() for e in entries):
+        raise MetadataError(f"{url}: no entry with text in it ({len(entries):,} blank entries)")
+
+
 def load_metadata(spec: str) -> list[str]:
     """``builtin`` or the URL of a ``metadata.json``; loaded once per process."""
     if spec == BUILTIN:

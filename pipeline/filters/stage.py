@@ -46,8 +46,9 @@ DROPPED = "dropped"
 BATCH_ROWS = 10_000  # rows per annotate call (Spark's maxRecordsPerBatch)
 _STRINGS = (pa.string(), pa.large_string())
 
-# (annotated files, dedup settings, output folder) -> rows per drop_reason (None: kept)
-Deduplicate = Callable[[list[str], Dedup, str], dict]
+# (annotated files, dedup settings, output folder) -> rows per drop_reason (None: kept), or
+# (those counts, facts for stats.json: MetaCLIP's draw)
+Deduplicate = Callable[[list[str], Dedup, str], dict | tuple[dict, dict]]
 
 
 def pairs_files(url: str) -> list[str]:
@@ -161,9 +162,12 @@ class FilterStage(Stage):
 
     def finish(self, stats: StageStats) -> dict:
         annotated = [self.annotated(unit_name(url)) for url in self.inputs]
-        add_duplicates(stats.main, self.deduplicate(annotated, self.dedup, self.output))
+        found = self.deduplicate(annotated, self.dedup, self.output)
+        counts, facts = found if isinstance(found, tuple) else (found, {})
+        add_duplicates(stats.main, counts)
         filters = self.rules.filters
         return {
+            **facts,
             "schema_version": SCHEMA_VERSION,
             "recipe": self.rules.ident,
             "recipe_source": self.source,

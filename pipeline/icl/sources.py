@@ -31,6 +31,9 @@ def shard_source(shards, label_field: str, attribute_fields: Iterable[str] = ())
     """
     import webdataset as wds
 
+    from vlcurate.pipeline.storage import webdataset_reads_urls
+
+    webdataset_reads_urls()
     urls = [shards] if isinstance(shards, str | Path) else list(shards)
     samples = wds.DataPipeline(
         wds.SimpleShardList([str(u) for u in urls]), wds.tarfile_to_samples()

@@ -14,12 +14,15 @@ import numpy as np
 import pyarrow as pa
 
 from vlcurate.pipeline.filters.metaclip import MetaclipBalance, draws, keep_probability
+from vlcurate.pipeline.filters.metaclip_stats import balance_facts, entry_counts_of
 from vlcurate.schemas.select import METACLIP_NO_MATCH, METACLIP_SAMPLED_OUT
 
 
 def balance_kept(table: pa.Table, reason: np.ndarray, rule: MetaclipBalance) -> dict:
     """Mark, in ``reason`` (in place), the samples still kept that balancing drops; returns
-    the facts for stats.json (the t used, the entries matched)."""
+    the facts for stats.json (the t used, the entries matched; under ``balance``: the
+    parameters and the per-entry count histogram before and after,
+    :func:`~vlcurate.pipeline.filters.metaclip_stats.balance_facts`)."""
     rows = np.flatnonzero(reason == None)  # noqa: E711 (elementwise)
     matcher = rule.matcher()
     entries = matcher.match_arrow(table["caption"].take(pa.array(rows)))
@@ -32,4 +35,9 @@ def balance_kept(table: pa.Table, reason: np.ndarray, rule: MetaclipBalance) -> 
     uids = table["uid"].take(pa.array(rows)).to_pylist()
     out = (draws(uids, rule.seed) >= keep) & (lengths > 0)
     reason[rows[out]] = METACLIP_SAMPLED_OUT
-    return {"balance_t": int(t), "balance_entries_matched": int(np.count_nonzero(counts))}
+    after = entry_counts_of(entries, matcher.size, ~out & (lengths > 0))  # the kept rows' ids
+    return {
+        "balance_t": int(t),
+        "balance_entries_matched": int(np.count_nonzero(counts)),
+        "balance": balance_facts(rule, counts, after, t),
+    }

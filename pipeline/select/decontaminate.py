@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from vlcurate.pipeline.select import dedup, inputs, references
 from vlcurate.pipeline.select.config import Decontaminate
+from vlcurate.pipeline.storage import InputError
 from vlcurate.schemas import score as score_schema
 from vlcurate.schemas.select import EVAL_COLUMNS, EVAL_DUPLICATE
 
@@ -38,8 +39,6 @@ def mark_eval_duplicates(
 ) -> tuple[dict, dict]:
     """Mark (in ``reason``, in place) every decoded sample that matches an eval image; returns
     the ``eval_*`` columns for every row and the facts for stats.json."""
-    dim = _pool_dim(scores, table)
-    evals = references.load(rule.eval, settings, dim, framing)
     n = table.num_rows
     match = np.full(n, NONE, dtype=np.int64)
     distance = np.full(n, NONE, dtype=np.int64)
@@ -47,6 +46,15 @@ def mark_eval_duplicates(
     status = np.array(table["status"].to_pylist(), dtype=object)
     emb_row = table["emb_row"].to_numpy()
     candidates = np.flatnonzero((status == score_schema.DECODED) & (emb_row >= 0))
+    evals = references.References(np.zeros((0, 0), np.float32), [], [])  # no pool: none read
+    if len(candidates):
+        dim = _pool_dim(scores, table, candidates)
+        evals = references.load(rule.eval, settings, dim, framing, "select.decontaminate.eval")
+        if not len(evals):  # nothing to compare with: a wrong path, not a clean pool
+            raise InputError(
+                f"select.decontaminate.eval: no eval image ({evals.undecoded} did not decode) "
+                f"in {', '.join(rule.eval)}"
+            )
     if len(evals) and len(candidates):
         search = EvalSearch(evals, rule)
         shard = np.array(table["shard"].to_pylist(), dtype=object)
@@ -78,12 +86,12 @@ def mark_eval_duplicates(
     return columns, facts
 
 
-def _pool_dim(scores: str, table: pa.Table) -> int:
-    emb_row = table["emb_row"].to_numpy()
-    first = np.flatnonzero(emb_row >= 0)[:1]
-    shard = np.array(table["shard"].to_pylist(), dtype=object)
-    emb = inputs.load_embeddings(scores, shard[first], emb_row[first])
-    return int(emb.shape[1]) if emb.size else 0
+def _pool_dim(scores: str, table: pa.Table, candidates: np.ndarray) -> int:
+    """The width of the pool's image embeddings (one row read)."""
+    first = candidates[:1]
+    shard = np.array(table["shard"].take(first).to_pylist(), dtype=object)
+    emb = inputs.load_embeddings(scores, shard, table["emb_row"].to_numpy()[first])
+    return int(emb.shape[1])
 
 
 class EvalSearch:

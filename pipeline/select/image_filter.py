@@ -20,6 +20,7 @@ import pyarrow as pa
 from vlcurate.pipeline.select import dedup, inputs, references
 from vlcurate.pipeline.select.clusters import SAMPLE_PER_CLUSTER
 from vlcurate.pipeline.select.config import ImageFilter
+from vlcurate.pipeline.storage import InputError
 from vlcurate.schemas import score as score_schema
 from vlcurate.schemas.select import IMAGE_CLUSTER_COLUMN, IMAGE_CLUSTER_UNMATCHED
 
@@ -71,10 +72,16 @@ def filter_by_clusters(
     if len(pool):
         centres = train(table, scores, pool, rule)
         cluster[pool] = assign(table, scores, pool, centres)
-        found = references.load(rule.reference, settings, centres.shape[1], framing)
+        found = references.load(
+            rule.reference, settings, centres.shape[1], framing, "select.image_filter.reference"
+        )
+        if not len(found):  # every sample would go: a wrong reference set, not a filter
+            raise InputError(
+                f"select.image_filter.reference: no reference image ({found.undecoded} did not "
+                f"decode) in {', '.join(rule.reference)}"
+            )
         matched = np.zeros(len(centres), dtype=bool)
-        if len(found):
-            matched[dedup.nearest_centroid(found.embeddings, centres)] = True
+        matched[dedup.nearest_centroid(found.embeddings, centres)] = True
         facts = {
             "image_filter_centroids": len(centres),
             "image_filter_clusters_matched": int(matched.sum()),

@@ -37,7 +37,8 @@ BATCH = 64
 @dataclass
 class References:
     """``embeddings`` float32 (n, d), L2-normalised; ``phash`` (hex, or None: no pixels) and
-    ``names`` (``FILE:KEY`` for a shard's sample, ``FILE#ROW`` for an embedding row) per row;
+    ``names`` (``PATH:KEY`` for a shard's sample, ``PATH#ROW`` for an embedding row, the file's
+    full path: two eval sets may both hold a ``00000.tar``) per row;
     ``undecoded``: images of the shards that did not decode (not in the set)."""
 
     embeddings: np.ndarray
@@ -49,9 +50,10 @@ class References:
         return len(self.names)
 
 
-def expand(paths: list[str]) -> list[str]:
+def expand(paths: list[str], field: str = "reference or eval path") -> list[str]:
     """The files ``paths`` name, sorted and de-duplicated; a path that names none, or a file
-    that is neither a shard nor embeddings, is refused."""
+    that is neither a shard nor embeddings, is refused in one line naming ``field`` (the
+    recipe's key, ``select.image_filter.reference`` or ``select.decontaminate.eval``)."""
     found: list[str] = []
     for spec in paths:
         fs, path = fsspec.core.url_to_fs(spec)
@@ -65,21 +67,23 @@ def expand(paths: list[str]) -> list[str]:
         else:
             matches = [spec]
         if not matches:
-            raise InputError(f"reference or eval path matched no shard or embeddings: {spec}")
+            raise InputError(f"{field}: {spec} matched no shard (.tar) or embeddings (.npy)")
         for match in matches:
             if not match.endswith(SUFFIXES):
-                raise InputError(f"{match}: not a WebDataset shard (.tar) or embeddings (.npy)")
+                raise InputError(
+                    f"{field}: {match} is not a WebDataset shard (.tar) or embeddings (.npy)"
+                )
             if not storage.exists(match):
-                raise InputError(f"reference or eval input not found: {match}")
+                raise InputError(f"{field}: not found: {match}")
             found.append(storage.absolute(match) if "://" not in match else match)
     return sorted(set(found))
 
 
-def digest(paths: list[str]) -> str:
+def digest(paths: list[str], field: str = "reference or eval path") -> str:
     """A digest of the files ``paths`` name (path, size, modification time): other reference
     or eval files rebuild the selection."""
     h = hashlib.sha256()
-    for file in expand(paths):
+    for file in expand(paths, field):
         fs, path = fsspec.core.url_to_fs(file)
         info = fs.info(path)
         h.update(
@@ -88,19 +92,21 @@ def digest(paths: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def load(paths: list[str], settings: dict, dim: int, framing: dict | None = None) -> References:
+def load(
+    paths: list[str], settings: dict, dim: int, framing: dict | None = None, field: str = "images"
+) -> References:
     """The images of ``paths``: shards framed as the download (``framing``: its done markers'
     settings; None: as they are) and embedded as the score stage (``settings``: its done
     markers' settings) did the pool's; embeddings read as they are, ``dim`` wide."""
-    files = expand(paths)
-    parts = [_embeddings_file(f, dim) for f in files if f.endswith(".npy")]
+    files = expand(paths, field)
+    parts = [_embeddings_file(f, dim, field) for f in files if f.endswith(".npy")]
     shards = [f for f in files if f.endswith(".tar")]
     if shards:
         parts.append(embed_shards(shards, settings, framing))
     for part in parts:
         if len(part) and part.embeddings.shape[1] != dim:
             raise InputError(
-                f"reference or eval embeddings are {part.embeddings.shape[1]} wide, the pool's "
+                f"{field}: embeddings are {part.embeddings.shape[1]} wide, the pool's "
                 f"{dim}: made by another CLIP than the scores' ({settings.get('model')})"
             )
     return References(
@@ -117,21 +123,23 @@ def normalised(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows / np.where(norms > 0, norms, 1))
 
 
-def _embeddings_file(file: str, dim: int) -> References:
+def _embeddings_file(file: str, dim: int, field: str) -> References:
     with fsspec.open(file, "rb") as f:
         try:
             rows = np.load(f, allow_pickle=False)
         except ValueError as e:
-            raise InputError(f"{file}: not a .npy array of embeddings ({e})") from e
+            raise InputError(f"{field}: {file} is not a .npy array of embeddings ({e})") from e
     if rows.ndim != 2 or rows.dtype not in (np.float16, np.float32):
-        raise InputError(f"{file}: embeddings must be float16 or float32 rows, not {rows.dtype}")
+        raise InputError(
+            f"{field}: {file}: embeddings must be float16 or float32 rows, not {rows.dtype}"
+        )
     if rows.shape[1] != dim:
         raise InputError(
-            f"{file}: embeddings are {rows.shape[1]} wide, the pool's {dim}: made by another CLIP"
+            f"{field}: {file}: embeddings are {rows.shape[1]} wide, the pool's {dim}: "
+            "made by another CLIP"
         )
-    name = file.rsplit("/", 1)[-1]
     return References(
-        normalised(rows), [None] * len(rows), [f"{name}#{i}" for i in range(len(rows))]
+        normalised(rows), [None] * len(rows), [f"{file}#{i}" for i in range(len(rows))]
     )
 
 
@@ -186,7 +194,6 @@ def embed_shards(shards: list[str], settings: dict, framing: dict | None = None)
         batch.clear()
 
     for shard in shards:
-        name = shard.rsplit("/", 1)[-1]
         for _, sample in samples(shard):
             data = frame(image_bytes(sample))
             rgb, _ = decode_pixels(data, None if full else side) if data else (None, None)
@@ -195,10 +202,28 @@ def embed_shards(shards: list[str], settings: dict, framing: dict | None = None)
                 continue
             caption = (sample.get("txt") or b"").decode("utf-8", "replace")
             pixels = square(rgb, side, squash=clip.squash)
-            batch.append((f"{name}:{sample['__key__']}", pixels, thumbnail(rgb), caption))
+            batch.append((f"{shard}:{sample['__key__']}", pixels, thumbnail(rgb), caption))
             if len(batch) == BATCH:
                 flush()
     if batch:
         flush()
     out.embeddings = normalised(out.embeddings)
     return out
+
+
+def images_of(names: list[str]) -> dict[str, bytes]:
+    """``{name: image bytes}`` of the rows ``names`` names that come from shards (``PATH:KEY``;
+    an embedding row has no picture), each shard read once."""
+    from vlcurate.pipeline.score.shards import image_bytes, samples
+
+    wanted: dict[str, set] = {}
+    for name in names:
+        file, sep, key = name.rpartition(":")
+        if sep and file.endswith(".tar"):
+            wanted.setdefault(file, set()).add(key)
+    found = {}
+    for file, keys in wanted.items():
+        for _, sample in samples(file):
+            if sample["__key__"] in keys:
+                found[f"{file}:{sample['__key__']}"] = image_bytes(sample)
+    return found

@@ -9,9 +9,11 @@ from pathlib import Path
 import fsspec
 
 from vlcurate.pipeline import storage
-from vlcurate.pipeline.report import write_report
+from vlcurate.pipeline.report import thumbnail, write_report
 from vlcurate.pipeline.score import checkpoints
 from vlcurate.pipeline.score import shards as shard_io
+from vlcurate.pipeline.select import references
+from vlcurate.pipeline.select.balance_report import balance_section, insert_before
 from vlcurate.pipeline.select.writer import blur_faces
 
 NOT_PRETRAINED = ("none", "", None)
@@ -126,43 +128,54 @@ def write_selection_report(
     if config.decontaminate:  # the table goes before the thumbnails
         with fsspec.open(path, "rb") as f:
             html = f.read().decode("utf-8")
-        html = html.replace(SAMPLES, eval_duplicates(selection.table) + SAMPLES, 1)
+        table = eval_duplicates(selection.table, images)
         with storage.atomic_open(path) as f:
-            f.write(html.encode("utf-8"))
+            f.write(html.replace(SAMPLES, table + SAMPLES, 1).encode("utf-8"))
+    insert_before(path, SAMPLES, balance_section(funnel, selection.facts))  # MetaCLIP's counts
     return path
 
 
 SAMPLES = "<h2>Samples</h2>"  # the thumbnails' heading (vlcurate.pipeline.report)
 
 
-EVAL_ROWS = 200  # rows of the eval-duplicate table; selection.parquet has them all
+EVAL_ROWS = 100  # rows of the eval-duplicate table; selection.parquet has them all
 
 
-def eval_duplicates(table) -> str:
-    """The pool samples dropped as eval duplicates, beside the eval image each matches."""
-    rows = [r for r in table.to_pylist() if r["reason"] == "eval_duplicate"]
-    head = "".join(
-        f"<th>{h}</th>" for h in ("pool uid", "pool url", "eval image", "pHash bits", "cosine")
-    )
+def eval_duplicates(table, images) -> str:
+    """The pool samples dropped as eval duplicates, each beside the eval image it matches
+    (thumbnails of both; an eval set given as embeddings has no picture)."""
+    reason = table["reason"].to_numpy(zero_copy_only=False)
+    where = [i for i, r in enumerate(reason) if r == "eval_duplicate"]
+    rows = table.take(where[:EVAL_ROWS]).to_pylist() if where else []
+    pool = images(rows) or {}
+    evals = references.images_of([r["eval_match"] for r in rows])
+    head = ("pool image", "eval image", "pool uid", "pool url", "eval match", "pHash bits", "cos")
+
+    def picture(data) -> str:
+        src = thumbnail(data)
+        return f'<img class="thumb" src="{src}" alt="">' if src else "–"
+
     body = "".join(
-        "<tr>"
+        f"<tr><td>{picture(pool.get(r['uid']))}</td><td>{picture(evals.get(r['eval_match']))}"
+        "</td>"
         + "".join(
             f"<td>{escape(str(v))}</td>"
             for v in (
                 r["uid"],
                 r["url"],
                 r["eval_match"],
-                "-" if r["eval_phash_distance"] is None else r["eval_phash_distance"],
+                "–" if r["eval_phash_distance"] is None else r["eval_phash_distance"],
                 f"{r['eval_cosine']:.3f}",
             )
         )
         + "</tr>"
-        for r in rows[:EVAL_ROWS]
+        for r in rows
     )
-    more = f" ({EVAL_ROWS} shown; all in selection.parquet)" if len(rows) > EVAL_ROWS else ""
+    more = f" ({EVAL_ROWS} shown; all in selection.parquet)" if len(where) > EVAL_ROWS else ""
     return (
-        f"<h2>Eval duplicates: {len(rows):,}{more}</h2>"
-        f'<table class="eval-duplicates"><tr>{head}</tr>{body}</table>'
+        f"<h2>Eval duplicates: {len(where):,}{more}</h2>"
+        f'<table class="eval-duplicates"><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>'
+        f"{body}</table>"
     )
 
 

@@ -83,14 +83,19 @@ class SelectStage(Stage):
             }
             outside = self.outside_images()
             if outside:  # checked here, before any work; their files change the selection
-                self._inputs["references_digest"] = references.digest(outside)
+                self._inputs["references_digest"] = "+".join(
+                    references.digest(paths, field) for field, paths in outside.items()
+                )
         return self._inputs
 
-    def outside_images(self) -> list[str]:
-        """The reference and eval paths the recipe compares the pool with."""
-        config = self.recipe.select
-        found = list(config.image_filter.reference) if config.image_filter else []
-        return found + (list(config.decontaminate.eval) if config.decontaminate else [])
+    def outside_images(self) -> dict[str, list[str]]:
+        """The reference and eval paths the recipe compares the pool with, by recipe key."""
+        config, found = self.recipe.select, {}
+        if config.image_filter:
+            found["select.image_filter.reference"] = list(config.image_filter.reference)
+        if config.decontaminate:
+            found["select.decontaminate.eval"] = list(config.decontaminate.eval)
+        return found
 
     def settings(self) -> dict:
         found = self.inputs()

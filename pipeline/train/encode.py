@@ -17,7 +17,9 @@ import webdataset as wds
 from PIL import Image
 from tqdm import tqdm
 
-from vlcurate.pipeline.storage import expand_shards
+from vlcurate.pipeline.storage import expand_shards, webdataset_reads_urls
+
+webdataset_reads_urls()  # shards in a bucket
 
 IMAGE_EXTS = ("jpg", "png", "jpeg", "webp")  # the image members of a shard sample
 FOLDER_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}  # image files in a folder

@@ -129,6 +129,9 @@ def make_loader(config: FrozenTrainConfig, preprocess, step: int):
     """Endless batches (lists of sequences), seeded by ``(seed, step)``."""
     import webdataset as wds
 
+    from vlcurate.pipeline.storage import webdataset_reads_urls
+
+    webdataset_reads_urls()
     seed = config.seed * 1_000_003 + step
     pipeline = wds.DataPipeline(
         wds.ResampledShards(config.shards, worker_seed=_WorkerSeed(seed), deterministic=True),

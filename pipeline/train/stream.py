@@ -18,6 +18,10 @@ from itertools import islice
 import torch
 import webdataset as wds
 
+from vlcurate.pipeline.storage import webdataset_reads_urls
+
+webdataset_reads_urls()  # --shards 's3://bucket/final/{00000..00099}.tar'
+
 
 def _seed(*parts) -> int:
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()

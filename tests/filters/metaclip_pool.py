@@ -43,3 +43,19 @@ def pool(no_entry: int = 0, seed: int = 0):
     captions = [captions[i] for i in order]
     entries = [entries[i] for i in order]
     return pairs_table(*captions), entries
+
+
+def check_histogram(facts: dict) -> None:
+    """The facts' histogram adds up: its bins before sum to the entries matched and their
+    matches; the entries of each bin keep no more after the draw than they had; the bins by
+    the counts after sum to what the draw kept, and none lies above ``t``'s bin."""
+    rows = facts["histogram"]
+    assert sum(r["entries_before"] for r in rows) == facts["entries_matched"]
+    assert sum(r["matches_before"] for r in rows) == facts["matches_before"]
+    assert sum(r["entries_after"] for r in rows) == facts["entries_matched_after"]
+    assert sum(r["matches_after"] for r in rows) == facts["matches_after"]
+    assert sum(r["matches_kept"] for r in rows) == facts["matches_after"]
+    for r in rows:
+        assert r["entries_kept"] <= r["entries_before"] and r["matches_kept"] <= r["matches_before"]
+        if r["low"] > facts["t"] * 2:  # an entry keeps about t captions: far above, none
+            assert r["entries_after"] == 0, r

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.filters.metaclip_pool import COUNTS, metadata_file, pool
+from tests.filters.metaclip_pool import COUNTS, check_histogram, metadata_file, pool
 from vlcurate.jobs import filter as filter_job
 from vlcurate.jobs.balance import entry_counts
 from vlcurate.pipeline.filters.metaclip import DRAW_RULE, MetaclipBalance
@@ -79,6 +79,19 @@ def test_filter_job_balances_the_pool(spark, tmp_path):
             assert per_entry[entry] == n, entry
         else:
             assert abs(per_entry[entry] - t) <= 4 * (t * (1 - t / n)) ** 0.5, entry
+    facts = stats["metaclip_balance"]  # what the draw used and did, counted in Spark
+    assert (facts["t"], facts["seed"], facts["metadata"]) == (t, 0, meta)
+    assert facts["metadata_entries"] == len(COUNTS) + 1 and facts["entries_matched"] == len(COUNTS)
+    deduplicated = Counter(entry_of[u] for u in dict.fromkeys(table.column("uid").to_pylist()))
+    assert facts["matches_before"] == sum(n for e, n in deduplicated.items() if e is not None)
+    assert facts["matches_after"] == kept.num_rows  # every kept caption matches one entry
+    bins = {r["bin"]: r for r in facts["histogram"]}
+    assert (
+        bins["1,001-10,000"]["entries_before"] == 1 and bins["1,001-10,000"]["entries_after"] == 0
+    )
+    assert sum(r["entries_after"] for r in facts["histogram"]) == len(COUNTS)
+    check_histogram(facts)
+    assert json.loads((tmp_path / "out-a" / "stats.json").read_text())["metaclip_balance"] == facts
     again, kept_again, _ = _run(tmp_path, table, "b", meta, t)
     assert again["dropped"] == stats["dropped"]
     assert sorted(kept_again.column("uid").to_pylist()) == sorted(kept.column("uid").to_pylist())

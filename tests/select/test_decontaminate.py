@@ -24,6 +24,7 @@ from vlcurate.pipeline.config import ConfigError
 from vlcurate.pipeline.recipe import parse_recipe
 from vlcurate.pipeline.select.config import Decontaminate, SelectConfig
 from vlcurate.pipeline.select.stage import select
+from vlcurate.pipeline.storage import InputError
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -102,7 +103,8 @@ def test_copies_of_eval_images_go_and_nothing_else(evals, tmp_path):
             assert r["eval_match"] is None
         elif kind[r["url"]] in CORE or r["reason"] is not None:
             assert r["reason"] == "eval_duplicate", (r["url"], kind[r["url"]])
-            assert keys[r["eval_match"].split(":")[1]] == group_of[r["url"]]
+            file, key = r["eval_match"].rsplit(":", 1)
+            assert file == str(shard) and keys[key] == group_of[r["url"]]
             assert r["eval_phash_distance"] <= 16 and r["eval_cosine"] >= 0.9
     exact = [r for r in mine if kind[r["url"]] in (None, "exact", "reencoded")]
     assert exact and all(r["eval_phash_distance"] == 0 for r in exact)
@@ -115,8 +117,10 @@ def test_the_report_lists_each_beside_its_eval_image(evals, tmp_path):
     html = (tmp_path / "report.html").read_text()
     dropped = [x for x in rows if x["reason"] == "eval_duplicate"]
     assert f"Eval duplicates: {len(dropped)}</h2>" in html
+    table = html[html.index("<h2>Eval duplicates") : html.index("<h2>Samples</h2>")]
     for x in dropped:
-        assert f"<td>{x['uid']}</td><td>{x['url']}</td><td>{x['eval_match']}</td>" in html
+        assert f"<td>{x['uid']}</td><td>{x['url']}</td><td>{x['eval_match']}</td>" in table
+    assert table.count('<img class="thumb" src="data:image/jpeg') == 2 * len(dropped)
 
 
 def test_eval_duplicates_go_before_the_rules(evals, tmp_path):
@@ -154,7 +158,8 @@ def test_embeddings_only_eval_sets_match_by_cosine(evals, tmp_path):
         elif kind[x["url"]] in (None, "exact", "reencoded", "resized"):
             assert x["reason"] == "eval_duplicate", (x["url"], kind[x["url"]])
         if x["reason"] == "eval_duplicate":
-            assert x["eval_match"].startswith("evals.npy#") and x["eval_cosine"] >= 0.99
+            assert x["eval_match"].startswith(f"{tmp_path / 'evals.npy'}#")
+            assert x["eval_cosine"] >= 0.99
             assert x["eval_phash_distance"] is None
 
 
@@ -170,6 +175,24 @@ def test_an_eval_set_of_other_pictures_drops_nothing(evals, tmp_path):
     )
     assert stats["dropped"] == {} and stats["kept"] == len(rows)
     assert stats["decontaminate_eval_images"] == DISTRACTORS
+
+
+def test_a_missing_eval_set_fails_naming_the_field(evals, tmp_path):
+    root, _, _, _, shard = evals
+    r = recipe([str(shard), str(tmp_path / "gone.tar")])
+    with pytest.raises(InputError, match="^select.decontaminate.eval: not found: .*gone.tar"):
+        run(root, tmp_path / "out", r)
+    assert not (tmp_path / "out" / "selection.parquet").exists()
+
+
+def test_an_eval_shard_without_a_decodable_image_fails_naming_the_field(evals, tmp_path):
+    root, _, _, _, _ = evals
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(bad, "w") as tar:
+        add(tar, "000.jpg", b"not a picture")
+    with pytest.raises(InputError, match=r"^select.decontaminate.eval: no eval image \(1 did"):
+        run(root, tmp_path / "out", recipe([str(bad)]))
+    assert not (tmp_path / "out" / "selection.parquet").exists()
 
 
 # --- no pool needed -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.pairs import KEEP_ALL
+from vlcurate.jobs import selection as select_job
 from vlcurate.pipeline.config import ConfigError
 from vlcurate.pipeline.recipe import load_recipe, parse_recipe
 from vlcurate.pipeline.select import inputs, references
@@ -199,7 +200,7 @@ def test_intersects_with_the_clip_top_fraction(pool, filtered, tmp_path):
 def test_a_missing_reference_fails_before_any_output(pool, tmp_path):
     root, _, _ = pool
     r = recipe(image_filter=image_filter([str(tmp_path / "nowhere.npy")]))
-    with pytest.raises(InputError, match="nowhere.npy"):
+    with pytest.raises(InputError, match="select.image_filter.reference: not found: .*nowhere"):
         run(root, tmp_path / "out", r)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -207,8 +208,57 @@ def test_a_missing_reference_fails_before_any_output(pool, tmp_path):
 def test_embeddings_of_another_width_are_refused(pool, tmp_path):
     root, _, _ = pool
     np.save(tmp_path / "wide.npy", np.ones((3, 512), np.float32))
-    with pytest.raises(InputError, match="512 wide"):
+    with pytest.raises(InputError, match="select.image_filter.reference: .*512 wide"):
         run(root, tmp_path / "out", recipe(image_filter=image_filter([str(tmp_path / "wide.npy")])))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("empty", "matched no shard"), ("refs.txt", "is not a WebDataset shard"), ("bad.tar", None)],
+)
+def test_a_reference_set_without_images_fails_naming_the_field(pool, tmp_path, name, message):
+    """An empty folder, a file of another kind, or a shard whose images all fail to decode: one
+    line naming the recipe's key, and no output (a filter that drops everything is a mistake)."""
+    root, _, _ = pool
+    path = tmp_path / name
+    if name == "empty":
+        path.mkdir()
+    elif name == "bad.tar":
+        with tarfile.open(path, "w") as tar:
+            for ext, data in (("jpg", b"not a picture"), ("txt", b"a caption")):
+                info = tarfile.TarInfo(f"000.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    else:
+        path.write_text("x")
+    expected = message or r"no reference image \(1 did not decode\)"
+    with pytest.raises(InputError, match=f"^select.image_filter.reference: .*{expected}"):
+        run(root, tmp_path / "out", recipe(image_filter=image_filter([str(path)])))
+    assert not (tmp_path / "out" / "selection.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"reference": ["MISSING"]}, "select.image_filter.reference: not found: "),
+        ({"reference": ["REF"], "centroids": 0}, "select.image_filter.centroids: 0 is not allowed"),
+    ],
+)
+def test_curate_select_refuses_a_bad_image_filter_in_one_line(
+    pool, tmp_path, capsys, section, message
+):
+    """``curate select``: exit 2, one line on stderr naming the recipe's key, no output."""
+    root, _, reference = pool
+    paths = {"MISSING": str(tmp_path / "gone.npy"), "REF": str(reference)}
+    section = {**section, "reference": [paths[p] for p in section["reference"]]}
+    r = tmp_path / "recipe.yaml"
+    r.write_text(json.dumps({**KEEP_ALL, "select": {"image_filter": section}}))  # JSON is YAML
+    argv = ["--shards", str(root / "shards"), "--scores", str(root / "scores")]
+    out = tmp_path / "final"
+    assert select_job.main([*argv, "--recipe", str(r), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not out.exists() or not any(out.iterdir())
 
 
 # --- no pool needed -----------------------------------------------------------------------------
