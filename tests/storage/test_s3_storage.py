@@ -149,6 +149,33 @@ def test_run_stage_on_s3_markers_stats_and_resume(s3):
         stage_mod.run_stage(_Double(storage.join(root, "file"), inputs))
 
 
+class _LosesATask:
+    """An executor one of whose tasks is lost mid-write while the stage runs (its temporary
+    and its unfinished multipart upload stay behind); Spark reruns it and it succeeds."""
+
+    def run(self, stage, units):
+        from vlcurate.pipeline.executors import LocalExecutor
+
+        fs = _fs()
+        fs.pipe(storage.join(stage.output, "0.txt.tmp-0123abcd"), b"half")
+        bucket, key = storage.join(stage.output, "1.txt").removeprefix("s3://").split("/", 1)
+        fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)
+        return LocalExecutor(progress=False).run(stage, units)
+
+
+def test_run_stage_removes_what_a_lost_task_left_once_every_task_is_done(s3):
+    root = s3.prefix("lost")
+    inputs = [storage.join(root, "in", f"{i}.txt") for i in range(2)]
+    for i, url in enumerate(inputs):
+        _fs().pipe(url, str(i + 1).encode())
+    out = storage.join(root, "out")
+    stage = _Double(out, inputs)
+    stage.folders = ("",)
+    stage_mod.run_stage(stage, _LosesATask())
+    assert _keys(out) == ["0.txt", "1.txt", "_done/0.json", "_done/1.json", "stats.json"]
+    assert _uploads(s3, out) == []
+
+
 def test_brace_pattern_keeps_the_scheme(s3):
     shards = [f"s3://{s3.bucket}/final/{i:05d}.tar" for i in range(3)]
     pattern = storage.brace_pattern(shards)
