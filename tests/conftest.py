@@ -10,6 +10,14 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
+# The session's S3 endpoint (the s3 fixture) has its address and test credentials in the
+# environment from the start: Spark's Python workers are forked once, with the environment the
+# first session had, so they must see it before any test starts Spark.
+from tests.s3 import MotoS3, free_port  # noqa: E402
+
+S3_SERVER = MotoS3(port=free_port())
+os.environ.update(S3_SERVER.env())
+
 DATA = Path(__file__).parent / "data"
 WARCS = DATA / "warc"
 
@@ -110,9 +118,9 @@ def s3():
     ``AWS_ENDPOINT_URL`` and test credentials in the environment (subprocesses and Spark
     executors inherit them): a :class:`tests.s3.MotoS3`; ``s3.prefix(name)`` gives each test a
     fresh ``s3://bucket/name-XXXXXXXX``."""
-    from tests.s3 import MotoS3, apply_env, restore_env
+    from tests.s3 import apply_env, restore_env
 
-    with MotoS3() as server:
+    with S3_SERVER as server:
         old = apply_env(server.env())
         try:
             yield server

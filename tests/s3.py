@@ -23,7 +23,7 @@ START_TIMEOUT_S = 60
 BUCKET = "curate-test"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -32,9 +32,9 @@ def _free_port() -> int:
 class MotoS3:
     """``moto_server`` on a free loopback port with one bucket, ``bucket``."""
 
-    def __init__(self, bucket: str = BUCKET):
+    def __init__(self, bucket: str = BUCKET, port: int = 0):
         self.bucket = bucket
-        self.port = 0
+        self.port = port  # 0: a free one when started
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -62,7 +62,7 @@ class MotoS3:
         return self.url(f"{name}-{uuid.uuid4().hex[:8]}")
 
     def start(self) -> "MotoS3":
-        self.port = _free_port()
+        self.port = self.port or free_port()
         self._log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
