@@ -6,10 +6,14 @@ selection, evaluate each on the same held-out shards, and write a side-by-side t
         --scores out/demo/scores --eval-shards 'out/scenes-heldout/00000.tar' \\
         --label-field kind --samples 4000 --output out/compare
 
-Writes OUTPUT/NAME/final (each selection), OUTPUT/NAME/train (each run), OUTPUT/compare.json,
-OUTPUT/compare.md and OUTPUT/compare.png. A recipe that keeps fewer samples than the budget is
-resampled (each sample seen more than once), and the table says so. Held-out mini-web scenes
-for --eval-shards: ``curate miniweb --scenes 500 --seed 2 --output DIR``.
+    curate compare pool-nofilter.yaml pool-clip.yaml ... --seeds 3 --label-field kind color \
+        --truth-field noise ...       # mean ± sd over 3 seeds; each selection's make-up
+
+Writes OUTPUT/NAME/final (each selection), OUTPUT/NAME/train (each run; train-seedS with
+--seeds), OUTPUT/compare.json, compare.md, compare.png and report.html. A recipe that keeps
+fewer samples than the budget is resampled (each sample seen more than once), and the table
+says so. Held-out mini-web scenes for --eval-shards: ``curate miniweb --scenes 500 --seed 2``;
+a noisy pool with truth to compare on: ``curate miniweb --pool 6000`` (benchmarks/curation.py).
 """
 
 import argparse

@@ -8,10 +8,14 @@ Writes OUT/site/ (pages and images), OUT/crawl.warc.gz (the pages as WARC record
 OUT/miniweb.json. The crawl's URLs carry the port, so serve on the port it was built for.
 
     curate miniweb --output build/scenes --scenes 8000 --seed 1   # CLIP training shards
+    curate miniweb --output build/pool --pool 6000 --seed 1       # a noisy downloaded pool
 
-``--scenes N`` writes no web: N of the mini web's shape scenes straight into img2dataset-style
-shards OUT/NNNNN.tar (1000 per shard; jpg, exact caption txt, json with the scene's truth and
-``kind``/``color`` labels), to train and evaluate a CLIP on (``curate train clip``).
+``--scenes N`` writes no web: N shape scenes straight into img2dataset-style shards
+OUT/NNNNN.tar (jpg, exact caption txt, json with the scene's truth and ``kind``/``color``
+labels), to train and evaluate a CLIP on. ``--pool N`` writes N samples of a noisy pool as
+img2dataset would have downloaded them (tar, parquet sidecar, NNNNN_stats.json; a third of the
+captions mismatched, duplicates, watermarks, junk, Zipf-skewed concepts; each sample's
+``noise`` says which), for ``curate score`` and ``curate compare``.
 """
 
 import argparse
@@ -19,6 +23,7 @@ import sys
 import threading
 
 from vlcurate.miniweb import DEFAULT_PORT, DEFAULT_SLOW_SECONDS, WARC_FILE, build, free_port, serve
+from vlcurate.miniweb.pool import write_pool
 from vlcurate.miniweb.scenes import write_scene_shards
 from vlcurate.pipeline.storage import brace_pattern
 
@@ -50,13 +55,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="how long slow URLs sleep before answering (default: %(default)s)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request when serving")
-    parser.add_argument(
-        "--scenes",
-        type=int,
-        default=0,
-        metavar="N",
-        help="instead of a web, write N shape scenes as WebDataset shards for CLIP training",
-    )
+    for flag, what in (
+        ("--scenes", "N shape scenes as WebDataset shards for CLIP training"),
+        ("--pool", "a noisy pool of N downloaded samples (img2dataset shards)"),
+    ):
+        parser.add_argument(
+            flag, type=int, default=0, metavar="N", help=f"instead of a web, {what}"
+        )
     return parser
 
 
@@ -76,9 +81,11 @@ def format_summary(manifest, output: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.scenes:
-        shards = write_scene_shards(args.output, args.scenes, seed=args.seed)
-        print(f"miniweb: {args.scenes} scenes (seed {args.seed}) -> {brace_pattern(shards)}")
+    if args.scenes or args.pool:
+        write, n = (write_scene_shards, args.scenes) if args.scenes else (write_pool, args.pool)
+        shards = write(args.output, n, seed=args.seed)
+        what = "scenes" if args.scenes else "samples of a noisy pool"
+        print(f"miniweb: {n} {what} (seed {args.seed}) -> {brace_pattern(shards)}")
         return 0
     port = args.port or free_port()
     try:

@@ -37,17 +37,24 @@ def write_scene_shards(
 ) -> list[str]:
     """Write ``n`` scenes as ``folder/NNNNN.tar`` (each written whole, then renamed) and return
     the shard paths. The same arguments give the same bytes."""
+    rng = random.Random(seed)
+    return write_shards(folder, (scene_sample(rng, min_side) for _ in range(n)), n, per_shard)
+
+
+def write_shards(folder, samples, n: int, per_shard: int = 1000) -> list[str]:
+    """Write ``n`` samples of ``(jpeg, caption, json fields)`` as ``folder/NNNNN.tar``, keys
+    ``SSSSSIIII`` as img2dataset names them (each tar written whole, then renamed)."""
     import json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
+    samples = iter(samples)
     paths = []
     for shard, first in enumerate(range(0, n, per_shard)):
         path = folder / f"{shard:05d}.tar"
         with atomic_open(str(path), "wb") as f, tarfile.open(fileobj=f, mode="w") as tar:
             for i in range(first, min(n, first + per_shard)):
-                data, text, meta = scene_sample(rng, min_side)
+                data, text, meta = next(samples)
                 key = f"{shard:05d}{i - first:04d}"
                 meta["key"] = key
                 for ext, payload in (

@@ -5,8 +5,13 @@ For each recipe, :func:`compare` runs the select stage on the shared ``shards`` 
 into ``OUTPUT/NAME/final``, trains :class:`CompareConfig`'s model on those shards into
 ``OUTPUT/NAME/train`` (same seed, so the same initial weights and the same schedule; only the
 data differ), and evaluates ``final.pt`` on ``eval_shards``: retrieval recall@1/5/10 both ways,
-and zero-shot accuracy on a label field when ``label_field`` is set. It writes
-``OUTPUT/compare.json``, ``compare.md`` (the table) and ``compare.png`` (the plot).
+and zero-shot accuracy on each of ``label_field``. With ``seeds`` = N it trains N times per
+recipe (seeds ``seed`` .. ``seed + N - 1``, into ``train-seedS``) and the table gives each
+metric's mean and standard deviation across seeds: a difference smaller than that spread is
+not a difference. With ``truth_field`` (a column of the pool shards' parquet sidecars, such as
+the noisy pool's ``noise``) each selection's make-up is tallied from the shards' truth. It
+writes ``OUTPUT/compare.json``, ``compare.md`` (the table), ``compare.png`` (the plot) and
+``report.html`` (both, and the notes).
 
 The budget is samples seen (``samples``), not epochs, as in DataComp: a recipe that keeps
 fewer samples sees each of them more often. Training draws shards with replacement either
@@ -15,15 +20,16 @@ is seen on average.
 """
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
 from vlcurate.pipeline.config import Config
 from vlcurate.pipeline.recipe import load_recipe
-
-WAYS = ("image_to_text", "text_to_image")
-METRICS = tuple((way, k) for way in WAYS for k in ("R@1", "R@5", "R@10"))
+from vlcurate.pipeline.train.compare_report import METRICS, plot, table, values, write_html
 
 
 @dataclass
@@ -47,11 +53,32 @@ class CompareConfig(Config):
     seed: int = field(
         default=0, metadata={"help": "seed: same initial weights for every recipe", "min": 0}
     )
+    seeds: int = field(
+        default=1,
+        metadata={
+            "help": "training runs per recipe (seeds seed .. seed+N-1): mean and spread",
+            "min": 1,
+        },
+    )
     workers: int = field(default=2, metadata={"help": "DataLoader processes", "min": 0})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
-    label_field: str | None = field(
-        default=None, metadata={"help": "json field of eval_shards for zero-shot (e.g. kind)"}
+    label_field: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "json fields of eval_shards for zero-shot, one accuracy each (e.g. kind color)",
+            "nargs": "+",
+            "metavar": "FIELD",
+        },
     )
+    truth_field: str | None = field(
+        default=None,
+        metadata={"help": "column of the pool shards' parquet to tally in each selection (noise)"},
+    )
+
+    def __post_init__(self):
+        if isinstance(self.label_field, str):
+            self.label_field = [self.label_field]
+        super().__post_init__()
 
 
 def recipe_name(spec: str) -> str:
@@ -81,6 +108,8 @@ def compare(
         final = out / name / "final"
         stats = select(shards, scores, recipe, str(final), progress=progress, report=None)
         row = {"recipe": name, "kept": stats["kept"], "in": stats["in"], "notes": []}
+        if config.truth_field:
+            row["truth"] = truth_tally(shards, final, config.truth_field)
         if stats["kept"] == 0:
             row["notes"].append("kept no sample: nothing to train on")
             rows.append(row)
@@ -90,13 +119,72 @@ def compare(
                 f"keeps {stats['kept']} samples, fewer than the budget of {config.samples}: "
                 f"resampled, each seen about {config.samples / stats['kept']:.1f} times"
             )
-        row.update(_train_and_evaluate(final, out / name / "train", config, progress))
+        runs = []
+        for seed in range(config.seed, config.seed + config.seeds):
+            run = out / name / ("train" if config.seeds == 1 else f"train-seed{seed}")
+            found = _train_and_evaluate(final, run, replace(config, seed=seed), progress)
+            runs.append({"seed": seed, **found})
+        row.update(summarise(runs))
         rows.append(row)
     result = {"config": asdict(config), "recipes": recipes, "rows": rows}
     (out / "compare.json").write_text(json.dumps(result, indent=1))
     (out / "compare.md").write_text(table(result))
     plot(result, out / "compare.png")
+    write_html(result, out / "report.html", out / "compare.png")
     return result
+
+
+def summarise(runs: list[dict]) -> dict:
+    """One recipe's row from its runs: each metric's mean across seeds where the single run's
+    value was (``retrieval``, ``zeroshot``), its standard deviation in ``spread`` (by column
+    title; 0 for one run), and the runs themselves."""
+    row = {
+        "runs": runs,
+        "steps": runs[0]["steps"],
+        "loss": float(np.mean([r["loss"] for r in runs])),
+    }
+    ways = [w for w, _ in METRICS]
+    row["retrieval"] = {
+        way: {
+            k: float(np.mean([r["retrieval"][way][k] for r in runs]))
+            for w, k in METRICS
+            if w == way
+        }
+        for way in dict.fromkeys(ways)
+    }
+    row["retrieval"]["n"] = runs[0]["retrieval"]["n"]
+    if "zeroshot" in runs[0]:
+        row["zeroshot"] = {
+            f: {"top1": float(np.mean([r["zeroshot"][f]["top1"] for r in runs]))}
+            for f in runs[0]["zeroshot"]
+        }
+    per_run = [values(r) for r in runs]
+    row["spread"] = {
+        col: float(np.std([v[col] for v in per_run], ddof=1)) if len(runs) > 1 else 0.0
+        for col in per_run[0]
+    }
+    return row
+
+
+def truth_tally(shards: str, final: Path, field_name: str) -> dict[str, int]:
+    """How many of a selection's samples have each value of ``field_name``, a column of the
+    pool shards' parquet sidecars (joined on the final shards' ``source_shard``/``source_key``)."""
+    import pyarrow.parquet as pq
+
+    from vlcurate.pipeline import storage
+
+    tally: Counter = Counter()
+    truth: dict[str, dict] = {}
+    for part in sorted(final.glob("[0-9]*.parquet")):  # the final shards, not selection
+        picked = pq.read_table(part, columns=["source_shard", "source_key"]).to_pylist()
+        for row in picked:
+            name = row["source_shard"]
+            if name not in truth:
+                path = storage.join(shards, f"{name}.parquet")
+                t = storage.read_table(path, columns=["key", field_name]).to_pydict()
+                truth[name] = dict(zip(t["key"], t[field_name], strict=True))
+            tally[str(truth[name].get(row["source_key"]))] += 1
+    return dict(tally.most_common())
 
 
 def _train_and_evaluate(final: Path, run: Path, config: CompareConfig, progress: bool) -> dict:
@@ -135,65 +223,8 @@ def _train_and_evaluate(final: Path, run: Path, config: CompareConfig, progress:
         "retrieval": evaluate.retrieval(scorer, config.eval_shards),
     }
     if config.label_field:
-        found["zeroshot"] = evaluate.zeroshot_shards(scorer, config.eval_shards, config.label_field)
+        found["zeroshot"] = {
+            name: evaluate.zeroshot_shards(scorer, config.eval_shards, name)
+            for name in config.label_field
+        }
     return found
-
-
-def values(row: dict) -> dict[str, float]:
-    """A row's metrics by column title (empty when the recipe trained nothing)."""
-    found = {}
-    if "retrieval" in row:
-        short = {"image_to_text": "I→T", "text_to_image": "T→I"}
-        for way, k in METRICS:
-            found[f"{short[way]} {k}"] = row["retrieval"][way][k]
-    if "zeroshot" in row:
-        found["zero-shot top-1"] = row["zeroshot"]["top1"]
-    return found
-
-
-def table(result: dict) -> str:
-    """The comparison as a markdown table, notes below."""
-    columns = sorted({c for row in result["rows"] for c in values(row)}, key=_column_order)
-    c = result["config"]
-    lines = [
-        f"Budget: {c['samples']} samples seen, model {c['model']}, batch {c['batch_size']}, "
-        f"seed {c['seed']}; evaluated on {c['eval_shards']}",
-        "",
-        "| recipe | kept | " + " | ".join(columns) + " |",
-        "|---|---:|" + "---:|" * len(columns),
-    ]
-    for row in result["rows"]:
-        v = values(row)
-        cells = [f"{v[col]:.3f}" if col in v else "–" for col in columns]
-        lines.append(f"| {row['recipe']} | {row['kept']} | " + " | ".join(cells) + " |")
-    notes = [f"- {row['recipe']}: {note}" for row in result["rows"] for note in row["notes"]]
-    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
-
-
-def _column_order(column: str) -> tuple:
-    order = [f"{w} {k}" for w in ("I→T", "T→I") for k in ("R@1", "R@5", "R@10")]
-    return (order.index(column) if column in order else len(order), column)
-
-
-def plot(result: dict, path: Path) -> None:
-    """Grouped bars: one group per metric, one bar per recipe."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    rows = [r for r in result["rows"] if values(r)]
-    columns = sorted({c for r in rows for c in values(r)}, key=_column_order)
-    fig = Figure(figsize=(max(6, 1.2 * len(columns)), 3.6), layout="constrained")
-    ax = fig.subplots()
-    width = 0.8 / max(1, len(rows))
-    for i, row in enumerate(rows):
-        v = values(row)
-        xs = [j + i * width for j in range(len(columns))]
-        ax.bar(xs, [v.get(c, 0) for c in columns], width, label=f"{row['recipe']} ({row['kept']})")
-    ax.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(columns))], columns)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("score")
-    ax.set_title(f"same model, same budget ({result['config']['samples']} samples seen)")
-    ax.legend(title="recipe (kept)")
-    fig.savefig(path, dpi=100)

@@ -300,3 +300,6 @@ def test_the_datacomp_image_clip_recipe_loads_and_validates():
     f = r.select.image_filter
     assert isinstance(f, ImageFilter) and f.centroids == 100_000 and f.seed == 0 and f.reference
     assert r.source.startswith("DataComp")
+    rules = {rule.name: rule for rule in r.filters}  # DataComp's caption_filter comes first
+    assert rules["char_length"].min == 6 and rules["word_count"].min == 2
+    assert rules["language"].keep == ["en"]

@@ -63,7 +63,7 @@ def test_compare_two_demo_recipes(scored_miniweb, miniweb_clip, tmp_path, capsys
         for way in ("image_to_text", "text_to_image"):
             assert set(row["retrieval"][way]) == {"R@1", "R@5", "R@10"}
             assert 0 <= row["retrieval"][way]["R@1"] <= row["retrieval"][way]["R@10"] <= 1
-        assert row["retrieval"]["n"] == 500 and 0 <= row["zeroshot"]["top1"] <= 1
+        assert row["retrieval"]["n"] == 500 and 0 <= row["zeroshot"]["color"]["top1"] <= 1
     table = (out / "compare.md").read_text()
     assert "| demo |" in table and "| demo-nofilter |" in table and "resampled" in table
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
