@@ -278,20 +278,17 @@ def write_report(
     images: Callable[[list[dict]], dict[str, bytes]],
     models: list[dict],
     notes: list[str] = (),
+    sections: list[str] = (),
     per_reason: int = 12,
     seed: int = 0,
 ) -> None:
     """Write the report to ``path`` (a temporary name, then renamed). ``images(rows)`` is called
-    once with every picked row and returns ``{uid: encoded image bytes}`` for those it has."""
+    once with every picked row and returns ``{uid: encoded image bytes}`` for those it has;
+    ``sections`` (HTML) go between the histograms and the thumbnails."""
     groups = _reasons(table)
-    body = "\n".join(
-        [
-            _header(title, models, notes),
-            _funnel(funnel),
-            _histograms(table, groups, thresholds),
-            _grid(table, groups, images, per_reason, seed),
-        ]
-    )
+    histograms = _histograms(table, groups, thresholds)
+    grid = _grid(table, groups, images, per_reason, seed)
+    body = "\n".join([_header(title, models, notes), _funnel(funnel), histograms, *sections, grid])
     html = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"

@@ -5,10 +5,6 @@ of the matches per log-spaced bin of ``count_e`` and a table of entries and matc
 
 from html import escape
 
-import fsspec
-
-from vlcurate.pipeline import storage
-
 BEFORE, AFTER = "#c8d6e5", "#2e86de"  # the funnel plot's colours for in and kept
 ROW_PX, LABEL_PX, BAR_PX = 16, 120, 360
 
@@ -98,16 +94,3 @@ def balance_section(funnel, facts: dict) -> str:
         parts.append(_summary(stage, f))
         parts.append(f"<div>{_svg(f['histogram'])}{_table(f['histogram'])}</div>")
     return "\n".join(parts) + "\n"
-
-
-def insert_before(path: str, marker: str, html: str) -> None:
-    """Put ``html`` into the written report at ``path`` before ``marker`` (its end if none)."""
-    if not html:
-        return
-    with fsspec.open(path, "rb") as f:
-        text = f.read().decode("utf-8")
-    at = text.find(marker)
-    at = at if at >= 0 else text.rfind("</body>")
-    text = text[:at] + html + text[at:]
-    with storage.atomic_open(path) as f:
-        f.write(text.encode("utf-8"))

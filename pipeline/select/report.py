@@ -6,14 +6,12 @@ import json
 from html import escape
 from pathlib import Path
 
-import fsspec
-
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.report import thumbnail, write_report
 from vlcurate.pipeline.score import checkpoints
 from vlcurate.pipeline.score import shards as shard_io
 from vlcurate.pipeline.select import references
-from vlcurate.pipeline.select.balance_report import balance_section, insert_before
+from vlcurate.pipeline.select.balance_report import balance_section
 from vlcurate.pipeline.select.writer import blur_faces
 
 NOT_PRETRAINED = ("none", "", None)
@@ -114,6 +112,8 @@ def write_selection_report(
         return found
 
     clip_threshold = selection.facts.get("clip_threshold")
+    sections = [eval_duplicates(selection.table, images)] if config.decontaminate else []
+    sections.append(balance_section(funnel, selection.facts))  # MetaCLIP's counts
     write_report(
         path,
         title=f"{recipe.name} recipe ({recipe.ident}): {stats['kept']} of {stats['in']} "
@@ -124,18 +124,9 @@ def write_selection_report(
         images=images,
         models=models(settings),
         notes=notes(settings, config.faces) + image_filter_notes(selection.facts),
+        sections=sections,
     )
-    if config.decontaminate:  # the table goes before the thumbnails
-        with fsspec.open(path, "rb") as f:
-            html = f.read().decode("utf-8")
-        table = eval_duplicates(selection.table, images)
-        with storage.atomic_open(path) as f:
-            f.write(html.replace(SAMPLES, table + SAMPLES, 1).encode("utf-8"))
-    insert_before(path, SAMPLES, balance_section(funnel, selection.facts))  # MetaCLIP's counts
     return path
-
-
-SAMPLES = "<h2>Samples</h2>"  # the thumbnails' heading (vlcurate.pipeline.report)
 
 
 EVAL_ROWS = 100  # rows of the eval-duplicate table; selection.parquet has them all

@@ -15,7 +15,7 @@ from vlcurate.pipeline.filters.metaclip import MetaclipBalance
 from vlcurate.pipeline.filters.metaclip_stats import bin_uppers, histogram
 from vlcurate.pipeline.recipe import RecipeError, load_recipe, parse_recipe
 from vlcurate.pipeline.select.balance import balance_kept
-from vlcurate.pipeline.select.balance_report import balance_section, insert_before
+from vlcurate.pipeline.select.balance_report import balance_section
 
 BASE = {"name": "mc", "version": 1, "source": "test"}
 
@@ -77,11 +77,6 @@ def test_report_section_shows_both_stages(tmp_path):
     assert f"{COUNTS['cat']:,}" in html  # the 3,000 cat matches before, in the head bin
     assert html.count("<th>matches kept of the entries before</th>") == 2
     assert balance_section([("filter", {"in": 3})], {}) == ""
-    page = tmp_path / "report.html"
-    page.write_text("<html><body><h2>Funnel</h2><h2>Samples</h2></body></html>")
-    insert_before(str(page), "<h2>Samples</h2>", html)
-    text = page.read_text()
-    assert text.index("MetaCLIP balancing") < text.index("<h2>Samples</h2>")
 
 
 def _filters(meta: str, **params) -> dict:
