@@ -13,12 +13,17 @@ collapsed as ``str.split`` does, and each resolved image a node in place. The re
 Python path of :mod:`vlcurate.pipeline.extract.page` node for node (``tests/extract``).
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_Append
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memcpy
+
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(void *op)
 
 
 
@@ -360,27 +365,30 @@ for _i in (0xc2, 0xe1, 0xe2, 0xe3, 0xef):
 
 cdef size_t clean_into(const unsigned char *s, size_t n, char *out) noexcept nogil:
     """``" ".join(text.translate(controls).split())`` on UTF-8 bytes; returns the length."""
-    cdef size_t i = 0, o = 0, start
+    cdef size_t i = 0, o = 0
     cdef int k
     cdef unsigned char kind
     cdef bint pending = False
     while i < n:
         kind = BYTE_CLASS[s[i]]
         if kind == 0:  # a run of bytes to copy (a multi-byte character's bytes among them)
-            start = i
-            i += 1
-            while i < n and BYTE_CLASS[s[i]] == 0:
-                i += 1
             if pending:
                 out[o] = 32
                 o += 1
                 pending = False
-            memcpy(out + o, s + start, i - start)
-            o += i - start
+            out[o] = s[i]
+            o += 1
+            i += 1
+            while i < n and BYTE_CLASS[s[i]] == 0:  # byte by byte: runs are words, and a
+                out[o] = s[i]  # memcpy call per word cost more than the copy
+                o += 1
+                i += 1
             continue
-        if kind == 1:
+        if kind == 1:  # indentation is long runs of these
             pending = o > 0
             i += 1
+            while i < n and BYTE_CLASS[s[i]] == 1:
+                i += 1
             continue
         if kind == 2:
             i += 1
@@ -447,10 +455,18 @@ cdef class _Blocks:
         n = clean_into(<unsigned char *> self.run.data, self.run.length, self.scratch.data)
         self.run.length = 0
         if n:
-            PyList_Append(
+            _append_node(
                 self.nodes, ("text", PyUnicode_DecodeUTF8(self.scratch.data, n, "replace"), None, None)
             )
         return 0
+
+
+cdef inline int _append_node(list nodes, tuple node) except -1:
+    """Append a node tuple, untracked by the cyclic collector: it holds only strings and
+    ``None``, so it can be in no cycle (the collector would untrack it itself, but only after
+    walking it once; the stage keeps every page's nodes until the next row group)."""
+    PyObject_GC_UnTrack(<void *> node)
+    return PyList_Append(nodes, node)
 
 
 # --- the page ------------------------------------------------------------------------------
@@ -468,6 +484,7 @@ cdef struct Event:
     lexbor_str_t *text
 
 
+@cython.final
 cdef class ParsedPage:
     """One page parsed by lexbor; freed with the object.
 
@@ -496,16 +513,20 @@ cdef class ParsedPage:
         if self.doc != NULL:
             lxb_html_document_destroy(self.doc)
 
-    cdef int _record(self, Step step, Py_ssize_t index, lexbor_str_t *text) except -1:
-        cdef Event *grown
+    cdef inline int _record(self, Step step, Py_ssize_t index, lexbor_str_t *text) except -1:
         if self.n_events == self.capacity:
-            self.capacity = self.capacity * 2 if self.capacity else 256
-            grown = <Event *> realloc(self.events, self.capacity * sizeof(Event))
-            if grown == NULL:
-                raise MemoryError()
-            self.events = grown
+            self._more_events()
         self.events[self.n_events] = Event(step, index, text)
         self.n_events += 1
+        return 0
+
+    cdef int _more_events(self) except -1:
+        cdef Event *grown
+        self.capacity = self.capacity * 2 if self.capacity else 256
+        grown = <Event *> realloc(self.events, self.capacity * sizeof(Event))
+        if grown == NULL:
+            raise MemoryError()
+        self.events = grown
         return 0
 
     def head(self):
@@ -583,7 +604,7 @@ cdef class ParsedPage:
         cdef _Blocks blocks = _Blocks()
         cdef Py_ssize_t i
         cdef Event *event
-        cdef object info
+        cdef object info, url, alt
         for i in range(self.n_events):
             event = &self.events[i]
             if event.step == TEXT:
@@ -594,7 +615,11 @@ cdef class ParsedPage:
                 info = resolved[event.index]
                 if info is not None:
                     blocks.end()
-                    blocks.nodes.append(("image", None, info[0], info[1]))
+                    url, alt = info
+                    if type(url) is str and type(alt) is str:
+                        _append_node(blocks.nodes, ("image", None, url, alt))
+                    else:
+                        blocks.nodes.append(("image", None, url, alt))
         blocks.end()
         return blocks.nodes
 
@@ -710,20 +735,67 @@ cdef object _fast_url(dict attrs, object extra, str base, Py_ssize_t max_url):
     return None
 
 
-def image_pairs(list images, str base, Py_ssize_t max_alt, Py_ssize_t max_url, dimension_py):
+cdef object _NOT_PLAIN = object()
+
+
+cdef object _plain_src(dict attrs):
+    """The ``src`` of an image whose other attributes are only ``alt``, ``width`` and
+    ``height`` (``None`` when valueless): its one URL candidate. ``_NOT_PLAIN`` otherwise, or
+    when it has no ``src``."""
+    cdef Py_ssize_t plain = 0
+    src = attrs.get("src", _NOT_PLAIN)
+    plain += src is not _NOT_PLAIN
+    plain += "alt" in attrs
+    plain += "width" in attrs
+    plain += "height" in attrs
+    return src if plain == len(attrs) else _NOT_PLAIN
+
+
+cdef str _uid(str alt, str url):
+    """``page.pair_uid``: md5 of the caption's and the URL's UTF-8 (cached on the strings,
+    where pyarrow reads it again), without building ``alt + url`` and encoding it."""
+    cdef Py_ssize_t na, nb
+    cdef const char *a
+    cdef const char *b
+    cdef bytes data
+    try:
+        a = PyUnicode_AsUTF8AndSize(alt, &na)
+        b = PyUnicode_AsUTF8AndSize(url, &nb)
+    except UnicodeEncodeError:  # lone surrogates: encoded as page.pair_uid encodes them
+        return _md5((alt + url).encode("utf-8", "surrogatepass")).hexdigest()
+    data = PyBytes_FromStringAndSize(NULL, na + nb)
+    memcpy(PyBytes_AS_STRING(data), a, na)
+    memcpy(PyBytes_AS_STRING(data) + na, b, nb)
+    return _md5(data).hexdigest()
+
+
+def image_pairs(
+    list images, str base, Py_ssize_t max_alt, Py_ssize_t max_url, dimension_py, tuple row=None
+):
     """``page._pairs`` for the compiled pass: the same ``(pairs, drops, resolved)``.
 
     An image whose URL :func:`_fast_url` cannot settle goes to ``urls.image_url``, a size in
-    non-ASCII characters to ``dimension_py`` (``page._dimension``).
+    non-ASCII characters to ``dimension_py`` (``page._dimension``). With ``row``, ``(page_url,
+    page_lang, source, warc_path, warc_record_id, warc_offset)``, each pair is a whole
+    ``PAIR_SCHEMA`` row: one dict built at once, not a dict and an update.
     """
     cdef list pairs = [], resolved = []
     cdef Py_ssize_t position = -1
     cdef dict attrs
     cdef str alt
     cdef dict drops = {}
+    cdef object page_url = None, lang = None, source = None, path = None, rid = None, offset = None
+    if row is not None:
+        page_url, lang, source, path, rid, offset = row
     for attrs, extra in images:
         position += 1
-        url = _fast_url(attrs, extra, base, max_url) if _urls is not None else None
+        url = None
+        if _urls is not None:
+            src = _NOT_PLAIN if extra else _plain_src(attrs)
+            if src is _NOT_PLAIN:
+                url = _fast_url(attrs, extra, base, max_url)
+            elif src:  # the only candidate, as _fast_url would find it
+                url = _urls.resolve_fast(base, src, max_url)
         if url is None:
             url, reason = image_url(attrs, base, extra or (), max_url)
             if url is None:
@@ -736,12 +808,18 @@ def image_pairs(list images, str base, Py_ssize_t max_alt, Py_ssize_t max_url, d
         if not alt:
             drops[IMAGE_NO_ALT] = drops.get(IMAGE_NO_ALT, 0) + 1
             continue
-        PyList_Append(pairs, {
-            "uid": _md5((alt + url).encode("utf-8", "surrogatepass")).hexdigest(),
-            "url": url,
-            "caption": alt,
-            "width": _size(attrs.get("width"), dimension_py),
-            "height": _size(attrs.get("height"), dimension_py),
-            "position": position,
-        })
+        uid = _uid(alt, url)
+        width = _size(attrs.get("width"), dimension_py)
+        height = _size(attrs.get("height"), dimension_py)
+        if row is None:
+            PyList_Append(pairs, {
+                "uid": uid, "url": url, "caption": alt, "width": width, "height": height,
+                "position": position,
+            })
+        else:
+            PyList_Append(pairs, {
+                "uid": uid, "url": url, "caption": alt, "width": width, "height": height,
+                "position": position, "page_url": page_url, "page_lang": lang,
+                "source": source, "warc_path": path, "warc_record_id": rid, "warc_offset": offset,
+            })
     return pairs, drops, resolved

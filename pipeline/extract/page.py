@@ -102,23 +102,38 @@ def extract_page(
 
 
 def extract_page_compiled(
-    html: bytes, page_url: str, max_alt_chars: int = 1000, max_url_length: int = 2048
+    html: bytes,
+    page_url: str,
+    max_alt_chars: int = 1000,
+    max_url_length: int = 2048,
+    provenance: tuple | None = None,
 ):
     """:func:`extract_page` by the compiled pass (``_dom``): the same result, one parse and one
-    walk, no tree edits. Raises ``_dom.Refused`` for a page it declines."""
+    walk, no tree edits. With ``provenance``, ``(source, warc_path, warc_record_id,
+    warc_offset)``, each pair is a whole pair row (``page_url`` and ``page_lang`` too). Raises
+    ``_dom.Refused`` for a page it declines."""
     page = _dom.ParsedPage(html)
     lang, title, base_href, images = page.head()
-    base = base_url(page_url, base_href)
+    lang = _lang(lang)
+    row = None if provenance is None else (page_url, lang, *provenance)
+    base = base_url(page_url, base_href) if base_href else page_url
     pairs, drops, resolved = _dom.image_pairs(
-        images, base, max_alt_chars, max_url_length, _dimension
+        images, base, max_alt_chars, max_url_length, _dimension, row
     )
-    return _content(lang, title, pairs, page.document(resolved), drops, len(images))
+    nodes = page.document(resolved)
+    return PageContent(_title(title), lang, pairs, nodes, drops, len(images))
+
+
+def _lang(lang: str | None) -> str | None:
+    return clean_text(lang, 35).lower() or None if lang else None
+
+
+def _title(title: str | None) -> str | None:
+    return clean_text(title, 1000) or None if title is not None else None
 
 
 def _content(lang, title, pairs, nodes, drops, images_seen: int) -> PageContent:
-    lang = clean_text(lang or "", 35).lower() or None
-    title = clean_text(title, 1000) or None if title is not None else None
-    return PageContent(title, lang, pairs, nodes, drops, images_seen)
+    return PageContent(_title(title), _lang(lang), pairs, nodes, drops, images_seen)
 
 
 def _picture_sources(img) -> list[str] | None:

@@ -117,7 +117,8 @@ def read_body(record, config: ExtractConfig):
 def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats: StageStats):
     """One response record -> ``(reason, (pair_rows, doc_row), truncated)``; the reason is
     ``None`` for a kept page, and the page ``None`` for a dropped one."""
-    page_url = _page_url(record.headers.get("WARC-Target-URI"))
+    headers = record.headers
+    page_url = _page_url(headers.get("WARC-Target-URI"))
     if page_url is None:
         return BAD_PAGE_URL, None, False
     http = record.http_headers
@@ -141,7 +142,7 @@ def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats:
     if not body:
         return EMPTY_BODY, None, truncated
     reason = html_verdict(
-        http.get("Content-Type", ""), record.headers.get("WARC-Identified-Payload-Type", ""), body
+        http.get("Content-Type", ""), headers.get("WARC-Identified-Payload-Type", ""), body
     )
     if reason:
         return reason, None, truncated
@@ -149,52 +150,62 @@ def _read_page(record, offset: int, warc_url: str, config: ExtractConfig, stats:
     text, codec, source = decode_html(body, record.http_charset, keep_utf8=True)
     if text is None:
         return codec, None, truncated  # the reason
+    record_id = record.record_id
     try:
-        page = _parse(text, page_url, config, stats)
+        page, whole = _parse(text, page_url, config, stats, (warc_url, record_id, offset))
     except Exception:
         return PARSE_ERROR, None, truncated
-    stats.counter("charset_source")[source] += 1
+    counter = stats.counters.get("charset_source")
+    (stats.counter("charset_source") if counter is None else counter)[source] += 1
     if truncated:
         stats.extra["truncated_kept"] += 1
-    return None, _rows(page, page_url, codec, record, offset, warc_url, stats), truncated
+    return None, _rows(page, whole, page_url, codec, record_id, offset, warc_url, stats), truncated
 
 
-def _parse(text: str | bytes, page_url: str, config: ExtractConfig, stats: StageStats):
-    """The compiled pass, or the Python path where it is off, not built, or declines the page.
+def _parse(text, page_url: str, config: ExtractConfig, stats: StageStats, provenance: tuple):
+    """``(page, whole)``: the compiled pass, whose pairs are whole rows (``whole``), or the
+    Python path where it is off, not built, or declines the page.
     ``stats.tally("compiled_pass")`` counts each parsed page as kept (compiled) or dropped with
     the reason it went to the Python path."""
     limits = (config.max_alt_chars, config.max_url_length)
     if not config.compiled:
-        return extract_page(text, page_url, *limits)
-    tally = stats.tally("compiled_pass")
+        return extract_page(text, page_url, *limits), False
+    tally = stats.tallies.get("compiled_pass") or stats.tally("compiled_pass")
     if _dom is None:
         reason = "not_built"
     else:
         data = text if isinstance(text, bytes) else text.encode("utf-8", "ignore")
         try:
-            page = extract_page_compiled(data, page_url, *limits)
+            page = extract_page_compiled(data, page_url, *limits, (SOURCE_WARC, *provenance))
             tally.keep()
-            return page
+            return page, True
         except _dom.Refused as refused:
             reason = refused.args[0]
         except Exception as error:  # MemoryError, or a bug: the Python path still has a go
             reason = f"error_{type(error).__name__}"
     tally.drop(reason)
-    return extract_page(text, page_url, *limits)
+    return extract_page(text, page_url, *limits), False
 
 
-def _rows(page, page_url: str, codec: str, record, offset: int, warc_url: str, stats):
-    """A parsed page -> ``(pair_rows, doc_row)`` with provenance; its images counted."""
-    images = stats.tally("images")
+def _rows(page, whole: bool, page_url, codec, record_id, offset: int, warc_url: str, stats):
+    """A parsed page -> ``(pair_rows, doc_row)`` with provenance; its images counted. The
+    pairs of the compiled pass are ``whole`` rows already."""
+    images = stats.tallies.get("images") or stats.tally("images")
     images.kept += len(page.pairs)
     images.seen += page.images_seen
     if page.image_drops:
         images.dropped.update(page.image_drops)
-    record_id = record.record_id
-    provenance = {"warc_path": warc_url, "warc_record_id": record_id, "warc_offset": offset}
-    common = {"page_url": page_url, "page_lang": page.lang, "source": SOURCE_WARC, **provenance}
-    for pair in page.pairs:
-        pair.update(common)
+    if not whole and page.pairs:
+        common = {
+            "page_url": page_url,
+            "page_lang": page.lang,
+            "source": SOURCE_WARC,
+            "warc_path": warc_url,
+            "warc_record_id": record_id,
+            "warc_offset": offset,
+        }
+        for pair in page.pairs:
+            pair.update(common)
     doc = {
         "doc_id": md5(record_id.encode()).hexdigest(),
         "page_url": page_url,
@@ -202,7 +213,9 @@ def _rows(page, page_url: str, codec: str, record, offset: int, warc_url: str, s
         "page_lang": page.lang,
         "charset": codec,
         "nodes": page.nodes,
-        **provenance,
+        "warc_path": warc_url,
+        "warc_record_id": record_id,
+        "warc_offset": offset,
     }
     return page.pairs, doc
 

@@ -56,7 +56,7 @@ def test_every_stage_adds_up_and_the_caption_filter_ran_first(road):
         stats = json.loads((road / stage / "stats.json").read_text())
         assert stats["in"] == stats["kept"] + sum(stats["dropped"].values()), stage
     dropped = json.loads((road / "candidates" / "stats.json").read_text())["dropped"]
-    assert dropped.get("language_not_wanted", 0) > 0  # the mini web's French, German and Spanish pages
+    assert dropped.get("language_not_wanted", 0) > 0  # the French, German, Spanish pages
     captions = pq.read_table(road / "candidates" / "pairs", columns=["caption"])["caption"]
     assert all(len(c) > 5 and len(c.split()) > 1 for c in captions.to_pylist())
 

@@ -15,6 +15,7 @@ from vlcurate.pipeline.extract import records
 from vlcurate.pipeline.extract.page import clean_text, extract_page, extract_page_compiled
 from vlcurate.pipeline.extract.payload import decode_html
 from vlcurate.pipeline.extract.stage import ExtractConfig, extract_file_to
+from vlcurate.schemas.extract import PAIR_SCHEMA
 
 _dom = pytest.importorskip("vlcurate.pipeline.extract._dom", reason="make venv builds it")
 _urls = pytest.importorskip("vlcurate.pipeline.extract._urls", reason="make venv builds it")
@@ -371,3 +372,37 @@ def test_image_pairs_is_page_pairs_on_random_images():
         for base in ("https://example.com/a/page.html", "https://example.com?q=1"):
             expected = page_module._pairs(images, base, 12, 60)
             assert _dom.image_pairs(images, base, 12, 60, page_module._dimension) == expected
+
+
+def test_image_pairs_with_a_row_gives_whole_pair_rows():
+    """With ``row``, the compiled pass builds each pair as the whole PAIR_SCHEMA row that the
+    Python path gets by ``dict.update``: the same dicts, uid included (non-ASCII, surrogates)."""
+    images = [
+        ({"src": "a.jpg", "alt": "caf\u00e9  au lait", "width": "30"}, None),
+        ({"src": "b.jpg", "alt": "plain", "height": "2px", "data-src": "c.jpg"}, None),
+        ({"srcset": "d.jpg 2x", "alt": "\u4e2d\u6587"}, ["e.jpg 800w"]),
+        ({"src": "f\ud800.jpg", "alt": "lone surrogate in the URL"}, None),
+        ({"src": "g.jpg", "alt": ""}, None),
+    ]
+    base = "https://example.com/p/"
+    row = ("https://example.com/p/", "en", "warc", "x.warc.gz", "<urn:uuid:1>", 7)
+    fields = ("page_url", "page_lang", "source", "warc_path", "warc_record_id", "warc_offset")
+    expected, drops, resolved = page_module._pairs(images, base, 1000, 2048)
+    for pair in expected:
+        pair.update(zip(fields, row, strict=True))
+    pairs, drops_c, resolved_c = _dom.image_pairs(
+        images, base, 1000, 2048, page_module._dimension, row
+    )
+    assert (pairs, drops_c, resolved_c) == (expected, drops, resolved)
+    assert [p["uid"] for p in pairs] == [
+        page_module.pair_uid(p["caption"], p["url"]) for p in pairs
+    ]
+    assert {frozenset(p) for p in pairs} == {frozenset(PAIR_SCHEMA.names)}
+
+
+def test_document_nodes_are_not_tracked_by_the_cyclic_collector():
+    import gc
+
+    page = extract_page_compiled(b"<body><p>a <img src=x.jpg alt=b> c</p><p>d</p>", URL)
+    assert [n[0] for n in page.nodes] == ["text", "image", "text", "text"]
+    assert not any(gc.is_tracked(node) for node in page.nodes)
