@@ -14,11 +14,13 @@ bucket. Uploading the inputs is not timed; each row is the fastest of ``--repeat
 into a fresh output. The server runs in its own process (``tests/s3.py``), so its request
 handling shares the 2 cores with the stage, as a real store's would not: the overhead measured
 here is an upper bound of the client's cost on loopback; ``cpu s`` is the client's CPU (this
-process and its workers), ``server s`` the server process's, to tell them apart. Target: a wall
-clock overhead under 15% for each stage.
+process and its workers), ``server s`` the server process's, to tell them apart, and ``requests``
+the S3 requests this process sent (not the DataLoader workers', one GET and one HEAD a shard).
+Target: a wall clock overhead under 15% for each stage.
 """
 
 import argparse
+import collections
 import os
 import shutil
 import sys
@@ -33,6 +35,22 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import WORK, load_line, target_lines, write_json  # noqa: E402
 
 TARGET = 0.15
+REQUESTS = collections.Counter()  # S3 requests of this process, by method
+
+
+def _count_requests() -> None:
+    """Count every s3fs request (``_call_s3``, and ``call_s3``, its blocking twin)."""
+    import s3fs
+    from fsspec.asyn import sync_wrapper
+
+    original = s3fs.S3FileSystem._call_s3
+
+    async def counted(self, method, *args, **kwargs):
+        REQUESTS[method] += 1
+        return await original(self, method, *args, **kwargs)
+
+    s3fs.S3FileSystem._call_s3 = counted
+    s3fs.S3FileSystem.call_s3 = sync_wrapper(counted)
 
 
 def _upload(paths: list[str], prefix: str) -> list[str]:
@@ -60,12 +78,25 @@ def extract_rows(s3, mb: int, parts: int, repeat: int) -> list[dict]:
         )
 
     run(local[:1], str(WORK / "storage" / "warm"))  # imports, the compiled pass: warm
-    rows = []
-    for where, inputs in (("local disk", local), ("S3 (moto, 127.0.0.1)", remote)):
-        runs = [_timed(s3, run, inputs, _output(s3, where, "extract")) for _ in range(repeat)]
-        best = min(runs, key=lambda r: r["seconds"])
-        rows.append({"stage": "extract", "where": where, "items": best.pop("out")["kept"], **best})
+    run(remote[:1], s3.prefix("warm"))  # the S3 client, its connections: warm
+    rows = _alternate(s3, "extract", local, remote, repeat, run)
+    for row in rows:
+        row["items"] = row.pop("out")["kept"]
     return rows
+
+
+def _alternate(s3, stage: str, local, remote, repeat: int, fn) -> list[dict]:
+    """``repeat`` runs of ``fn(inputs, output)`` on local disk and on S3, taking turns (so a
+    change in the machine's load falls on both), the fastest of each."""
+    places = (("local disk", local), ("S3 (moto, 127.0.0.1)", remote))
+    runs = {where: [] for where, _ in places}
+    for _ in range(repeat):
+        for where, inputs in places:
+            runs[where].append(_timed(s3, fn, inputs, _output(s3, where, stage)))
+    return [
+        {"stage": stage, "where": where, **min(found, key=lambda r: r["seconds"])}
+        for where, found in runs.items()
+    ]
 
 
 def _cpu_now(pid: int) -> tuple[float, float]:
@@ -81,6 +112,7 @@ def _timed(s3, fn, *args, **kwargs) -> dict:
     """One call: wall seconds, the client's CPU seconds (this process and its workers) and the
     S3 server's."""
     cpu, server = _cpu_now(s3.proc.pid)
+    REQUESTS.clear()
     start = time.perf_counter()
     out = fn(*args, **kwargs)
     seconds = time.perf_counter() - start
@@ -89,6 +121,7 @@ def _timed(s3, fn, *args, **kwargs) -> dict:
         "seconds": seconds,
         "cpu_s": cpu_end - cpu,
         "server_cpu_s": server_end - server,
+        "requests": dict(REQUESTS),
         "out": out,
     }
 
@@ -116,15 +149,12 @@ def score_rows(s3, images: int, shard_size: int, repeat: int) -> list[dict]:
         phash=False,
     )
     score_shards(local[:1], str(WORK / "storage" / "warm-score"), config, progress=False)
-    rows = []
-    for where, shards in (("local disk", local), ("S3 (moto, 127.0.0.1)", remote)):
-        runs = [
-            _timed(s3, score_shards, shards, _output(s3, where, "score"), config, progress=False)
-            for _ in range(repeat)
-        ]
-        best = min(runs, key=lambda r: r["seconds"])
-        best.pop("out")
-        rows.append({"stage": "score", "where": where, "items": images, **best})
+    rows = _alternate(
+        s3, "score", local, remote, repeat, lambda i, o: score_shards(i, o, config, progress=False)
+    )
+    for row in rows:
+        row.pop("out")
+        row["items"] = images
     return rows
 
 
@@ -137,7 +167,7 @@ def _output(s3, where: str, stage: str) -> str:
 
 def report(rows: list[dict]) -> tuple[str, list[dict]]:
     head = ("stage", "where", "items", "seconds", "items/s", "overhead", "cpu s", "server s")
-    lines = ["{:<8} {:<22} {:>7} {:>8} {:>9} {:>9} {:>7} {:>8}".format(*head)]
+    lines = ["{:<8} {:<22} {:>7} {:>8} {:>9} {:>9} {:>7} {:>8} {:>8}".format(*head, "requests")]
     lines.append("-" * len(lines[0]))
     checks, base = [], {}
     for row in rows:
@@ -159,10 +189,16 @@ def report(rows: list[dict]) -> tuple[str, list[dict]]:
             )
         lines.append(
             f"{row['stage']:<8} {row['where']:<22} {row['items']:>7} {row['seconds']:>8.2f} "
-            f"{rate:>9,.0f} {over:>9} {row['cpu_s']:>7.2f} {row['server_cpu_s']:>8.2f}"
+            f"{rate:>9,.0f} {over:>9} {row['cpu_s']:>7.2f} {row['server_cpu_s']:>8.2f} "
+            f"{sum(row['requests'].values()):>8}"
         )
     lines += target_lines(checks, 22, 9, len(lines[0]))
-    return "\n".join([*lines, "", load_line()]), checks
+    sent = [f"  {r['stage']}: {_methods(r['requests'])}" for r in rows if r["requests"]]
+    return "\n".join([*lines, "", "S3 requests by method:", *sent, "", load_line()]), checks
+
+
+def _methods(requests: dict) -> str:
+    return ", ".join(f"{m} {n}" for m, n in sorted(requests.items(), key=lambda kv: -kv[1]))
 
 
 def main(argv=None) -> int:
@@ -177,6 +213,7 @@ def main(argv=None) -> int:
     from tests.s3 import MotoS3, apply_env
 
     (WORK / "storage").mkdir(parents=True, exist_ok=True)
+    _count_requests()
     with MotoS3() as s3:
         apply_env(s3.env())
         rows = extract_rows(s3, args.mb, args.parts, args.repeat)

@@ -12,7 +12,8 @@ and fields of its own for ``stats.json`` (:meth:`Stage.finish`).
 1. refuse an output that is a file, and an output folder holding units done with other settings
    (every done marker carries a digest of them), before anything is written; a stage that is
    cheap to redo (``rebuild_on_change``) rebuilds its whole output instead;
-2. delete the temporaries a killed run left (``*.tmp-*``) in the stage's folders;
+2. delete what a killed run left in the stage's folders: its temporaries (``*.tmp-*``), or on
+   an object store its unfinished multipart uploads (one listing for all the folders);
 3. run the corpus-wide pass;
 4. give the units without a done marker to an executor (:mod:`vlcurate.pipeline.executors`),
    which calls :func:`run_unit` for each: the stage checks the unit's input (a unit it refuses
@@ -101,8 +102,10 @@ def marker_path(stage: Stage, unit: Unit) -> str:
 
 
 def read_marker(stage: Stage, unit: Unit) -> dict | None:
-    path = marker_path(stage, unit)
-    return json.loads(storage.read_text(path)) if storage.exists(path) else None
+    try:  # one request on an object store, not an existence check and then a read
+        return json.loads(storage.read_text(marker_path(stage, unit)))
+    except FileNotFoundError:
+        return None
 
 
 def _write_marker(stage: Stage, unit: Unit, stats: StageStats) -> dict:
@@ -188,8 +191,7 @@ def merge(stage: Stage, markers: Iterable[dict]) -> StageStats:
 
 
 def _remove_temporaries(stage: Stage) -> None:
-    for folder in (DONE, *stage.folders):
-        storage.remove_stale_temporaries(storage.join(stage.output, folder))
+    storage.remove_what_killed_writers_left(stage.output, (DONE, *stage.folders))
 
 
 def run_stage(stage: Stage, executor=None) -> dict:

@@ -8,6 +8,7 @@ that becomes visible only when it completes, and is aborted (never committed) wh
 fails. Credentials and endpoints come from the store's own configuration (for S3, botocore's
 ``AWS_*`` variables, ``AWS_ENDPOINT_URL`` included) or fsspec's (``FSSPEC_S3_*``)."""
 
+import io
 import os
 import posixpath
 import uuid
@@ -15,12 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vlcurate.pipeline.objectstore import (  # noqa: F401 (OBJECT_STORES, webdataset_reads_urls: API)
+from vlcurate.pipeline.objectstore import (  # noqa: F401 (OBJECT_STORES, open_sized, ...: API)
     OBJECT_STORES,
     abort_uploads,
+    folder_sizes,
     is_object_store,
+    open_sized,
+    read_whole,
     webdataset_reads_urls,
     whole_object,
 )
@@ -105,8 +110,11 @@ def exists(url: str) -> bool:
 
 
 def isfile(url: str) -> bool:
+    """On S3 one listing (s3fs's ``isfile`` sends a HEAD, then lists on a miss)."""
     fs, path = fsspec.core.url_to_fs(url)
-    return fs.isfile(path)
+    parent, _, name = path.rstrip("/").rpartition("/")
+    found = folder_sizes(fs, parent, name) if parent else None
+    return name in found if found is not None else fs.isfile(path)
 
 
 def isdir(url: str) -> bool:
@@ -145,18 +153,35 @@ def glob(pattern: str) -> list[str]:
 def names(url: str, suffix: str = "") -> set[str]:
     """The names (without ``suffix``) of the files in the folder ``url`` that end with it, in
     one listing (not a request per file, on an object store); empty if there is no folder."""
-    fs, path = fsspec.core.url_to_fs(url)
-    try:
-        found = fs.ls(path, detail=False)
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
-    found = (p.rstrip("/").rsplit("/", 1)[-1] for p in found)
+    found = sizes(url)
     return {n.removesuffix(suffix) for n in found if n.endswith(suffix)}
 
 
-def read_table(url: str, **kwargs):
-    """``pyarrow.parquet.read_table`` of a file or folder on any fsspec filesystem."""
+def sizes(url: str, prefix: str = "") -> dict[str, int]:
+    """``{name: size}`` of the files right in the folder ``url`` whose names start with
+    ``prefix``, in one listing (on S3, of those names only); empty if there is no folder."""
     fs, path = fsspec.core.url_to_fs(url)
+    found = folder_sizes(fs, path, prefix)
+    if found is not None:
+        return found
+    try:
+        listed = fs.ls(path, detail=True)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    found = ((i["name"].rstrip("/").rsplit("/", 1)[-1], i) for i in listed)
+    return {n: i["size"] for n, i in found if i["type"] != "directory" and n.startswith(prefix)}
+
+
+def read_table(url: str, **kwargs):
+    """``pyarrow.parquet.read_table`` of a file or folder on any fsspec filesystem (never
+    Arrow's own S3 client, which knows nothing of fsspec's configuration). A ``.parquet`` file
+    on an object store is fetched whole, in one request, and read from memory."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if is_object_store(fs) and path.endswith(".parquet"):
+        try:
+            return pq.read_table(pa.BufferReader(read_whole(fs, path)), **kwargs)
+        except (FileNotFoundError, IsADirectoryError):  # a folder named *.parquet (Spark's)
+            pass
     return pq.read_table(path, filesystem=fs, **kwargs)
 
 
@@ -167,13 +192,14 @@ def parquet_metadata(url: str):
 
 
 def read_bytes(url: str) -> bytes:
-    with fsspec.open(url, "rb") as f:
-        return f.read()
+    """A whole file, in one request on an object store (no HEAD first, as ``open`` makes)."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return read_whole(fs, path)
 
 
 def read_text(url: str) -> str:
-    with fsspec.open(url, "rt") as f:
-        return f.read()
+    """A whole UTF-8 text file (universal newlines, as ``open`` reads it)."""
+    return io.TextIOWrapper(io.BytesIO(read_bytes(url)), encoding="utf-8").read()
 
 
 def makedirs(url: str) -> None:
@@ -228,6 +254,16 @@ def remove_stale_temporaries(url: str) -> int:
     for p in stale:
         fs.rm(p)
     return len(stale) + aborted
+
+
+def remove_what_killed_writers_left(url: str, folders: tuple[str, ...]) -> int:
+    """:func:`remove_stale_temporaries` for the folders ``folders`` of ``url``; on an object
+    store, where :func:`atomic_open` writes no temporary, only the unfinished uploads are
+    looked for, in one listing for all the folders. Returns how many were removed."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if is_object_store(fs):
+        return abort_uploads(fs, path, folders)
+    return sum(remove_stale_temporaries(join(url, f)) for f in folders)
 
 
 def brace_pattern(paths: list[str]) -> str:

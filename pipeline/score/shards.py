@@ -9,13 +9,20 @@ pax header webdataset puts before each member; about 3 us each) and hands anythi
 long names, links) to ``tarfile``. :func:`read_index` also says whether the tar is whole.
 """
 
+import atexit
+import os
+import shutil
 import tarfile
+import tempfile
 
 import fsspec
 import torch
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
 BLOCK = 512
+SPOOL_BYTES = 4 * 2**30  # at most this much of object-store tars on local disk at once
+_SPOOLED: dict[str, str] = {}  # object-store URL -> its local copy (DataLoader workers fork)
+_SPOOL = {"dir": None, "bytes": 0, "made": 0}
 
 
 class _NeedTarfile(Exception):
@@ -112,12 +119,41 @@ def sample_count(members: list[tuple[str, int, int]]) -> int:
     return sum(1 for n, key in enumerate(keys) if n == 0 or key != keys[n - 1])
 
 
+def spool(url: str, source, size: int) -> str | None:
+    """Copy the object-store tar ``url`` from the open file ``source`` to local disk, where
+    :func:`tar_samples` (here and in DataLoader workers forked later) reads it instead of
+    fetching it again; None when the copies would pass ``SPOOL_BYTES``. The shard check reads
+    every tar whole, so the scoring then reads each shard from the store once, not twice."""
+    unspool(url)  # checked again: one copy, the new one
+    if _SPOOL["bytes"] + size > SPOOL_BYTES:
+        return None
+    if _SPOOL["dir"] is None:
+        _SPOOL["dir"] = tempfile.mkdtemp(prefix="curate-spool-")
+        atexit.register(shutil.rmtree, _SPOOL["dir"], True)
+    _SPOOL["made"] += 1
+    local = os.path.join(_SPOOL["dir"], f"{_SPOOL['made']}-{url.rsplit('/', 1)[-1]}")
+    with open(local, "wb") as out:
+        shutil.copyfileobj(source, out, 8 << 20)
+    _SPOOLED[url] = local
+    _SPOOL["bytes"] += size
+    return local
+
+
+def unspool(url: str) -> None:
+    """Delete the local copy of ``url``, if there is one."""
+    local = _SPOOLED.pop(url, None)
+    if local is not None:
+        _SPOOL["bytes"] -= os.path.getsize(local)
+        os.remove(local)
+
+
 def tar_samples(shard: str, wanted=None):
     """The samples of a WebDataset tar, in order, as ``(index, {"__key__": ..., "jpg": bytes,
     ...})`` (the files of one sample are adjacent and share the name before the first dot).
     With ``wanted(index)``, other samples are skipped without reading their bytes. The last
-    thing yielded is ``(count, None)``: how many samples the shard holds."""
-    with fsspec.open(shard, "rb") as f:
+    thing yielded is ``(count, None)``: how many samples the shard holds. A tar the shard
+    check spooled (:func:`spool`) is read from its local copy."""
+    with fsspec.open(_SPOOLED.get(shard, shard), "rb") as f:
         index, key, sample = -1, None, {}
         for path, offset, size in tar_index(f):
             name, _, ext = path.rpartition("/")[2].partition(".")  # as sample_key

@@ -17,6 +17,7 @@ from vlcurate.pipeline.score.models import Scorers
 from vlcurate.pipeline.score.nsfw import RESIZE as OPEN_NSFW_SIDE
 from vlcurate.pipeline.score.passes import FirstPass
 from vlcurate.pipeline.score.phash import hashes
+from vlcurate.pipeline.score.shards import unspool
 from vlcurate.pipeline.score.writer import finish_shard, row
 from vlcurate.pipeline.stats import StageStats
 
@@ -69,14 +70,20 @@ def score_stream(
     ends_needed = max(1, config.workers)
     batches = Batches(shards, first_pass(config, scorers), config.batch_size, config.workers)
     finished = 0
-    with _cores_left(config.workers, scorers.clip.device):
-        for batch in batches.loader(config.workers, scorers.clip.device):
-            scores = _score_batch(batch, scorers)
-            batches.release(batch)
-            _gather(batch, scores, gathering, scorers)
-            while finished in gathering and gathering[finished].ends == ends_needed:
-                yield finish_shard(gathering.pop(finished), output, config, scorers)
-                finished += 1
+    try:
+        with _cores_left(config.workers, scorers.clip.device):
+            for batch in batches.loader(config.workers, scorers.clip.device):
+                scores = _score_batch(batch, scorers)
+                batches.release(batch)
+                _gather(batch, scores, gathering, scorers)
+                while finished in gathering and gathering[finished].ends == ends_needed:
+                    stats = finish_shard(gathering.pop(finished), output, config, scorers)
+                    unspool(shards[finished])  # the local copy the shard check made, if any
+                    yield stats
+                    finished += 1
+    finally:
+        for shard in shards:
+            unspool(shard)
     if gathering:
         raise RuntimeError(f"the DataLoader ended before {gathering[finished].path} was whole")
 

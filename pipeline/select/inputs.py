@@ -10,7 +10,6 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from vlcurate.pipeline import storage
 from vlcurate.pipeline.storage import InputError
@@ -121,8 +120,8 @@ def load_table(shards: str, scores: str, names: list[str]) -> pa.Table:
 
 
 def _shard_table(shards: str, scores: str, name: str) -> pa.Table:
-    table = pq.read_table(storage.join(scores, "scores", f"{name}.parquet"))
-    shard_meta = pq.read_table(storage.join(shards, f"{name}.parquet"))
+    table = storage.read_table(storage.join(scores, "scores", f"{name}.parquet"))
+    shard_meta = storage.read_table(storage.join(shards, f"{name}.parquet"))
     if "status" in shard_meta.column_names:
         shard_meta = shard_meta.filter(pc.equal(shard_meta["status"], "success"))
     by_key = {row["key"]: row for row in shard_meta.to_pylist()}
@@ -138,7 +137,7 @@ def _shard_table(shards: str, scores: str, name: str) -> pa.Table:
     for field in SHARD_FIELDS:
         values = [by_key[k].get(field) for k in keys]
         table = table.append_column(field, pa.array(values))
-    meta = pq.read_table(storage.join(scores, "metadata", f"{name}.parquet"), columns=["key"])
+    meta = storage.read_table(storage.join(scores, "metadata", f"{name}.parquet"), columns=["key"])
     emb_row = {k: i for i, k in enumerate(meta["key"].to_pylist())}
     table = table.append_column("emb_row", pa.array([emb_row.get(k, -1) for k in keys], pa.int64()))
     return table.append_column("shard", pa.array([name] * len(keys), pa.string()))
