@@ -70,25 +70,25 @@ def read_units(url: str, stats: StageStats, read):
     stats.tally("images")  # present (and zero) even when no page is kept
     seen, damaged, resyncs = 0, False, 0
     try:
-        fs, path = fsspec.core.url_to_fs(url)
-        if fs.size(path) == 0:
-            files.drop(FILE_EMPTY)
-            return
-        records = WarcRecords(fs, path)
-        for offset, record in records:
-            seen += 1
-            reason, unit, truncated = read(record, offset)
-            if truncated:
-                damaged = True
-                records.damaged(offset)  # its Content-Length may have swallowed what follows
-            if reason is OTHER:
-                stats.extra["other_records"] += 1
-            elif reason:
-                stats.main.drop(reason)
-            else:
-                stats.main.keep()
-                yield unit
-        resyncs = records.resyncs
+        with fsspec.open(url, "rb") as stream:  # one open: on an object store, one HEAD
+            if stream.seek(0, 2) == 0:
+                files.drop(FILE_EMPTY)
+                return
+            records = WarcRecords(stream)
+            for offset, record in records:
+                seen += 1
+                reason, unit, truncated = read(record, offset)
+                if truncated:
+                    damaged = True
+                    records.damaged(offset)  # its Content-Length may have swallowed the rest
+                if reason is OTHER:
+                    stats.extra["other_records"] += 1
+                elif reason:
+                    stats.main.drop(reason)
+                else:
+                    stats.main.keep()
+                    yield unit
+            resyncs = records.resyncs
     except OSError:  # the filesystem failed: before any record, or part-way through
         if seen == 0:
             files.drop(FILE_UNREADABLE)

@@ -17,13 +17,13 @@ _SCAN_CHUNK = 1 << 20
 class WarcRecords:
     """Iterate ``(offset, record)`` over a WARC file, resynchronising after damage.
 
-    ``fs`` and ``path`` come from ``fsspec.core.url_to_fs``. Call :meth:`damaged` with a
+    ``stream`` is the file, open for reading and seekable. Call :meth:`damaged` with a
     record's offset when its body turns out short: iteration then resumes at the next record
     boundary after that offset. ``resyncs`` counts how often reading had to start again.
     """
 
-    def __init__(self, fs, path: str):
-        self.fs, self.path = fs, path
+    def __init__(self, stream):
+        self.stream = stream
         self.resyncs = 0
         self._damaged_at: int | None = None
 
@@ -31,30 +31,30 @@ class WarcRecords:
         self._damaged_at = offset
 
     def __iter__(self):
-        start, last = 0, -1
-        with self.fs.open(self.path, "rb") as stream:
-            gzipped = stream.read(3) == _GZIP_MAGIC
-            while True:
-                stream.seek(start)
-                try:
-                    for record in ArchiveIterator(
-                        stream, parse_http=True, auto_decode="none", quirks_mode=True
-                    ):
-                        # Restarts begin past every record already yielded, so none repeats.
-                        # (Records inside one multi-record gzip member share its offset.)
-                        last = record.stream_pos
-                        yield last, record
-                        if self._damaged_at is not None:
-                            break
-                except Exception:  # a corrupt gzip member or unparsable bytes
-                    pass
-                after = self._damaged_at if self._damaged_at is not None else max(last, start)
-                self._damaged_at = None
-                nxt = self._next_boundary(stream, after + 1, gzipped)
-                if nxt is None:
-                    return
-                self.resyncs += 1
-                start = nxt
+        start, last, stream = 0, -1, self.stream
+        stream.seek(0)
+        gzipped = stream.read(3) == _GZIP_MAGIC
+        while True:
+            stream.seek(start)
+            try:
+                for record in ArchiveIterator(
+                    stream, parse_http=True, auto_decode="none", quirks_mode=True
+                ):
+                    # Restarts begin past every record already yielded, so none repeats.
+                    # (Records inside one multi-record gzip member share its offset.)
+                    last = record.stream_pos
+                    yield last, record
+                    if self._damaged_at is not None:
+                        break
+            except Exception:  # a corrupt gzip member or unparsable bytes
+                pass
+            after = self._damaged_at if self._damaged_at is not None else max(last, start)
+            self._damaged_at = None
+            nxt = self._next_boundary(stream, after + 1, gzipped)
+            if nxt is None:
+                return
+            self.resyncs += 1
+            start = nxt
 
     def _next_boundary(self, stream, offset: int, gzipped: bool) -> int | None:
         patterns = (_GZIP_MAGIC,) if gzipped else _WARC_LINES

@@ -98,3 +98,17 @@ def test_read_table_gets_a_parquet_file_in_one_request_and_reads_folders(s3, req
     assert storage.read_table(storage.join(root, "t.parquet"), columns=["key"]).num_rows == 2
     assert requests == {"get_object": 1}  # not HEADs and ranged reads through Arrow
     assert storage.read_table(storage.join(root, "spark.parquet")).num_rows == 4  # a folder
+
+
+def test_a_warc_file_on_s3_is_opened_once(s3, warcs, requests):
+    from vlcurate.pipeline.extract.records import read_units
+    from vlcurate.pipeline.stats import StageStats
+
+    source = warcs / "dolma-sample-0000.warc.gz"
+    url = storage.join(s3.prefix("warc-reads"), source.name)
+    fsspec.filesystem("s3").put(str(source), url)
+    requests.clear()
+    units = list(read_units(url, StageStats("extract"), lambda record, offset: (None, offset, 0)))
+    assert units  # every record read
+    assert requests["head_object"] == 1  # its size, once: not once to test for empty, again to open
+    assert set(requests) <= {"head_object", "get_object"}
