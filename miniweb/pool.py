@@ -34,6 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vlcurate.miniweb import images, shapes, text
 from vlcurate.miniweb.scenes import write_shards
+from vlcurate.pipeline.extract.page import pair_uid
 
 MIX = {  # noise -> share of the pool; clean takes the rest
     "mismatched": 1 / 3,
@@ -158,7 +159,7 @@ def sample_fields(data: bytes, caption: str, url: str, noise: str, kind, color) 
     return {
         "url": url,
         "caption": caption,
-        "uid": hashlib.md5((caption + url).encode()).hexdigest(),
+        "uid": pair_uid(caption, url),  # cc2dataset's, as extraction gives it
         "status": "success",
         "error_message": None,
         "width": width,
