@@ -130,12 +130,13 @@ def make_loader(config: FrozenTrainConfig, preprocess, step: int):
     import webdataset as wds
 
     from vlcurate.pipeline.storage import webdataset_reads_urls
+    from vlcurate.pipeline.train.stream import shard_samples
 
     webdataset_reads_urls()
     seed = config.seed * 1_000_003 + step
     pipeline = wds.DataPipeline(
         wds.ResampledShards(config.shards, worker_seed=_WorkerSeed(seed), deterministic=True),
-        wds.tarfile_to_samples(handler=wds.warn_and_continue),
+        shard_samples(),
         wds.shuffle(config.shuffle_buffer, min(config.shuffle_buffer, 50), rng=random.Random(seed)),
         wds.decode("pil", handler=wds.warn_and_continue),
         wds.map(_Sequences(preprocess, config.interleaved), handler=wds.warn_and_continue),

@@ -23,6 +23,24 @@ from vlcurate.pipeline.storage import webdataset_reads_urls
 webdataset_reads_urls()  # --shards 's3://bucket/final/{00000..00099}.tar'
 
 
+def _shard_samples(shards, handler=wds.warn_and_continue):
+    """Samples of each drawn shard, grouped by key within that shard: webdataset's own
+    ``tarfile_to_samples`` groups across shard boundaries, so a one-sample shard drawn twice in a
+    row reads as one sample with every file twice, and is dropped with a warning. Each shard's
+    stream is closed once read."""
+    from webdataset import tariterators
+
+    for opened in tariterators.url_opener(shards, handler=handler):
+        try:
+            files = tariterators.tar_file_expander([opened], handler=handler)
+            yield from tariterators.group_by_keys(files, handler=handler)
+        finally:
+            opened["stream"].close()
+
+
+shard_samples = wds.pipelinefilter(_shard_samples)
+
+
 def _seed(*parts) -> int:
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & (2**63 - 1)
@@ -97,7 +115,7 @@ def make_loader(
     role = _Role(config.seed, epoch, start, global_batch)
     pipeline = wds.DataPipeline(
         wds.ResampledShards(config.shards, worker_seed=role.shard_seed, deterministic=True),
-        wds.tarfile_to_samples(handler=wds.warn_and_continue),
+        shard_samples(),
         _Stream(role, config.shuffle_buffer, rank, world),
         wds.decode("pil", handler=wds.warn_and_continue),
         wds.to_tuple("jpg;png;jpeg;webp", "txt", "__n__", handler=wds.warn_and_continue),
