@@ -14,7 +14,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
 venv: $(STAMP)
 
-$(STAMP): setup.py setup.cfg pyproject.toml constraints.txt pipeline/extract/_dom.pyx pipeline/extract/_urls.pyx
+$(STAMP): setup.py setup.cfg pyproject.toml constraints.txt pipeline/extract/_dom.pyx pipeline/extract/_urls.pyx pipeline/filters/_metaclip_match.pyx
 	$(MAKE) --no-print-directory wordnet
 	$(MAKE) --no-print-directory chromium
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

@@ -35,9 +35,12 @@ def extensions() -> list:
     from Cython.Build import cythonize
 
     urls = Extension("vlcurate.pipeline.extract._urls", ["pipeline/extract/_urls.pyx"])
+    match = Extension(
+        "vlcurate.pipeline.filters._metaclip_match", ["pipeline/filters/_metaclip_match.pyx"]
+    )
     if not (LEXBOR / "source" / "lexbor" / "html" / "html.h").exists():
         print(f"setup.py: no lexbor sources in {LEXBOR}; building without the compiled pass")
-        return cythonize([urls], quiet=True)
+        return cythonize([urls, match], quiet=True)
     dom = Extension(
         "vlcurate.pipeline.extract._dom",
         ["pipeline/extract/_dom.pyx", *lexbor_sources(LEXBOR)],
@@ -45,7 +48,7 @@ def extensions() -> list:
         define_macros=[("LEXBOR_STATIC", None)],
         extra_compile_args=["-O3", "-std=c99", "-Wno-unused-function", "-g0"],
     )
-    return cythonize([urls, dom], quiet=True)
+    return cythonize([urls, match, dom], quiet=True)
 
 
 setup(

@@ -1,7 +1,7 @@
 """MetaCLIP balancing over the whole pool, in Spark: the filter stage's last corpus-wide step.
 
 Each caption the rules and the dedup kept is matched against the metadata once, on the
-executors (one automaton per Python worker), its entry ids kept beside the row (a persisted
+executors (one n-gram table per Python worker), its entry ids kept beside the row (a persisted
 ``entries`` column), exploded and counted per entry (``groupBy(entry).count()``): only the
 per-entry counts (one integer per entry) come back to the driver, never the captions. The
 counts are broadcast and each kept row gets its draw

@@ -5,17 +5,14 @@ caption is padded with a space on each side, each of ``, . ; : ? !`` and the bac
 space on each side, and tabs, newlines and carriage returns become spaces. An entry matches
 where its padded form is a substring of the spaced caption, that is where its tokens appear
 in the caption one after the other ("hot dog" in "a hot dog, grilled", not in "hotdogs").
-One Aho-Corasick automaton (``pyahocorasick``) over every entry finds them all in one pass,
-overlapping matches included.
+A table of the entries' token n-grams, in C (``_metaclip_match.pyx``), finds them all in one
+pass over a batch, overlapping matches included.
 
 ``lowercase`` (the default, for the lower-case ``builtin`` metadata) lowers both the entries and
 the caption; MetaCLIP itself matches case-sensitively (``lowercase: false``). Entries that are
 equal once stripped (and lowered) share the first one's id; empty entries never match.
 """
 
-from itertools import chain
-
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -47,54 +44,42 @@ class Matcher:
     """Entry ids (positions in ``entries``) of the entries each caption contains."""
 
     def __init__(self, entries: list[str], lowercase: bool = True):
-        import ahocorasick  # an install requirement; imported here so recipes load without it
+        from vlcurate.pipeline.filters._metaclip_match import NgramTable  # built by make venv
 
         self.size = len(entries)
         self.lowercase = lowercase
-        self.automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        keys, ids = [], []
         for i, entry in enumerate(entries):
             key = normalise_entry(entry, lowercase)
-            if key and SEPARATOR not in key and f" {key} " not in self.automaton:
-                self.automaton.add_word(f" {key} ", i)
-        if len(self.automaton) == 0:
+            if key and SEPARATOR not in key:
+                keys.append(key.encode("utf-8", "surrogatepass"))
+                ids.append(i)
+        self.table = NgramTable(keys, ids)
+        if self.table.entries == 0:
             raise ValueError("metadata: no entry with text in it")
-        self.automaton.make_automaton()
 
     def match(self, caption: str | None) -> list[int]:
         """The sorted ids of the entries ``caption`` contains (none for a null caption)."""
         if not caption:
             return []
-        found = {i for _, i in self.automaton.iter(spacing(caption, self.lowercase))}
-        return sorted(found)
+        text = spacing(caption, self.lowercase).encode("utf-8", "surrogatepass")
+        return self.table.match(text, 1, False)[1].tolist()
 
     def match_arrow(self, captions: pa.Array | pa.ChunkedArray) -> pa.ListArray:
         """A list of entry ids per caption (int32, sorted), aligned with ``captions``.
 
         One pass for the whole batch: the captions are joined with NUL (which no entry holds,
-        so no match spans two captions), spaced and lowered at once, searched once, and each
-        match is given to its caption by the position of the separators around it."""
+        so no match spans two captions), spaced and lowered at once, and searched once, the
+        NUL between two captions closing the first one's list."""
         texts = pc.fill_null(captions, "").to_pylist()
         joined = SEPARATOR.join(texts)
         if joined.count(SEPARATOR) != max(len(texts) - 1, 0):  # a caption holds a NUL
-            return self._match_each(texts)
+            return pa.array([self.match(text) for text in texts], pa.list_(pa.int32()))
         spaced = f" {_space_out(joined)} ".replace(SEPARATOR, f" {SEPARATOR} ")
         if self.lowercase:
             spaced = spaced.lower()
-        codes = np.frombuffer(spaced.encode("utf-32-le"), dtype=np.uint32)
-        bounds = np.flatnonzero(codes == 0)  # positions of the separators, in characters
-        found = np.fromiter(chain.from_iterable(self.automaton.iter(spaced)), dtype=np.int64)
-        ends, ids = found[0::2], found[1::2]
-        keys = np.sort(np.searchsorted(bounds, ends) * self.size + ids)
-        keys = keys[np.concatenate([keys[:1] >= 0, keys[1:] != keys[:-1]])]  # np.unique: slower
-        rows, ids = np.divmod(keys, self.size)
-        offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(texts)))])
-        return pa.ListArray.from_arrays(
-            pa.array(offsets.astype(np.int32)), pa.array(ids.astype(np.int32), pa.int32())
-        )
-
-    def _match_each(self, texts: list[str]) -> pa.ListArray:
-        matches = [self.match(text) for text in texts]
-        return pa.array(matches, pa.list_(pa.int32()))
+        offsets, ids = self.table.match(spaced.encode("utf-8", "surrogatepass"), len(texts), True)
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()))
 
 
 def get_matcher(metadata: str, lowercase: bool = True) -> Matcher:

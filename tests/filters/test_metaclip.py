@@ -77,6 +77,34 @@ def test_matching_equals_a_brute_force_phrase_search():
     assert sum(map(len, expected)) > 400  # the comparison is not vacuous
 
 
+def test_matching_equals_metaclips_substring_rule():
+    """The definition itself: ``" entry "`` a substring of the spaced caption. Entries with
+    doubled spaces, punctuation, tabs and non-ASCII letters; a caption of repeated words (more
+    matches than bytes, so the output grows); case kept and lowered."""
+    rng = np.random.default_rng(7)
+    words = ["a", "b", "ab", "straße", "İs", "ΟΔΟΣ", "x.y", "", "c\td", "日本"]
+    entries = [" ".join(rng.choice(words, size=rng.integers(1, 5))) for _ in range(300)]
+    entries += ["a", "a a", "a a a", "a  b", "  b ", "x.y", "c\td", "a\x00b"]
+    captions = ["a " * 400, "a  b  a  b", "x.y c\td", "a\x00b c"]
+    for _ in range(300):
+        parts = rng.choice(words + ["A", "B", "Ab"], size=rng.integers(0, 10))
+        captions.append("".join(f"{w}{rng.choice([' ', '  ', ', ', '.', chr(9)])}" for w in parts))
+    for lowercase in (True, False):
+        matcher = Matcher(entries, lowercase)
+        keys = {}
+        for i, entry in enumerate(entries):
+            key = entry.strip().lower() if lowercase else entry.strip()
+            if key and "\x00" not in key:
+                keys.setdefault(key, i)
+        expected = [
+            sorted(i for key, i in keys.items() if f" {key} " in spacing(c, lowercase))
+            for c in captions
+        ]
+        assert matcher.match_arrow(pa.array(captions)).to_pylist() == expected
+        assert [matcher.match(c) for c in captions] == expected
+        assert sum(map(len, expected)) > len(captions) and len(expected[0]) == 3
+
+
 def test_p_to_t_is_the_smallest_threshold_keeping_the_share():
     counts = np.array([1, 2, 3, 7, 40, 100, 0])
     for share in (0.05, 0.2, 0.5, 0.61, 0.9, 0.999, 1.0):
