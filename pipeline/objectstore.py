@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import fsspec
 
+from vlcurate.pipeline import uploads
+
 OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
 # Executors write markers and shards the driver then looks for: a listing cached in this
 # process would hide them, so S3 listings are not cached (FSSPEC_S3_USE_LISTINGS_CACHE overrides).
@@ -29,18 +31,23 @@ def whole_object(fs, path: str, mode: str):
     """A file written to its final key that appears only if the block succeeds. fsspec's
     buffered file commits what it has on ``close()``, also when a ``with`` is left on an
     exception: so close only on success, and otherwise ``discard()`` (s3fs aborts its multipart
-    upload; a small object was never sent)."""
+    upload; a small object was never sent). Inside :func:`vlcurate.pipeline.uploads.
+    in_background` the ``close()`` runs in an upload thread."""
     raw = fs.open(path, "wb")
     f = raw if "b" in mode else io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
     try:
         yield f
         if f is not raw:
             f.detach()
-        raw.close()
     except BaseException:
         raw.discard()
         raw.closed = True  # so that garbage collection does not commit it either
         raise
+    background = uploads.active()
+    if background is None:
+        raw.close()
+    else:
+        background.submit(path, raw.close)
 
 
 def read_whole(fs, path: str) -> bytes:

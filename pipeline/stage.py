@@ -18,7 +18,9 @@ and fields of its own for ``stats.json`` (:meth:`Stage.finish`).
 4. give the units without a done marker to an executor (:mod:`vlcurate.pipeline.executors`),
    which calls :func:`run_unit` for each: the stage checks the unit's input (a unit it refuses
    is counted with its reason and gets no marker), processes it, and the done marker
-   ``_done/NAME.json`` (the unit's stats and the settings digest) is written last;
+   ``_done/NAME.json`` (the unit's stats and the settings digest) is written last (on an object
+   store once the unit's uploads, finished in threads while the next unit runs, have completed:
+   :mod:`vlcurate.pipeline.uploads`);
 5. merge every unit's stats, checked ``in == kept + sum(dropped)``, add the stage's own fields
    and write ``stats.json``.
 
@@ -29,14 +31,17 @@ exists for a partial output.
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
-from vlcurate.pipeline import storage
+from vlcurate.pipeline import storage, uploads
 from vlcurate.pipeline.stats import StageStats
 
 DONE = "_done"
-UNIT_REFUSED = "refused"  # the units tally: units whose input the stage refused
+UNIT_REFUSED = "refused"
+CHECK_THREADS = 8  # inputs checked at once  # the units tally: units whose input the stage refused
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,9 @@ def read_marker(stage: Stage, unit: Unit) -> dict | None:
         return None
 
 
-def _write_marker(stage: Stage, unit: Unit, stats: StageStats) -> dict:
+def _write_marker(stage: Stage, unit: Unit, stats: StageStats, background=None) -> dict:
+    """The unit's done marker, written after its outputs: with ``background`` (an
+    :class:`~vlcurate.pipeline.uploads.Uploads`), once their uploads have completed."""
     marker = {
         "stage": stage.name,
         "unit": unit.name,
@@ -117,7 +124,11 @@ def _write_marker(stage: Stage, unit: Unit, stats: StageStats) -> dict:
         "settings": stage.settings(),
         "stats": stats.to_dict(),
     }
-    storage.write_text_atomic(marker_path(stage, unit), json.dumps(marker, indent=1) + "\n")
+    text = json.dumps(marker, indent=1) + "\n"
+    if background is None:
+        storage.write_text_atomic(marker_path(stage, unit), text)
+    else:
+        background.after(partial(storage.write_text_atomic, marker_path(stage, unit), text))
     return marker
 
 
@@ -128,17 +139,23 @@ def run_unit(stage: Stage, unit: Unit, device: str = "cpu") -> dict:
 
 def run_units(stage: Stage, units: list[Unit], device: str = "cpu") -> Iterator[dict]:
     """What an executor runs where the work is done: each unit checked, processed and marked,
-    yielding its marker (or ``{"unit": name, "refused": reason}``) as it finishes."""
+    yielding its marker (or ``{"unit": name, "refused": reason}``) as it finishes.
+
+    The checks (reads of the inputs, on a store a round trip or more each) run in threads;
+    on an object store a unit's uploads complete while the next unit is processed
+    (:mod:`vlcurate.pipeline.uploads`), its marker written after them, and this ends only when
+    every upload has completed."""
     accepted = []
-    for unit in units:
-        reason = stage.check(unit)
-        if reason is None:
-            accepted.append(unit)
-        else:
-            yield {"unit": unit.name, "input": unit.input, "refused": reason}
-    for unit, stats in zip(accepted, stage.process_many(accepted, device), strict=True):
-        stats.check()
-        yield _write_marker(stage, unit, stats)
+    with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="check") as pool:
+        for unit, reason in zip(units, pool.map(stage.check, units), strict=True):
+            if reason is None:
+                accepted.append(unit)
+            else:
+                yield {"unit": unit.name, "input": unit.input, "refused": reason}
+    with uploads.in_background() as background:
+        for unit, stats in zip(accepted, stage.process_many(accepted, device), strict=True):
+            stats.check()
+            yield _write_marker(stage, unit, stats, background)
 
 
 def check_output(stage: Stage) -> None:

@@ -19,6 +19,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vlcurate.pipeline import uploads
 from vlcurate.pipeline.objectstore import (  # noqa: F401 (OBJECT_STORES, open_sized, ...: API)
     OBJECT_STORES,
     abort_uploads,
@@ -105,12 +106,14 @@ def absolute(url: str) -> str:
 
 
 def exists(url: str) -> bool:
+    uploads.settle(url)
     fs, path = fsspec.core.url_to_fs(url)
     return fs.exists(path)
 
 
 def isfile(url: str) -> bool:
     """On S3 one listing (s3fs's ``isfile`` sends a HEAD, then lists on a miss)."""
+    uploads.settle(url)
     fs, path = fsspec.core.url_to_fs(url)
     parent, _, name = path.rstrip("/").rpartition("/")
     found = folder_sizes(fs, parent, name) if parent else None
@@ -118,12 +121,14 @@ def isfile(url: str) -> bool:
 
 
 def isdir(url: str) -> bool:
+    uploads.settle(url)
     fs, path = fsspec.core.url_to_fs(url)
     return fs.isdir(path)
 
 
 def remove_tree(url: str) -> None:
     """Delete a folder and everything in it, if it exists."""
+    uploads.settle(url)
     fs, path = fsspec.core.url_to_fs(url)
     if fs.exists(path):
         fs.rm(path, recursive=True)
@@ -131,6 +136,7 @@ def remove_tree(url: str) -> None:
 
 def remove(url: str) -> None:
     """Delete a file if it exists."""
+    uploads.settle(url)
     fs, path = fsspec.core.url_to_fs(url)
     if fs.exists(path):
         fs.rm(path)
@@ -138,6 +144,7 @@ def remove(url: str) -> None:
 
 def move(source: str, target: str) -> None:
     """Rename ``source`` to ``target`` (both on one filesystem), replacing it."""
+    uploads.settle(source)
     fs, path = fsspec.core.url_to_fs(source)
     fs.mv(path, fsspec.core.url_to_fs(target)[1])
 
@@ -145,6 +152,7 @@ def move(source: str, target: str) -> None:
 def glob(pattern: str) -> list[str]:
     """The files matching ``pattern`` (a path or URL), sorted, spelled as the pattern is (an
     ``s3://`` pattern gives ``s3://`` URLs)."""
+    uploads.settle(pattern)
     fs, path = fsspec.core.url_to_fs(pattern)
     unstrip = fs.unstrip_protocol if "://" in pattern else str
     return sorted(unstrip(p) for p in fs.glob(path))
@@ -160,6 +168,7 @@ def names(url: str, suffix: str = "") -> set[str]:
 def sizes(url: str, prefix: str = "") -> dict[str, int]:
     """``{name: size}`` of the files right in the folder ``url`` whose names start with
     ``prefix``, in one listing (on S3, of those names only); empty if there is no folder."""
+    uploads.settle(url)
     fs, path = fsspec.core.url_to_fs(url)
     found = folder_sizes(fs, path, prefix)
     if found is not None:
@@ -176,6 +185,7 @@ def read_table(url: str, **kwargs):
     """``pyarrow.parquet.read_table`` of a file or folder on any fsspec filesystem (never
     Arrow's own S3 client, which knows nothing of fsspec's configuration). A ``.parquet`` file
     on an object store is fetched whole, in one request, and read from memory."""
+    uploads.settle(url)
     fs, path = fsspec.core.url_to_fs(url)
     if is_object_store(fs) and path.endswith(".parquet"):
         try:
@@ -187,12 +197,14 @@ def read_table(url: str, **kwargs):
 
 def parquet_metadata(url: str):
     """One parquet file's footer: ``.num_rows``, ``.schema.to_arrow_schema()``."""
+    uploads.settle(url)
     with fsspec.open(url, "rb") as f:
         return pq.read_metadata(f)
 
 
 def read_bytes(url: str) -> bytes:
     """A whole file, in one request on an object store (no HEAD first, as ``open`` makes)."""
+    uploads.settle(url)
     fs, path = fsspec.core.url_to_fs(url)
     return read_whole(fs, path)
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import threading
 
 import fsspec
 import torch
@@ -23,6 +24,7 @@ BLOCK = 512
 SPOOL_BYTES = 4 * 2**30  # at most this much of object-store tars on local disk at once
 _SPOOLED: dict[str, str] = {}  # object-store URL -> its local copy (DataLoader workers fork)
 _SPOOL = {"dir": None, "bytes": 0, "made": 0}
+_SPOOL_LOCK = threading.Lock()
 
 
 class _NeedTarfile(Exception):
@@ -125,25 +127,36 @@ def spool(url: str, source, size: int) -> str | None:
     fetching it again; None when the copies would pass ``SPOOL_BYTES``. The shard check reads
     every tar whole, so the scoring then reads each shard from the store once, not twice."""
     unspool(url)  # checked again: one copy, the new one
-    if _SPOOL["bytes"] + size > SPOOL_BYTES:
-        return None
-    if _SPOOL["dir"] is None:
-        _SPOOL["dir"] = tempfile.mkdtemp(prefix="curate-spool-")
-        atexit.register(shutil.rmtree, _SPOOL["dir"], True)
-    _SPOOL["made"] += 1
-    local = os.path.join(_SPOOL["dir"], f"{_SPOOL['made']}-{url.rsplit('/', 1)[-1]}")
-    with open(local, "wb") as out:
-        shutil.copyfileobj(source, out, 8 << 20)
-    _SPOOLED[url] = local
-    _SPOOL["bytes"] += size
+    with _SPOOL_LOCK:  # shards are checked in threads
+        if _SPOOL["bytes"] + size > SPOOL_BYTES:
+            return None
+        if _SPOOL["dir"] is None:
+            _SPOOL["dir"] = tempfile.mkdtemp(prefix="curate-spool-")
+            atexit.register(shutil.rmtree, _SPOOL["dir"], True)
+        _SPOOL["made"] += 1
+        _SPOOL["bytes"] += size
+        local = os.path.join(_SPOOL["dir"], f"{_SPOOL['made']}-{url.rsplit('/', 1)[-1]}")
+    try:
+        with open(local, "wb") as out:
+            shutil.copyfileobj(source, out, 8 << 20)
+    except BaseException:
+        with _SPOOL_LOCK:
+            _SPOOL["bytes"] -= size
+        if os.path.exists(local):
+            os.remove(local)
+        raise
+    with _SPOOL_LOCK:
+        _SPOOLED[url] = local
     return local
 
 
 def unspool(url: str) -> None:
     """Delete the local copy of ``url``, if there is one."""
-    local = _SPOOLED.pop(url, None)
+    with _SPOOL_LOCK:
+        local = _SPOOLED.pop(url, None)
+        if local is not None:
+            _SPOOL["bytes"] -= os.path.getsize(local)
     if local is not None:
-        _SPOOL["bytes"] -= os.path.getsize(local)
         os.remove(local)
 
 
