@@ -74,14 +74,12 @@ class Uploads:
             if path and path.startswith(prefix):
                 future.result()
 
-    def close(self, cancel: bool = False) -> None:
-        """Wait for everything (or, with ``cancel``, what has started), raising the first error."""
-        if cancel:
-            for _, future in self.in_flight:
-                future.cancel()
+    def close(self, raise_errors: bool = True) -> None:
+        """Wait for every upload and step submitted, raising the first error (or, without
+        ``raise_errors``, leaving the error that ended the scope to be the one raised)."""
         wait([f for _, f in self.in_flight])
         self.pool.shutdown(wait=True)
-        if not cancel:
+        if raise_errors:
             self._prune(0)
 
 
@@ -111,13 +109,15 @@ def settle(url: str) -> None:
 
 @contextmanager
 def in_background(threads: int = UPLOAD_THREADS, units_ahead: int = UNITS_AHEAD):
-    """The scope of :class:`Uploads`: left only when every upload in it is complete."""
+    """The scope of :class:`Uploads`: left only when every upload in it is complete, also when
+    a unit fails: the units finished before it keep their outputs and markers (a resumed run
+    does not redo them), and what the failed unit had written whole is whole but unmarked."""
     scope = Uploads(threads, units_ahead)
     _ACTIVE.append(scope)
     try:
         yield scope
     except BaseException:
-        scope.close(cancel=True)
+        scope.close(raise_errors=False)
         raise
     else:
         scope.close()

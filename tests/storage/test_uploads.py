@@ -110,6 +110,21 @@ def test_a_step_runs_after_every_upload_before_it_and_never_after_a_failure():
     assert uploads.active() is None
 
 
+def test_a_failing_unit_leaves_the_markers_of_the_units_before_it():
+    done: list[str] = []
+
+    def slow_upload():
+        time.sleep(0.3)
+        done.append("upload 1")
+
+    with pytest.raises(RuntimeError, match="unit 2"):
+        with uploads.in_background(threads=1) as scope:  # the marker waits for a thread
+            scope.submit("b/1", slow_upload)
+            scope.after(lambda: done.append("marker 1"))
+            raise RuntimeError("unit 2 failed")
+    assert done == ["upload 1", "marker 1"]
+
+
 def test_other_threads_write_at_once():
     with uploads.in_background() as scope:
         seen = []
