@@ -3,9 +3,10 @@
 A stage says four things: its units of work (:meth:`Stage.units`: input files, shards), what in
 its settings decides its outputs (:meth:`Stage.settings`), how to process one unit
 (:meth:`Stage.process`, writing every output under a temporary name and renaming it when whole,
-see :func:`vlcurate.pipeline.storage.atomic_open`), and, optionally, a pass over the whole corpus
-before the units (:meth:`Stage.prepare`: filter's dedup, the docs' URL counts, select's plan)
-and fields of its own for ``stats.json`` (:meth:`Stage.finish`).
+see :func:`vlcurate.pipeline.storage.atomic_open`, or refusing a unit whose input is not whole,
+with a reason), and, optionally, a pass over the whole corpus before the units
+(:meth:`Stage.prepare`: filter's dedup, the docs' URL counts, select's plan) and fields of its
+own for ``stats.json`` (:meth:`Stage.finish`).
 
 :func:`run_stage` does the rest, in this order, the same way for every stage:
 
@@ -16,8 +17,8 @@ and fields of its own for ``stats.json`` (:meth:`Stage.finish`).
    an object store its unfinished multipart uploads (one listing for all the folders);
 3. run the corpus-wide pass;
 4. give the units without a done marker to an executor (:mod:`vlcurate.pipeline.executors`),
-   which calls :func:`run_unit` for each: the stage checks the unit's input (a unit it refuses
-   is counted with its reason and gets no marker), processes it, and the done marker
+   which calls :func:`run_units` on them: the stage processes each (a unit it refuses is
+   counted with its reason and gets no marker), and the done marker
    ``_done/NAME.json`` (the unit's stats and the settings digest) is written last (on an object
    store once the unit's uploads, finished in threads while the next unit runs, have completed:
    :mod:`vlcurate.pipeline.uploads`);
@@ -31,7 +32,6 @@ exists for a partial output.
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar
@@ -40,8 +40,7 @@ from vlcurate.pipeline import storage, uploads
 from vlcurate.pipeline.stats import StageStats
 
 DONE = "_done"
-UNIT_REFUSED = "refused"
-CHECK_THREADS = 8  # inputs checked at once  # the units tally: units whose input the stage refused
+UNIT_REFUSED = "refused"  # the units tally: units whose input the stage refused
 
 
 @dataclass(frozen=True)
@@ -76,19 +75,16 @@ class Stage:
     def units(self) -> list[Unit]:
         raise NotImplementedError
 
-    def check(self, unit: Unit) -> str | None:
-        """A reason to refuse the unit's input (a truncated shard, say), or None."""
-        return None
-
     def prepare(self, units: list[Unit], todo: list[Unit]) -> None:
         """The corpus-wide pass, before any unit is processed (``todo``: those not done)."""
 
-    def process(self, unit: Unit, device: str = "cpu") -> StageStats:
+    def process(self, unit: Unit, device: str = "cpu") -> StageStats | str:
+        """The unit's stats, or the reason to refuse its input (a truncated shard, say)."""
         raise NotImplementedError
 
-    def process_many(self, units: list[Unit], device: str = "cpu") -> Iterator[StageStats]:
+    def process_many(self, units: list[Unit], device: str = "cpu") -> Iterator[StageStats | str]:
         """One unit after the other; a stage whose units share costly set-up (a DataLoader's
-        worker processes) overrides this and yields each unit's stats as it finishes."""
+        worker processes) overrides this and yields each unit's result as it finishes."""
         for unit in units:
             yield self.process(unit, device)
 
@@ -133,29 +129,24 @@ def _write_marker(stage: Stage, unit: Unit, stats: StageStats, background=None) 
 
 
 def run_unit(stage: Stage, unit: Unit, device: str = "cpu") -> dict:
-    """Check, process and mark one unit; for a refused unit, ``{"refused": reason}``."""
-    return next(iter(run_units(stage, [unit], device)))
+    """Process and mark one unit (its uploads complete); a refused one's ``{"refused": ...}``."""
+    (marker,) = run_units(stage, [unit], device)
+    return marker
 
 
 def run_units(stage: Stage, units: list[Unit], device: str = "cpu") -> Iterator[dict]:
-    """What an executor runs where the work is done: each unit checked, processed and marked,
-    yielding its marker (or ``{"unit": name, "refused": reason}``) as it finishes.
-
-    The checks (reads of the inputs, on a store a round trip or more each) run in threads;
-    on an object store a unit's uploads complete while the next unit is processed
+    """What an executor runs where the work is done: each unit processed and marked, yielding
+    its marker (or ``{"unit": name, "input": ..., "refused": reason}``) as it finishes. On an
+    object store a unit's uploads complete while the next unit is processed
     (:mod:`vlcurate.pipeline.uploads`), its marker written after them, and this ends only when
     every upload has completed."""
-    accepted = []
-    with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="check") as pool:
-        for unit, reason in zip(units, pool.map(stage.check, units), strict=True):
-            if reason is None:
-                accepted.append(unit)
-            else:
-                yield {"unit": unit.name, "input": unit.input, "refused": reason}
     with uploads.in_background() as background:
-        for unit, stats in zip(accepted, stage.process_many(accepted, device), strict=True):
-            stats.check()
-            yield _write_marker(stage, unit, stats, background)
+        for unit, result in zip(units, stage.process_many(units, device), strict=True):
+            if isinstance(result, str):
+                yield {"unit": unit.name, "input": unit.input, "refused": result}
+                continue
+            result.check()
+            yield _write_marker(stage, unit, result, background)
 
 
 def check_output(stage: Stage) -> None:

@@ -77,10 +77,15 @@ class Batches(torch.utils.data.IterableDataset):
     """The samples of ``shards`` as :class:`~vlcurate.pipeline.score.shards.ShardStream` gives
     them (``work_factory(slots)`` builds the per-sample work), in batches of ``batch_size``
     samples (shard ends ride along): ``{"items", "pixel_rows", ARRAY: tensor, ..., "buffer"}``,
-    where ``pixel_rows`` are the items that filled a slot (the item said ``"decoded"``)."""
+    where ``pixel_rows`` are the items that filled a slot (the item said ``"decoded"``);
+    ``verdicts``: the shard checks' (:class:`~vlcurate.pipeline.score.checks.Verdicts`; None:
+    every shard read as it is)."""
 
-    def __init__(self, shards: list[str], work_factory, batch_size: int, workers: int):
+    def __init__(
+        self, shards: list[str], work_factory, batch_size: int, workers: int, verdicts=None
+    ):
         self.shards, self.work_factory, self.batch_size = shards, work_factory, batch_size
+        self.verdicts = verdicts
         self.busy = torch.zeros(RING * max(1, workers), dtype=torch.uint8)
         if workers:
             self.busy.share_memory_()  # made before the workers fork: one array for all
@@ -89,7 +94,7 @@ class Batches(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         worker = info.id if info else 0
         slots = Slots(self.batch_size, self.busy, worker * RING, shared=info is not None)
-        stream = ShardStream(self.shards, lambda: self.work_factory(slots))
+        stream = ShardStream(self.shards, lambda: self.work_factory(slots), None, self.verdicts)
         items, rows, samples = [], [], 0
         for item in stream:
             if item.pop("decoded", False):

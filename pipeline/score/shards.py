@@ -10,6 +10,7 @@ long names, links) to ``tarfile``. :func:`read_index` also says whether the tar 
 """
 
 import atexit
+import hashlib
 import os
 import shutil
 import tarfile
@@ -23,7 +24,7 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
 BLOCK = 512
 SPOOL_BYTES = 4 * 2**30  # at most this much of object-store tars on local disk at once
 _SPOOLED: dict[str, str] = {}  # object-store URL -> its local copy (DataLoader workers fork)
-_SPOOL = {"dir": None, "bytes": 0, "made": 0}
+_SPOOL = {"dir": None, "bytes": 0}
 _SPOOL_LOCK = threading.Lock()
 
 
@@ -121,21 +122,33 @@ def sample_count(members: list[tuple[str, int, int]]) -> int:
     return sum(1 for n, key in enumerate(keys) if n == 0 or key != keys[n - 1])
 
 
-def spool(url: str, source, size: int) -> str | None:
-    """Copy the object-store tar ``url`` from the open file ``source`` to local disk, where
-    :func:`tar_samples` (here and in DataLoader workers forked later) reads it instead of
-    fetching it again; None when the copies would pass ``SPOOL_BYTES``. The shard check reads
-    every tar whole, so the scoring then reads each shard from the store once, not twice."""
-    unspool(url)  # checked again: one copy, the new one
-    with _SPOOL_LOCK:  # shards are checked in threads
-        if _SPOOL["bytes"] + size > SPOOL_BYTES:
-            return None
+def spool_folder() -> str:
+    """The folder of this process's local copies, made once (before any DataLoader worker
+    forks, so that the workers know where the copies made later are)."""
+    with _SPOOL_LOCK:
         if _SPOOL["dir"] is None:
             _SPOOL["dir"] = tempfile.mkdtemp(prefix="curate-spool-")
             atexit.register(shutil.rmtree, _SPOOL["dir"], True)
-        _SPOOL["made"] += 1
+        return _SPOOL["dir"]
+
+
+def spool_path(url: str) -> str:
+    """Where :func:`spool` puts the local copy of ``url``: a name of the URL alone."""
+    digest = hashlib.sha1(url.encode()).hexdigest()[:16]
+    return os.path.join(spool_folder(), f"{digest}-{url.rsplit('/', 1)[-1]}")
+
+
+def spool(url: str, source, size: int) -> str | None:
+    """Copy the object-store tar ``url`` from the open file ``source`` to local disk, where
+    :func:`tar_samples` reads it instead of fetching it again; None when the copies would pass
+    ``SPOOL_BYTES``. The shard check reads every tar whole, so the scoring then reads each
+    shard from the store once, not twice."""
+    unspool(url)  # checked again: one copy, the new one
+    local = spool_path(url)
+    with _SPOOL_LOCK:  # shards are checked in threads
+        if _SPOOL["bytes"] + size > SPOOL_BYTES:
+            return None
         _SPOOL["bytes"] += size
-        local = os.path.join(_SPOOL["dir"], f"{_SPOOL['made']}-{url.rsplit('/', 1)[-1]}")
     try:
         with open(local, "wb") as out:
             shutil.copyfileobj(source, out, 8 << 20)
@@ -150,6 +163,12 @@ def spool(url: str, source, size: int) -> str | None:
     return local
 
 
+def spooled(url: str) -> bool:
+    """Whether a local copy of ``url`` is there (at :func:`spool_path`)."""
+    with _SPOOL_LOCK:
+        return url in _SPOOLED
+
+
 def unspool(url: str) -> None:
     """Delete the local copy of ``url``, if there is one."""
     with _SPOOL_LOCK:
@@ -160,13 +179,14 @@ def unspool(url: str) -> None:
         os.remove(local)
 
 
-def tar_samples(shard: str, wanted=None):
+def tar_samples(shard: str, wanted=None, source: str | None = None):
     """The samples of a WebDataset tar, in order, as ``(index, {"__key__": ..., "jpg": bytes,
     ...})`` (the files of one sample are adjacent and share the name before the first dot).
     With ``wanted(index)``, other samples are skipped without reading their bytes. The last
-    thing yielded is ``(count, None)``: how many samples the shard holds. A tar the shard
-    check spooled (:func:`spool`) is read from its local copy."""
-    with fsspec.open(_SPOOLED.get(shard, shard), "rb") as f:
+    thing yielded is ``(count, None)``: how many samples the shard holds. The tar is read from
+    ``source`` when given, else from the local copy the shard check made (:func:`spool`), if
+    any."""
+    with fsspec.open(source or _SPOOLED.get(shard, shard), "rb") as f:
         index, key, sample = -1, None, {}
         for path, offset, size in tar_index(f):
             name, _, ext = path.rpartition("/")[2].partition(".")  # as sample_key
@@ -209,10 +229,14 @@ class ShardStream(torch.utils.data.IterableDataset):
     in ``indices[shard]``, when given). After its share of a shard each worker yields
     ``{"shard": n, "end": count}``: when every worker's end has arrived, the shard is whole.
     ``work`` is built once per worker, so detectors load once per process, not once per shard.
+    With ``verdicts`` (:class:`~vlcurate.pipeline.score.checks.Verdicts`), each shard is read
+    only once its check has taken it, and from where the check says; a refused shard is not
+    read, and each worker yields ``{"shard": n, "end": 0}`` for it.
     """
 
-    def __init__(self, shards: list[str], work_factory, indices: list[set] | None = None):
+    def __init__(self, shards: list[str], work_factory, indices=None, verdicts=None):
         self.shards, self.work_factory, self.indices = shards, work_factory, indices
+        self.verdicts = verdicts
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -224,7 +248,11 @@ class ShardStream(torch.utils.data.IterableDataset):
             def wanted(index: int) -> bool:
                 return index % workers == worker and (only is None or index in only)  # noqa: B023
 
-            for index, sample in tar_samples(shard, wanted):
+            source = self.verdicts.wait(n) if self.verdicts is not None else shard
+            if source is None:
+                yield {"shard": n, "end": 0}
+                continue
+            for index, sample in tar_samples(shard, wanted, source):
                 if sample is None:
                     yield {"shard": n, "end": index}
                 else:

@@ -2,9 +2,10 @@
 ``NNNNN``), into ``scores/``, ``img_emb/``, ``text_emb/`` and ``metadata/`` (see
 :mod:`~vlcurate.pipeline.score.writer`).
 
-Each shard is checked first (:func:`~vlcurate.pipeline.score.inputs.check_shard`: a partial
-one is refused by name, counted, and the others go on). The shards a process is given stream
-through one DataLoader (:func:`~vlcurate.pipeline.score.stream.score_stream`), with the models
+Each shard is checked (:func:`~vlcurate.pipeline.score.inputs.check_shard`: a partial one is
+refused by name, counted, and the others go on), a few shards ahead of the scoring
+(:mod:`~vlcurate.pipeline.score.checks`). The shards a process is given stream through one
+DataLoader (:func:`~vlcurate.pipeline.score.stream.score_stream`), with the models
 loaded once per process (:func:`~vlcurate.pipeline.score.models.scorers_for`). With
 ``watermark=ocr`` each shard takes a second pass, OCR in the workers on the images that earned
 it (all decoded images, or those at or above ``watermark_min_clip``): OCR costs about 0.2 s per
@@ -19,7 +20,7 @@ from vlcurate.pipeline import storage
 from vlcurate.pipeline.devices import process_devices, resolve_device
 from vlcurate.pipeline.score.clip import column_name
 from vlcurate.pipeline.score.config import ScoreConfig, face_detector_of, settings
-from vlcurate.pipeline.score.inputs import check_shard, shard_name
+from vlcurate.pipeline.score.inputs import shard_name
 from vlcurate.pipeline.score.models import Scorers, scorers_for
 from vlcurate.pipeline.score.stream import score_stream
 from vlcurate.pipeline.score.writer import FOLDERS, STAGE
@@ -45,9 +46,6 @@ class ScoreStage(Stage):
     def units(self) -> list[Unit]:
         return [Unit(shard_name(path), path) for path in self.shards]
 
-    def check(self, unit: Unit) -> str | None:
-        return check_shard(unit.input)
-
     def prepare(self, units: list[Unit], todo: list[Unit]) -> None:
         """Load the models once here, so that bad model settings fail before any shard is read
         or any worker started: on the one device this process will score on (and keep them),
@@ -60,13 +58,13 @@ class ScoreStage(Stage):
         else:
             Scorers(self.config, "cpu")
 
-    def process_many(self, units: list[Unit], device: str = "cpu") -> Iterator[StageStats]:
+    def process_many(self, units: list[Unit], device: str = "cpu") -> Iterator[StageStats | str]:
         if not units:
             return
         scorers = scorers_for(self.config, resolve_device(device))
         yield from score_stream([u.input for u in units], self.output, self.config, scorers)
 
-    def process(self, unit: Unit, device: str = "cpu") -> StageStats:
+    def process(self, unit: Unit, device: str = "cpu") -> StageStats | str:
         return next(self.process_many([unit], device))
 
     def finish(self, stats: StageStats) -> dict:

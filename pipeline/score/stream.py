@@ -1,7 +1,8 @@
 """Scoring many shards through one DataLoader: its worker processes start once, decode every
 sample into one uint8 batch, and the main process moves it to the device once, where CLIP,
 open_nsfw and the pHash's DCT each take their input from it (the embedding heads read CLIP's
-embeddings). A shard is finished (ordered, OCR'd, written) as soon
+embeddings). The shards are checked a few ahead of the scoring, in threads
+(:mod:`~vlcurate.pipeline.score.checks`). A shard is finished (ordered, OCR'd, written) as soon
 as every worker has sent its end of it."""
 
 import os
@@ -12,12 +13,12 @@ from dataclasses import dataclass, field
 import torch
 
 from vlcurate.pipeline.score.batches import Batches
+from vlcurate.pipeline.score.checks import ShardChecks
 from vlcurate.pipeline.score.config import ScoreConfig
 from vlcurate.pipeline.score.models import Scorers
 from vlcurate.pipeline.score.nsfw import RESIZE as OPEN_NSFW_SIDE
 from vlcurate.pipeline.score.passes import FirstPass
 from vlcurate.pipeline.score.phash import hashes
-from vlcurate.pipeline.score.shards import unspool
 from vlcurate.pipeline.score.writer import finish_shard, row
 from vlcurate.pipeline.stats import StageStats
 
@@ -63,27 +64,29 @@ def first_pass(config: ScoreConfig, scorers: Scorers) -> FirstPass:
 
 def score_stream(
     shards: list[str], output: str, config: ScoreConfig, scorers: Scorers
-) -> Iterator[StageStats]:
-    """Score ``shards``; each one's files are written as soon as all of it has been scored,
-    and its stats yielded, in the order of ``shards``."""
+) -> Iterator[StageStats | str]:
+    """Check and score ``shards``; each one's files are written as soon as all of it has been
+    scored, and its stats yielded (or the reason it was refused), in the order of ``shards``."""
     gathering = {n: Gathered(path) for n, path in enumerate(shards)}
     ends_needed = max(1, config.workers)
-    batches = Batches(shards, first_pass(config, scorers), config.batch_size, config.workers)
+    checks = ShardChecks(shards, shared=config.workers > 0)
+    work = first_pass(config, scorers)
+    batches = Batches(shards, work, config.batch_size, config.workers, checks.verdicts)
     finished = 0
     try:
+        checks.start()
         with _cores_left(config.workers, scorers.clip.device):
             for batch in batches.loader(config.workers, scorers.clip.device):
                 scores = _score_batch(batch, scorers)
                 batches.release(batch)
                 _gather(batch, scores, gathering, scorers)
                 while finished in gathering and gathering[finished].ends == ends_needed:
-                    stats = finish_shard(gathering.pop(finished), output, config, scorers)
-                    unspool(shards[finished])  # the local copy the shard check made, if any
-                    yield stats
+                    gathered, reason = gathering.pop(finished), checks.reason(finished)
+                    yield reason or finish_shard(gathered, output, config, scorers)
+                    checks.done(finished)
                     finished += 1
     finally:
-        for shard in shards:
-            unspool(shard)
+        checks.close()
     if gathering:
         raise RuntimeError(f"the DataLoader ended before {gathering[finished].path} was whole")
 

@@ -1,0 +1,79 @@
+"""The shard checks beside the scoring (pipeline/score/checks.py): a window of shards checked
+ahead, refused shards skipped by the DataLoader's workers and counted in order, a check's
+error raised at its shard after the shards before it are done."""
+
+import dataclasses
+import json
+import os
+
+import pytest
+
+from vlcurate.pipeline.score import checks as checks_module
+from vlcurate.pipeline.score import inputs
+from vlcurate.pipeline.score.checks import ShardChecks
+from vlcurate.pipeline.score.shards import ShardStream
+from vlcurate.pipeline.score.stage import score_shards
+
+from .raw_shards import FAST, small_photos, write_raw_shard
+
+
+def _shards(folder, n: int, per_shard: int = 3) -> list[str]:
+    folder.mkdir()
+    return [write_raw_shard(folder, s, small_photos(per_shard, s)) for s in range(n)]
+
+
+@pytest.mark.timeout(120)  # a reader waiting on the window would hang
+def test_checks_run_a_window_ahead_and_a_waiting_reader_moves_it(tmp_path):
+    tars = _shards(tmp_path / "in", 4)
+    os.remove(inputs.stats_path(tars[1]))
+    checks = ShardChecks(tars, shared=False, ahead=1)
+    checks.start()
+    assert checks.reason(0) is None
+    assert checks.taken == 1  # the others wait for the window
+    # a reader past the window (nothing finished yet) has its shards checked as it reaches them
+    work = lambda: lambda i, sample: {"key": sample["__key__"]}  # noqa: E731
+    items = list(ShardStream(tars, work, None, checks.verdicts))
+    assert [checks.reason(n) for n in range(4)] == [None, inputs.NO_STATS_JSON, None, None]
+    checks.close()
+    by_shard = [[item for item in items if item["shard"] == n] for n in range(4)]
+    assert by_shard[1] == [{"shard": 1, "end": 0}]  # refused: not read
+    assert [len(s) for s in by_shard] == [4, 1, 4, 4]  # three samples and the end
+
+
+@pytest.mark.timeout(120)  # a reader waiting on the window would hang
+def test_a_run_of_refused_shards_longer_than_the_window(tmp_path, monkeypatch):
+    """Workers pass refused shards without a sample, so the ends the main process needs to
+    move the window sit in their unfilled batches: they must not wait on the window."""
+    monkeypatch.setattr(checks_module, "CHECKS_AHEAD", 2)
+    tars = _shards(tmp_path / "in", 8, per_shard=2)
+    for tar in tars[1:7]:
+        os.remove(inputs.stats_path(tar))
+    out = tmp_path / "out"
+    config = dataclasses.replace(FAST, workers=2, batch_size=16)
+    stats = score_shards(tars, str(out), config, progress=False)
+    assert stats["units"]["dropped"] == {inputs.NO_STATS_JSON: 6}
+    assert (stats["in"], stats["kept"], stats["shards"]) == (4, 4, 2)
+
+
+def test_refused_shards_between_scored_ones_with_worker_processes(tmp_path):
+    tars = _shards(tmp_path / "in", 4)
+    os.remove(inputs.sidecar_path(tars[1]))
+    os.truncate(tars[2], os.path.getsize(tars[2]) // 2)
+    out = tmp_path / "out"
+    config = dataclasses.replace(FAST, workers=2)
+    stats = score_shards(tars, str(out), config, progress=False)
+    assert stats["refused_units"] == {"00001": 1, "00002": 1}
+    assert (stats["in"], stats["kept"], stats["shards"]) == (6, 6, 2)
+    assert sorted(p.name for p in (out / "_done").iterdir()) == ["00000.json", "00003.json"]
+
+
+def test_a_check_that_fails_fails_the_run_at_its_shard(tmp_path):
+    tars = _shards(tmp_path / "in", 3)
+    os.remove(tars[1])
+    os.mkdir(tars[1])  # a folder where the tar should be: reading it raises
+    out = tmp_path / "out"
+    with pytest.raises(IsADirectoryError):
+        score_shards(tars, str(out), FAST, progress=False)
+    assert sorted(p.name for p in (out / "_done").iterdir()) == ["00000.json"]
+    marker = json.loads((out / "_done" / "00000.json").read_text())
+    assert marker["stats"]["kept"] == 3
