@@ -248,9 +248,9 @@ class ShardStream(torch.utils.data.IterableDataset):
             def wanted(index: int) -> bool:
                 return index % workers == worker and (only is None or index in only)  # noqa: B023
 
-            source = self.verdicts.wait(n) if self.verdicts is not None else shard
-            if source is None:
-                yield {"shard": n, "end": 0}
+            source = None  # without verdicts: the local copy the check made, if any
+            if self.verdicts is not None and (source := self.verdicts.wait(n)) is None:
+                yield {"shard": n, "end": 0}  # refused: not read
                 continue
             for index, sample in tar_samples(shard, wanted, source):
                 if sample is None:

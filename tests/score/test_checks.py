@@ -11,7 +11,7 @@ import pytest
 from vlcurate.pipeline.score import checks as checks_module
 from vlcurate.pipeline.score import inputs
 from vlcurate.pipeline.score.checks import ShardChecks
-from vlcurate.pipeline.score.shards import ShardStream
+from vlcurate.pipeline.score.shards import ShardStream, spool, unspool
 from vlcurate.pipeline.score.stage import score_shards
 
 from .raw_shards import FAST, small_photos, write_raw_shard
@@ -77,3 +77,19 @@ def test_a_check_that_fails_fails_the_run_at_its_shard(tmp_path):
     assert sorted(p.name for p in (out / "_done").iterdir()) == ["00000.json"]
     marker = json.loads((out / "_done" / "00000.json").read_text())
     assert marker["stats"]["kept"] == 3
+
+
+def test_a_reader_without_verdicts_reads_the_local_copy_of_a_stored_shard(tmp_path):
+    """The OCR pass reads a shard after its check (ShardStream without verdicts): from the
+    check's local copy while there is one, not from the store a second time."""
+    (tar,) = _shards(tmp_path / "in", 1)
+    url = "memory://nowhere/00000.tar"  # nothing there: a read of the source would fail
+    with open(tar, "rb") as source:
+        assert spool(url, source, os.path.getsize(tar)) is not None
+    work = lambda: lambda i, sample: {"key": sample["__key__"]}  # noqa: E731
+    try:
+        items = list(ShardStream([url], work, [{0, 2}]))
+    finally:
+        unspool(url)
+    assert [item["key"] for item in items[:-1]] == ["000000000", "000000002"]
+    assert items[-1] == {"shard": 0, "end": 3}
