@@ -8,6 +8,10 @@ and past ``SPOOL_BYTES`` fetch each tar twice. So :class:`ShardChecks` checks a 
 read shard ``n`` once its verdict is in a small array in shared memory (:class:`Verdicts`, made
 before they fork): not at all when it was refused, from the local copy when there is one.
 
+The first shard is checked alone, the other threads starting once its verdict is in: every
+worker waits for it before its first batch, and the threads' fetches share one event loop (the
+store client's), so fetched beside the next ones it would arrive only when they all had.
+
 A worker never waits on the window: one that reaches a shard beyond it (past a run of refused
 or tiny shards, its batch not yet full, so the shards the main process needs to finish are
 still in it) says so in the same array, and that shard is checked at once. A check that raised
@@ -101,7 +105,8 @@ class ShardChecks:
         with self.changed:
             while not self.closed and self.taken < len(self.shards):
                 n = self.taken
-                if n < self.finished + self.ahead or self.verdicts.wanted[n:].any():
+                ready = n == 0 or self.futures[0].done()  # the first shard is checked alone
+                if ready and (n < self.finished + self.ahead or self.verdicts.wanted[n:].any()):
                     self.taken += 1
                     return n
                 self.changed.wait(WANTED_POLL_S)
@@ -113,6 +118,9 @@ class ShardChecks:
                 self.futures[n].set_result(self._check(n))
             except BaseException as error:  # raised in the main process, at shard n
                 self.futures[n].set_exception(error)
+            if n == 0:
+                with self.changed:
+                    self.changed.notify_all()
 
     def _check(self, n: int) -> str | None:
         shard, state = self.shards[n], REFUSED

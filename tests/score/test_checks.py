@@ -5,6 +5,7 @@ error raised at its shard after the shards before it are done."""
 import dataclasses
 import json
 import os
+import threading
 
 import pytest
 
@@ -38,6 +39,30 @@ def test_checks_run_a_window_ahead_and_a_waiting_reader_moves_it(tmp_path):
     by_shard = [[item for item in items if item["shard"] == n] for n in range(4)]
     assert by_shard[1] == [{"shard": 1, "end": 0}]  # refused: not read
     assert [len(s) for s in by_shard] == [4, 1, 4, 4]  # three samples and the end
+
+
+@pytest.mark.timeout(120)
+def test_the_first_shard_is_checked_alone(tmp_path, monkeypatch):
+    """Every worker waits for shard 0 before its first batch: no other check (on a store, a
+    fetch on the same client) may start beside it; the others then run together."""
+    tars = _shards(tmp_path / "in", 3)
+    started, beside_first, another = [], [], threading.Event()
+
+    def check(shard):
+        started.append(shard)
+        if shard == tars[0]:
+            another.wait(0.5)  # time for a second thread to take a shard, were it allowed to
+            beside_first.extend(started[1:])
+        else:
+            another.set()
+
+    monkeypatch.setattr(checks_module, "check_shard", check)
+    checks = ShardChecks(tars, shared=False)
+    checks.start()
+    assert [checks.reason(n) for n in range(3)] == [None, None, None]
+    checks.close()
+    assert beside_first == []
+    assert started[0] == tars[0] and sorted(started[1:]) == tars[1:]
 
 
 @pytest.mark.timeout(120)  # a reader waiting on the window would hang
